@@ -1,0 +1,16 @@
+/** The `ane` command line: probe, check, run, bench, inspect. */
+import { Command } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Effect } from "effect"
+import { command as check } from "./check.js"
+import { command as inspect } from "./inspect.js"
+import { command as run } from "./run.js"
+
+const ane = Command.make("ane").pipe(
+  Command.withDescription("Compile, check, inspect and run MIL programs on the Apple Neural Engine or its CPU simulator"),
+  Command.withSubcommands([check, inspect, run])
+)
+
+const cli = Command.run(ane, { name: "ane", version: "0.1.0" })
+
+cli(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain({ disableErrorReporting: false }))

@@ -1,0 +1,158 @@
+/**
+ * The Backend port: the low-level contract the hardware driver and the CPU simulator both implement, and that a
+ * test can stub. Nothing above this file knows which implementation it runs on.
+ */
+import { Context, Effect, Layer, Scope } from "effect"
+import type { CompileOptions } from "../schema/CompileOptions.js"
+import { CompileStats } from "../schema/CompileStats.js"
+import { DeviceInfo, type BackendKind } from "../schema/DeviceInfo.js"
+import {
+  ClosedError,
+  type CompileFailure,
+  EvalError,
+  InvalidArgumentError,
+  type MapError,
+  NoAneError,
+  type SharedEventRequiresPackageError
+} from "../schema/errors.js"
+import type { SharedEventEvalOptions } from "../schema/SharedEventEvalOptions.js"
+import { TensorLayout } from "../schema/TensorLayout.js"
+
+/** A CPU↔engine synchronisation point (an `IOSurfaceSharedEvent` on hardware): a monotonically signalled u64. */
+export interface BackendSharedEvent {
+  /** Mach port name on hardware; a process-unique number elsewhere. */
+  readonly port: number
+  readonly signaledValue: Effect.Effect<bigint, ClosedError>
+  /** CPU-side signal. */
+  readonly signal: (value: bigint) => Effect.Effect<void, ClosedError>
+  /** Blocks (off the JS thread where possible) until `value` is reached; false on timeout. */
+  readonly wait: (value: bigint, timeoutMs: number) => Effect.Effect<boolean, ClosedError>
+}
+
+/** Which events a shared-event evaluation waits on before running and signals after. */
+export interface SharedEventEval {
+  readonly wait?: { readonly event: BackendSharedEvent; readonly value: bigint }
+  readonly signal?: { readonly event: BackendSharedEvent; readonly value: bigint }
+  readonly options?: SharedEventEvalOptions
+}
+
+/** One mapped request: its own input/output surfaces and the ways to evaluate it. */
+export interface BackendRequest {
+  /** Zero-copy byte views of the input surfaces, in the model's input order, each exactly `allocSize` long. */
+  readonly inputs: ReadonlyArray<Uint8Array>
+  /** Zero-copy byte views of the output surfaces, in output order. */
+  readonly outputs: ReadonlyArray<Uint8Array>
+  /** Synchronous evaluation on the calling thread. */
+  readonly eval: Effect.Effect<void, EvalError | ClosedError>
+  /** Evaluation off the JS thread; interrupting it abandons the result (the surfaces stay valid). */
+  readonly evalAsync: Effect.Effect<void, EvalError | ClosedError>
+  /** Evaluation bracketed by shared events. */
+  readonly evalWithSharedEvents: (
+    spec: SharedEventEval
+  ) => Effect.Effect<void, EvalError | ClosedError | SharedEventRequiresPackageError>
+}
+
+/** What a backend can do beyond the basics, so the services can refuse early with a typed error. */
+export interface BackendCapabilities {
+  /** `"package-only"`: shared-event evals are refused for in-memory MIL models (the conservative hardware rule). */
+  readonly sharedEvents: "all" | "package-only" | "none"
+  /** Whether `evalAsync` really leaves the JS thread (false: it is `eval` behind an async boundary). */
+  readonly asyncEval: boolean
+}
+
+/** A compiled and loaded model. Valid until the scope it was compiled in closes. */
+export interface BackendModel {
+  /** Stable, human-readable identity for errors, spans and metrics (e.g. `mil:3f2a…` or the package path). */
+  readonly id: string
+  readonly kind: "mil" | "package"
+  readonly inputs: ReadonlyArray<TensorLayout>
+  readonly outputs: ReadonlyArray<TensorLayout>
+  readonly stats: CompileStats
+  readonly capabilities: BackendCapabilities
+  /** The model's own request (request 0), mapped at compile time. */
+  readonly request: BackendRequest
+  /** Maps one more request with its own surfaces (pools, pipelines); unmapped when `Scope` closes. */
+  readonly mapRequest: Effect.Effect<BackendRequest, MapError | ClosedError, Scope.Scope>
+}
+
+/** A standalone surface (an IOSurface on hardware). */
+export interface BackendSurface {
+  readonly id: number
+  readonly bytes: Uint8Array
+}
+
+/** The port itself. */
+export class Backend extends Context.Tag("effect-ane/Backend")<Backend, {
+  readonly kind: BackendKind
+  readonly probe: Effect.Effect<DeviceInfo, NoAneError>
+  /** Compiles, loads and maps; everything acquired is released when `Scope` closes, or at once on failure. */
+  readonly compile: (options: CompileOptions) => Effect.Effect<BackendModel, CompileFailure, Scope.Scope>
+  /** Compiles this client has spent against its budget. */
+  readonly compileCount: Effect.Effect<number>
+  /** The per-client compile budget (119 on the engine's daemon; configurable on the simulator). */
+  readonly compileLimit: number
+  readonly createSurface: (bytes: number) => Effect.Effect<BackendSurface, InvalidArgumentError | MapError, Scope.Scope>
+  readonly createSharedEvent: Effect.Effect<BackendSharedEvent, EvalError, Scope.Scope>
+  /** Native handles currently alive (models, requests, surfaces, events); zero after every scope closed. */
+  readonly liveHandles: Effect.Effect<number>
+}>() {}
+
+/** The DeviceInfo a stub reports unless told otherwise. */
+export const stubDeviceInfo = DeviceInfo.make({
+  hasAne: true,
+  numCores: 16,
+  architecture: "stub",
+  product: "stub",
+  buildVersion: "",
+  isVm: false,
+  numAnes: 1,
+  subType: "",
+  boardType: 0,
+  internalBuild: false,
+  backend: "stub"
+})
+
+const stubLayout = TensorLayout.packed({ channels: 1, height: 1, width: 32, elemSize: 2 })
+
+/**
+ * A zero-work stub model: one fp16 `[1,1,1,32]` input and output, evaluations that do nothing.
+ * Tests override only what they care about through {@link layerNoop}.
+ */
+export const stubModel = (options: CompileOptions): BackendModel => {
+  const request = (): BackendRequest => ({
+    inputs: [new Uint8Array(stubLayout.allocSize)],
+    outputs: [new Uint8Array(stubLayout.allocSize)],
+    eval: Effect.void,
+    evalAsync: Effect.void,
+    evalWithSharedEvents: () => Effect.void
+  })
+  return {
+    id: options._tag === "mil" ? "stub:mil" : `stub:${options.path}`,
+    kind: options._tag,
+    inputs: [stubLayout],
+    outputs: [stubLayout],
+    stats: CompileStats.empty,
+    capabilities: { sharedEvents: "all", asyncEval: false },
+    request: request(),
+    mapRequest: Effect.sync(request)
+  }
+}
+
+/** A Backend that does nothing and succeeds; pass the members a test needs to control. */
+export const layerNoop = (partial: Partial<Backend["Type"]> = {}): Layer.Layer<Backend> =>
+  Layer.succeed(Backend, {
+    kind: "stub",
+    probe: Effect.succeed(stubDeviceInfo),
+    compile: (options) => Effect.succeed(stubModel(options)),
+    compileCount: Effect.succeed(0),
+    compileLimit: 119,
+    createSurface: (bytes) => Effect.succeed({ id: 1, bytes: new Uint8Array(bytes) }),
+    createSharedEvent: Effect.succeed({
+      port: 1,
+      signaledValue: Effect.succeed(0n),
+      signal: () => Effect.void,
+      wait: () => Effect.succeed(true)
+    }),
+    liveHandles: Effect.succeed(0),
+    ...partial
+  })

@@ -27,7 +27,13 @@ export type Literal =
   | { readonly kind: "number"; readonly text: string; readonly value: number; readonly pos: Pos }
   | { readonly kind: "string"; readonly value: string; readonly pos: Pos }
   | { readonly kind: "bool"; readonly value: boolean; readonly pos: Pos }
-  | { readonly kind: "list"; readonly items: ReadonlyArray<Literal>; readonly pos: Pos }
+  | {
+    readonly kind: "list"
+    readonly items: ReadonlyArray<Literal>
+    /** Set (to true) only for a parenthesised tuple literal `("a", {...})`, as in function attribute blocks. */
+    readonly tuple?: true
+    readonly pos: Pos
+  }
   | { readonly kind: "dict"; readonly entries: ReadonlyArray<readonly [Literal, Literal]>; readonly pos: Pos }
 
 /** An argument or attribute value. */

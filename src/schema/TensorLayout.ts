@@ -1,5 +1,6 @@
 /** The byte layout of one ANE I/O tensor as the compiled model reports it, and the stride math around it. */
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
+import { InvalidArgumentError } from "./errors.js"
 
 /** The engine's row alignment: every row of an IOSurface starts on a 64-byte boundary (spec/native-protocol.md §6.3). */
 export const ROW_ALIGNMENT = 64
@@ -89,4 +90,67 @@ export const layoutProblem = (l: {
     return `PlaneStride ${l.planeStride} < Height*RowStride ${l.height * l.rowStride}`
   }
   return undefined
+}
+
+/** The numeric fields of a layout, as a caller might hand-build them (untrusted). */
+export interface TensorLayoutFields {
+  readonly name?: string
+  readonly symbol?: string
+  readonly channels: number
+  readonly width: number
+  readonly height: number
+  readonly elemSize: number
+  readonly rowStride: number
+  readonly planeStride: number
+}
+
+const show = (x: number): string => (Number.isNaN(x) ? "NaN" : String(x))
+
+/**
+ * The first field of a hand-built layout that is unusable, as a typed error naming the field, what it must be and
+ * what was given; undefined when the layout is safe to address (same rules as {@link layoutProblem}, plus integer
+ * and finiteness checks on every field).
+ */
+export const tensorLayoutInvalid = (
+  l: TensorLayoutFields,
+  op = "TensorLayout.validated"
+): InvalidArgumentError | undefined => {
+  const bad = (argument: string, expected: string, actual: number) =>
+    new InvalidArgumentError({ op, argument, expected, actual: show(actual) })
+  for (const field of ["channels", "height", "width"] as const) {
+    const v = l[field]
+    if (!Number.isSafeInteger(v) || v <= 0) return bad(field, "a positive integer", v)
+  }
+  if (l.elemSize !== 2 && l.elemSize !== 4) return bad("elemSize", "2 (fp16) or 4 (fp32)", l.elemSize)
+  const min = rowStrideFor(l.width, l.elemSize)
+  if (!Number.isSafeInteger(l.rowStride) || l.rowStride % ROW_ALIGNMENT !== 0 || l.rowStride < min) {
+    return bad("rowStride", `a multiple of ${ROW_ALIGNMENT} bytes, at least ${min} (width ${l.width} × ${l.elemSize} bytes)`,
+      l.rowStride)
+  }
+  if (!Number.isSafeInteger(l.planeStride) || l.planeStride < l.height * l.rowStride) {
+    return bad("planeStride", `an integer number of bytes, at least ${l.height * l.rowStride} (height × rowStride)`,
+      l.planeStride)
+  }
+  return undefined
+}
+
+/** Builds a {@link TensorLayout} from untrusted numbers, failing with an InvalidArgumentError naming the bad field. */
+export const makeTensorLayout = (
+  l: TensorLayoutFields,
+  op = "TensorLayout.validated"
+): Effect.Effect<TensorLayout, InvalidArgumentError> => {
+  const problem = tensorLayoutInvalid(l, op)
+  if (problem !== undefined) return Effect.fail(problem)
+  return Effect.succeed(
+    TensorLayout.make({
+      name: l.name ?? "",
+      symbol: l.symbol ?? "",
+      channels: l.channels,
+      width: l.width,
+      height: l.height,
+      elemSize: l.elemSize as 2 | 4,
+      rowStride: l.rowStride,
+      planeStride: l.planeStride
+    })
+  )
 }

@@ -1,0 +1,61 @@
+/**
+ * Host overhead of `model.eval` through the Ane service over a raw Backend request eval, on a zero-work stub:
+ * N evals in one Effect loop each way, medians of repeated runs. Also the cost with per-eval spans turned on.
+ */
+import { Effect, Exit, Layer, Scope } from "effect"
+import * as Ane from "../src/services/Ane.js"
+import { Backend, layerNoop } from "../src/services/Backend.js"
+import { CompileOptions } from "../src/schema/CompileOptions.js"
+import { medianNs, round } from "./harness.js"
+
+const N = 20_000
+
+export default async function evalOverhead(): Promise<Record<string, number>> {
+  const scope = Effect.runSync(Scope.make())
+  const layer = Layer.merge(layerNoop(), Ane.layerNoop())
+  const traced = Ane.layerNoop({}, { traceEvals: true })
+  const setup = Effect.gen(function*() {
+    const backend = yield* Backend
+    const ane = yield* Ane.Ane
+    const options = CompileOptions.mil({ text: "program(1.3) {}" })
+    const raw = yield* backend.compile(options)
+    const model = yield* ane.compile(options)
+    const tracedModel = yield* Effect.flatMap(Ane.Ane, (a) => a.compile(options)).pipe(Effect.provide(traced))
+    return { raw, model, tracedModel }
+  })
+  const { model, raw, tracedModel } = Effect.runSync(Effect.provide(setup, layer).pipe(Scope.extend(scope)))
+  const loop = (e: Effect.Effect<void, unknown>) =>
+    Effect.gen(function*() {
+      for (let i = 0; i < N; i++) yield* e
+    })
+  const rawLoop = loop(raw.request.eval)
+  const serviceLoop = loop(model.eval)
+  const tracedLoop = loop(tracedModel.eval)
+  // Interleaved runs, so a busy neighbour slows both sides of each pair alike; medians of the pairs.
+  const timeNs = (e: Effect.Effect<void, unknown>) => {
+    const t0 = process.hrtime.bigint()
+    Effect.runSync(e)
+    return Number(process.hrtime.bigint() - t0) / N
+  }
+  for (let i = 0; i < 5; i++) { timeNs(rawLoop); timeNs(serviceLoop); timeNs(tracedLoop) }
+  const raws: Array<number> = [], services: Array<number> = [], diffs: Array<number> = []
+  for (let r = 0; r < 31; r++) {
+    const a = timeNs(rawLoop)
+    const b = timeNs(serviceLoop)
+    raws.push(a)
+    services.push(b)
+    diffs.push(b - a)
+  }
+  const median = (xs: Array<number>) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)]!
+  const rawNs = median(raws)
+  const serviceNs = median(services)
+  const tracedNs = medianNs(() => Effect.runSync(tracedLoop), 7) / N
+  Effect.runSync(Scope.close(scope, Exit.void))
+  return {
+    raw_eval_us: round(rawNs / 1000),
+    service_eval_us: round(serviceNs / 1000),
+    overhead_us: round(median(diffs) / 1000),
+    traced_overhead_us: round((tracedNs - rawNs) / 1000),
+    evals_per_run: N
+  }
+}

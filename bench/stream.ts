@@ -1,0 +1,91 @@
+/**
+ * Pipelined evaluation through `RequestPool.evalStream`:
+ * - `per_element_us`: host cost per element on a zero-work stub whose evalAsync completes on the next event-loop
+ *   turn (`per_element_sync_us`: completing at once);
+ * - `speedup_depth4`: throughput at depth 4 over depth 1 on the simulator with its latency model fixed at 100 µs
+ *   per evaluation (a small program, so the simulated compute itself stays negligible).
+ */
+import { Effect, Layer, Stream } from "effect"
+import { CompileOptions } from "../src/schema/CompileOptions.js"
+import * as Ane from "../src/services/Ane.js"
+import { layerNoop, stubModel } from "../src/services/Backend.js"
+import type { Model } from "../src/services/Model.js"
+import * as RequestPool from "../src/services/RequestPool.js"
+import { round } from "./harness.js"
+
+/** Completes from a microtask, as a native completion callback would: asynchronous, but no event-loop turn. */
+const microtask = Effect.async<void>((resume) => {
+  queueMicrotask(() => resume(Effect.void))
+})
+/** Completes on the next event-loop turn. */
+const nextTurn = Effect.async<void>((resume) => {
+  setImmediate(() => resume(Effect.void))
+})
+
+const asyncStub = (evalAsync: Effect.Effect<void>) =>
+  layerNoop({
+    compile: (options) =>
+      Effect.sync(() => {
+        const m = stubModel(options)
+        const withAsync = <R extends typeof m.request>(r: R) => ({ ...r, evalAsync })
+        return { ...m, request: withAsync(m.request), mapRequest: Effect.map(m.mapRequest, withAsync) }
+      })
+  })
+
+const smallProgram = `program(1.3)
+{
+    func main<ios18>(tensor<fp16, [1, 16, 1, 64]> x) {
+        tensor<fp16, [1, 16, 1, 64]> y = add(x = x, y = x)[name = string("y")];
+    } -> (y);
+}
+`
+
+const timeStream = (model: Model, depth: number, count: number, elems: number) =>
+  Effect.gen(function*() {
+    const inputs = Array.from({ length: count }, () => [new Float32Array(elems)] as ReadonlyArray<Float32Array>)
+    const t0 = process.hrtime.bigint()
+    const n = yield* Stream.fromIterable(inputs).pipe(
+      RequestPool.evalStream(model, { depth }),
+      Stream.runCount
+    )
+    if (n !== count) throw new Error(`stream produced ${n} of ${count}`)
+    return Number(process.hrtime.bigint() - t0) / 1000
+  })
+
+const best = <E>(runs: number, fx: Effect.Effect<number, E>) =>
+  Effect.map(Effect.replicateEffect(fx, runs), (xs) => Math.min(...xs))
+
+const perElement = (layer: Layer.Layer<Ane.Ane>) =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const model = yield* (yield* Ane.Ane).compile(CompileOptions.mil({ text: "program(1.3) {}" }))
+    const elems = model.inputs[0]!.logicalElements
+    const N = 20_000
+    yield* timeStream(model, 4, 2000, elems)
+    return (yield* best(5, timeStream(model, 4, N, elems))) / N
+  })).pipe(Effect.provide(layer)))
+
+export default async function stream(): Promise<Record<string, number | string>> {
+  const micro = await perElement(Ane.layerBackend().pipe(Layer.provide(asyncStub(microtask)), Layer.orDie))
+  const turn = await perElement(Ane.layerBackend().pipe(Layer.provide(asyncStub(nextTurn)), Layer.orDie))
+  const sync = await perElement(Ane.layerNoop())
+
+  const speed = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const model = yield* (yield* Ane.Ane).compile(CompileOptions.mil({ text: smallProgram }))
+    const elems = model.inputs[0]!.logicalElements
+    const count = 1000
+    yield* timeStream(model, 4, 200, elems)
+    const d1 = yield* best(3, timeStream(model, 1, count, elems))
+    const d4 = yield* best(3, timeStream(model, 4, count, elems))
+    return { d1: d1 / count, d4: d4 / count }
+  })).pipe(Effect.provide(Ane.layerSimulator({ latency: { fixedUs: 100 }, rules: "off" }))))
+
+  return {
+    per_element_us: round(micro),
+    per_element_next_turn_us: round(turn),
+    per_element_sync_us: round(sync),
+    depth1_us_per_eval: round(speed.d1),
+    depth4_us_per_eval: round(speed.d4),
+    speedup_depth4: round(speed.d1 / speed.d4, 2),
+    speedup_model: "simulator, latency fixedUs 100"
+  }
+}

@@ -1,0 +1,105 @@
+;; fp16 <-> f32 conversion kernels (WebAssembly SIMD), eight elements per step, assembled by scripts/wasm.mjs into
+;; fp16.wasm.ts. The host copies data into this module's memory, converts there and copies the result out; counts
+;; are rounded up to a multiple of 8 by the host, which reserves the slack. The lane math is written out inline
+;; because Node 20's engine does not inline wasm calls, and a call per vector costs more than the math.
+;;
+;; f32 -> fp16: IEEE round-to-nearest-even, subnormal results kept, |x| >= 65520 -> Inf, NaN -> sign|0x7E00.
+;; fp16 -> f32: exact; subnormals normalised, Inf kept, NaN payload kept (shifted left 13).
+(module
+  (memory (export "memory") 1)
+
+  ;; $n f32 at $src -> $n fp16 at $dst, contiguous; $n a multiple of 8.
+  ;; Per 32-bit lane (abs = |x| bits):
+  ;;   n = (abs - (112 << 23) + 0xFFF + lsb) >> 13 (arithmetic): the normal-range result, rounded to nearest even on
+  ;;       bit 13. Negative below 2^-15, saturates to 0x7FFF above the fp16 range after narrowing.
+  ;;   s = bits(abs + 0.5f) - bits(0.5f): adding 0.5 makes the float unit round at 2^-24, fp16's subnormal spacing,
+  ;;       so s is the subnormal result (0..0x400) for |x| < 2^-14 and is never below n elsewhere.
+  ;; Then, on 16-bit lanes: r = min(max(n, min(s, 0x400)), 0x7C00), NaN adds the quiet bit, and the sign is bit 15
+  ;; of x narrowed with signed saturation (negative stays negative).
+  (func (export "f32_to_f16") (param $src i32) (param $dst i32) (param $n i32)
+    (local $end i32)
+    (local $a v128) (local $b v128) (local $absA v128) (local $absB v128)
+    (local $kAbs v128) (local $kBias v128) (local $kOne v128) (local $kHalf v128)
+    (local $k400 v128) (local $k7C00 v128) (local $k200 v128) (local $k8000 v128)
+    (local.set $kAbs (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
+    (local.set $kBias (v128.const i32x4 0xc8000fff 0xc8000fff 0xc8000fff 0xc8000fff)) ;; -(112 << 23) + 0xFFF
+    (local.set $kOne (v128.const i32x4 1 1 1 1))
+    (local.set $kHalf (v128.const i32x4 0x3f000000 0x3f000000 0x3f000000 0x3f000000)) ;; 0.5f
+    (local.set $k400 (v128.const i16x8 0x400 0x400 0x400 0x400 0x400 0x400 0x400 0x400))
+    (local.set $k7C00 (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00))
+    (local.set $k200 (v128.const i16x8 0x200 0x200 0x200 0x200 0x200 0x200 0x200 0x200))
+    (local.set $k8000 (v128.const i16x8 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000))
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+      (loop $step
+        (local.set $a (v128.load (local.get $src)))
+        (local.set $b (v128.load offset=16 (local.get $src)))
+        (local.set $absA (v128.and (local.get $a) (local.get $kAbs)))
+        (local.set $absB (v128.and (local.get $b) (local.get $kAbs)))
+        (v128.store (local.get $dst)
+          (v128.or
+            (v128.or
+              ;; min(max(n, min(s, 0x400)), 0x7C00)
+              (i16x8.min_s
+                (i16x8.max_s
+                  (i16x8.narrow_i32x4_s
+                    (i32x4.shr_s
+                      (i32x4.add (i32x4.add (local.get $absA) (local.get $kBias))
+                        (v128.and (i32x4.shr_u (local.get $absA) (i32.const 13)) (local.get $kOne)))
+                      (i32.const 13))
+                    (i32x4.shr_s
+                      (i32x4.add (i32x4.add (local.get $absB) (local.get $kBias))
+                        (v128.and (i32x4.shr_u (local.get $absB) (i32.const 13)) (local.get $kOne)))
+                      (i32.const 13)))
+                  (i16x8.min_s
+                    (i16x8.narrow_i32x4_s
+                      (i32x4.sub (f32x4.add (local.get $absA) (local.get $kHalf)) (local.get $kHalf))
+                      (i32x4.sub (f32x4.add (local.get $absB) (local.get $kHalf)) (local.get $kHalf)))
+                    (local.get $k400)))
+                (local.get $k7C00))
+              ;; NaN: quiet bit
+              (v128.and
+                (i16x8.narrow_i32x4_s (f32x4.ne (local.get $a) (local.get $a)) (f32x4.ne (local.get $b) (local.get $b)))
+                (local.get $k200)))
+            ;; sign: signed saturation keeps it in bit 15
+            (v128.and (i16x8.narrow_i32x4_s (local.get $a) (local.get $b)) (local.get $k8000))))
+        (local.set $src (i32.add (local.get $src) (i32.const 32)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (br_if $step (i32.lt_u (local.get $src) (local.get $end))))))
+
+  ;; $n fp16 at $src -> $n f32 at $dst, contiguous; $n a multiple of 8.
+  ;; Per lane (x = the half sign-extended to 32 bits): o = (x & 0x7FFF) << 13 is the float 2^112 too small (fp16
+  ;; subnormals become f32 subnormals); one exact multiply by 2^112 fixes the scale. Exponent 31 (Inf/NaN) then needs
+  ;; the f32 exponent forced to 255; the sign is bit 31 of x.
+  (func (export "f16_to_f32") (param $src i32) (param $dst i32) (param $n i32)
+    (local $end i32) (local $h v128) (local $x v128) (local $o v128)
+    (local $k7FFF v128) (local $kScale v128) (local $kInfT v128) (local $kExp v128) (local $kSign v128)
+    (local.set $k7FFF (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))
+    (local.set $kScale (v128.const i32x4 0x77800000 0x77800000 0x77800000 0x77800000)) ;; 2^112
+    (local.set $kInfT (v128.const i32x4 0x0f7fffff 0x0f7fffff 0x0f7fffff 0x0f7fffff)) ;; above: exponent 31
+    (local.set $kExp (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
+    (local.set $kSign (v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000))
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
+    (block $done
+      (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+      (loop $step
+        (local.set $h (v128.load (local.get $src)))
+        (local.set $x (i32x4.extend_low_i16x8_s (local.get $h)))
+        (local.set $o (i32x4.shl (v128.and (local.get $x) (local.get $k7FFF)) (i32.const 13)))
+        (v128.store (local.get $dst)
+          (v128.or
+            (v128.or (f32x4.mul (local.get $o) (local.get $kScale))
+              (v128.and (i32x4.gt_s (local.get $o) (local.get $kInfT)) (local.get $kExp)))
+            (v128.and (local.get $x) (local.get $kSign))))
+        (local.set $x (i32x4.extend_high_i16x8_s (local.get $h)))
+        (local.set $o (i32x4.shl (v128.and (local.get $x) (local.get $k7FFF)) (i32.const 13)))
+        (v128.store offset=16 (local.get $dst)
+          (v128.or
+            (v128.or (f32x4.mul (local.get $o) (local.get $kScale))
+              (v128.and (i32x4.gt_s (local.get $o) (local.get $kInfT)) (local.get $kExp)))
+            (v128.and (local.get $x) (local.get $kSign))))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+        (br_if $step (i32.lt_u (local.get $src) (local.get $end))))))
+)

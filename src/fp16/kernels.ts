@@ -1,0 +1,152 @@
+/**
+ * Bulk fp16 ↔ f32 conversion over a staging area: WebAssembly SIMD kernels (fp16.wat) where the engine has them,
+ * a table-driven / integer JS fallback elsewhere. Both convert contiguous runs and give identical bits.
+ */
+import { wasmBase64 } from "./fp16.wasm.js"
+import { f32BitsToFp16, fp16ToF32Bits } from "./scalar.js"
+
+/** A byte area the surface codecs stage blocks in, with the two conversions over it (offsets in bytes). */
+export interface Staging {
+  readonly kind: "wasm-simd" | "js"
+  /** Makes the area at least `bytes` long; views obtained before may be stale afterwards. */
+  readonly reserve: (bytes: number) => void
+  readonly u8: () => Uint8Array
+  readonly u16: () => Uint16Array
+  readonly f32: () => Float32Array
+  /** `n` f32 at byte `src` → `n` fp16 at byte `dst`; may touch up to 7 elements past `n` on both sides. */
+  readonly f32ToF16: (src: number, dst: number, n: number) => void
+  /** `n` fp16 at byte `src` → `n` f32 at byte `dst`; may touch up to 7 elements past `n` on both sides. */
+  readonly f16ToF32: (src: number, dst: number, n: number) => void
+  /** Bumped whenever the views change (memory grew), so cached sub-views can be dropped. */
+  readonly generation: () => number
+}
+
+const roundUp8 = (n: number) => (n + 7) & ~7
+
+// The compile settings carry no DOM lib and @types/node declares WebAssembly only in part: describe what is used.
+interface WasmMemory {
+  readonly buffer: ArrayBuffer
+  grow(pages: number): number
+}
+declare const WebAssembly: {
+  validate(bytes: Uint8Array): boolean
+  readonly Module: new (bytes: Uint8Array) => object
+  readonly Instance: new (module: object, imports: object) => { readonly exports: unknown }
+}
+
+interface Fp16Exports {
+  readonly memory: WasmMemory
+  readonly f32_to_f16: (src: number, dst: number, n: number) => void
+  readonly f16_to_f32: (src: number, dst: number, n: number) => void
+}
+
+const instantiate = (): Fp16Exports | undefined => {
+  try {
+    if (typeof WebAssembly !== "object") return undefined
+    const bytes = new Uint8Array(Buffer.from(wasmBase64, "base64"))
+    // Validation fails on engines without SIMD128; that is the signal to use the JS fallback.
+    if (!WebAssembly.validate(bytes)) return undefined
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {})
+    return instance.exports as unknown as Fp16Exports
+  } catch {
+    return undefined
+  }
+}
+
+const makeWasmStaging = (ex: Fp16Exports): Staging => {
+  const memory = ex.memory
+  let u8 = new Uint8Array(memory.buffer)
+  let u16 = new Uint16Array(memory.buffer)
+  let f32 = new Float32Array(memory.buffer)
+  let generation = 0
+  return {
+    kind: "wasm-simd",
+    reserve: (bytes) => {
+      if (bytes <= memory.buffer.byteLength) return
+      memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536))
+      u8 = new Uint8Array(memory.buffer)
+      u16 = new Uint16Array(memory.buffer)
+      f32 = new Float32Array(memory.buffer)
+      generation++
+    },
+    u8: () => u8,
+    u16: () => u16,
+    f32: () => f32,
+    f32ToF16: (src, dst, n) => ex.f32_to_f16(src, dst, roundUp8(n)),
+    f16ToF32: (src, dst, n) => ex.f16_to_f32(src, dst, roundUp8(n)),
+    generation: () => generation
+  }
+}
+
+let table: Uint32Array | undefined
+/** fp16 bits → f32 bits for all 65 536 patterns (256 KiB, built on first use). */
+const f16Table = (): Uint32Array => {
+  if (table === undefined) {
+    table = new Uint32Array(65536)
+    for (let h = 0; h < 65536; h++) table[h] = fp16ToF32Bits(h)
+  }
+  return table
+}
+
+const makeJsStaging = (): Staging => {
+  let buffer = new ArrayBuffer(65536)
+  let u8 = new Uint8Array(buffer)
+  let u16 = new Uint16Array(buffer)
+  let u32 = new Uint32Array(buffer)
+  let f32 = new Float32Array(buffer)
+  let generation = 0
+  return {
+    kind: "js",
+    reserve: (bytes) => {
+      if (bytes <= buffer.byteLength) return
+      const next = new ArrayBuffer(Math.ceil(bytes / 65536) * 65536)
+      buffer = next
+      u8 = new Uint8Array(buffer)
+      u16 = new Uint16Array(buffer)
+      u32 = new Uint32Array(buffer)
+      f32 = new Float32Array(buffer)
+      generation++
+    },
+    u8: () => u8,
+    u16: () => u16,
+    f32: () => f32,
+    f32ToF16: (src, dst, n) => {
+      const s = src >>> 2
+      const d = dst >>> 1
+      for (let i = 0; i < n; i++) u16[d + i] = f32BitsToFp16(u32[s + i]!)
+    },
+    f16ToF32: (src, dst, n) => {
+      const t = f16Table()
+      const s = src >>> 1
+      const d = dst >>> 2
+      for (let i = 0; i < n; i++) u32[d + i] = t[u16[s + i]!]!
+    },
+    generation: () => generation
+  }
+}
+
+const wasmExports = instantiate()
+const wasmStaging = wasmExports ? makeWasmStaging(wasmExports) : undefined
+let jsStaging: Staging | undefined
+let forceJs = false
+
+/** True when the WebAssembly SIMD kernels loaded on this engine. */
+export const wasmSimdAvailable: boolean = wasmStaging !== undefined
+
+/**
+ * Forces the pure-JS fallback (`true`) or returns to the default (`false`: WebAssembly SIMD when available).
+ * Meant for tests and benchmarks comparing both paths; results are bit-identical either way.
+ */
+export const useJsFallback = (on: boolean): void => {
+  forceJs = on
+}
+
+/** Which conversion kernels the strided I/O functions use right now. */
+export const fp16KernelKind = (): "wasm-simd" | "js" => (!forceJs && wasmStaging ? "wasm-simd" : "js")
+
+/** The staging area of the active kernel kind. */
+export const staging = (): Staging => {
+  if (!forceJs && wasmStaging) return wasmStaging
+  if (jsStaging === undefined) jsStaging = makeJsStaging()
+  return jsStaging
+}

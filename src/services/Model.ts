@@ -1,0 +1,66 @@
+/** A compiled and loaded program: typed I/O over its surfaces and the ways to evaluate it. */
+import { Context, type Effect } from "effect"
+import type { CompileStats } from "../schema/CompileStats.js"
+import type { ClosedError, EvalError, InvalidArgumentError, SharedEventRequiresPackageError } from "../schema/errors.js"
+import type { SharedEventEvalOptions } from "../schema/SharedEventEvalOptions.js"
+import type { BackendCapabilities } from "./Backend.js"
+import type { ModelInternals, ModelTypeId } from "./internal/model.js"
+import type { TensorIO } from "./internal/io.js"
+import type { SharedEvent } from "./SharedEvent.js"
+
+export type { SurfaceViews, TensorIO } from "./internal/io.js"
+
+/** Flags of a shared-event evaluation: the schema class or a plain object of its fields. */
+export type SharedEventOptions = SharedEventEvalOptions | {
+  readonly disableIoFencesUseSharedEvents?: boolean
+  readonly enableFwToFwSignal?: boolean
+}
+
+/** Failures of a shared-event evaluation. */
+export type SharedEventEvalFailure = EvalError | ClosedError | InvalidArgumentError | SharedEventRequiresPackageError
+
+/**
+ * A compiled model, valid inside the scope it was compiled in. Closing that scope unmaps its surfaces and
+ * unloads it; every call afterwards fails with ClosedError.
+ */
+export interface Model extends TensorIO {
+  /** @internal */
+  readonly [ModelTypeId]: ModelInternals
+  /** Stable identity used in errors, spans and metric tags. */
+  readonly id: string
+  readonly kind: "mil" | "package"
+  readonly stats: CompileStats
+  readonly capabilities: BackendCapabilities
+  /** Evaluates synchronously on the calling thread (the cheapest path). */
+  readonly eval: Effect.Effect<void, EvalError | ClosedError>
+  /** Evaluates off the JS thread where the backend can; interrupting abandons the result. */
+  readonly evalAsync: Effect.Effect<void, EvalError | ClosedError>
+  /** Evaluates, then has the engine signal `event` with `value`. */
+  readonly evalWithSignalEvent: (
+    event: SharedEvent,
+    value: bigint,
+    options?: SharedEventOptions
+  ) => Effect.Effect<void, SharedEventEvalFailure>
+  /** Has the engine wait for `event` to reach `value` before evaluating. */
+  readonly evalWithWaitEvent: (
+    event: SharedEvent,
+    value: bigint,
+    options?: SharedEventOptions
+  ) => Effect.Effect<void, SharedEventEvalFailure>
+  /** Waits for `wait` to reach `waitValue`, evaluates, then signals `signal` with `signalValue`. */
+  readonly evalBidirectional: (
+    wait: SharedEvent,
+    waitValue: bigint,
+    signal: SharedEvent,
+    signalValue: bigint,
+    options?: SharedEventOptions
+  ) => Effect.Effect<void, SharedEventEvalFailure>
+}
+
+/**
+ * Per-evaluation spans (`Model.eval`, `Model.evalAsync`, …) are off by default: a span costs several µs on
+ * effect 3, far above the eval hot-path budget. Provide `true` around `Ane.compile` to trace a model's evals.
+ */
+export class TraceEvals extends Context.Reference<TraceEvals>()("effect-ane/TraceEvals", {
+  defaultValue: () => false
+}) {}

@@ -1,0 +1,53 @@
+/** The Ane client over a Backend: validation, budget, metrics, spans, lifetimes. @internal */
+import { Effect } from "effect"
+import { CompileOptions } from "../../schema/CompileOptions.js"
+import type { CompileStats } from "../../schema/CompileStats.js"
+import { CompileBudgetExhaustedError } from "../../schema/errors.js"
+import type { AneOptions, AneService } from "../Ane.js"
+import { Backend } from "../Backend.js"
+import * as Metrics from "../Metrics.js"
+import { type Model, TraceEvals } from "../Model.js"
+import { lifetime } from "./errors.js"
+import { makeModel } from "./model.js"
+import { makeSharedEvent, makeSurface } from "./sharedEvent.js"
+
+/** @internal */
+export const make = (aneOptions: AneOptions = {}) => Effect.gen(function*() {
+  const backend = yield* Backend
+  const info = yield* backend.probe
+
+  const compileModel = (op: string, options: CompileOptions) =>
+    Effect.gen(function*() {
+      yield* CompileOptions.validate(options, op)
+      const used = yield* backend.compileCount
+      if (used >= backend.compileLimit) {
+        return yield* new CompileBudgetExhaustedError({ op, used, limit: backend.compileLimit })
+      }
+      const traced = aneOptions.traceEvals === true || (yield* TraceEvals)
+      const bm = yield* backend.compile(options)
+      const life = lifetime()
+      // Added after the backend's own release, so it runs first: the model is closed before it is unloaded.
+      yield* Effect.addFinalizer(() => Effect.sync(() => { life.closed = true }))
+      Metrics.compilesTotal.unsafeUpdate(1, Metrics.modelTags(bm.id))
+      yield* Effect.annotateCurrentSpan("ane.model", bm.id)
+      return makeModel(bm, life, traced)
+    })
+
+  const service: AneService = {
+    info: Effect.succeed(info),
+    compile: (options) =>
+      compileModel("Ane.compile", options).pipe(Effect.withSpan("Ane.compile", { attributes: { "ane.backend": info.backend } })),
+    compileWithStats: (options) =>
+      compileModel("Ane.compileWithStats", options).pipe(
+        Effect.map((model): { readonly model: Model; readonly stats: CompileStats } => ({ model, stats: model.stats })),
+        Effect.withSpan("Ane.compileWithStats", { attributes: { "ane.backend": info.backend } })
+      ),
+    compileCount: backend.compileCount,
+    compileLimit: backend.compileLimit,
+    remainingBudget: Effect.map(backend.compileCount, (n) => Math.max(0, backend.compileLimit - n)),
+    createSurface: (bytes) => makeSurface(backend, bytes).pipe(Effect.withSpan("Ane.createSurface")),
+    createSharedEvent: makeSharedEvent(backend).pipe(Effect.withSpan("Ane.createSharedEvent")),
+    liveHandles: backend.liveHandles
+  }
+  return service
+})

@@ -1,0 +1,186 @@
+/** The Model implementation over a BackendModel: lifetimes, metrics, optional spans. @internal */
+import { Effect, type MetricLabel } from "effect"
+import { type ClosedError, EvalError, SharedEventRequiresPackageError } from "../../schema/errors.js"
+import { SharedEventEvalOptions } from "../../schema/SharedEventEvalOptions.js"
+import type { BackendModel, BackendRequest, SharedEventEval } from "../Backend.js"
+import * as Metrics from "../Metrics.js"
+import type { Model, SharedEventEvalFailure, SharedEventOptions } from "../Model.js"
+import type { SharedEvent } from "../SharedEvent.js"
+import { closed, describe, invalid, isClosed, type Lifetime } from "./errors.js"
+import { makeTensorIO } from "./io.js"
+import { checkU64, SharedEventTypeId } from "./sharedEvent.js"
+
+/** Key of a Model's internals. @internal */
+export const ModelTypeId: unique symbol = Symbol.for("effect-ane/Model")
+
+/** What pools and streams need from a model. @internal */
+export interface ModelInternals {
+  readonly backend: BackendModel
+  readonly life: Lifetime
+  readonly tags: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly traced: boolean
+  readonly instrument: (request: BackendRequest, resource: string, opPrefix: string, life: Lifetime) => Instrumented
+}
+
+/** Metered evaluation entry points of one request. @internal */
+export interface Instrumented {
+  readonly eval: Effect.Effect<void, EvalError | ClosedError>
+  readonly evalAsync: Effect.Effect<void, EvalError | ClosedError>
+  /** Raw async eval with metrics but no closed check (caller checked). */
+  readonly evalAsyncUnchecked: Effect.Effect<void, EvalError | ClosedError>
+  /** Async eval counting completions and durations only; the caller keeps the in-flight gauge (per batch). */
+  readonly evalAsyncBare: Effect.Effect<void, EvalError | ClosedError>
+  /** Adds `n` (possibly negative) to the model's in-flight gauge. */
+  readonly inflight: (n: number) => void
+  /** Records one completed evaluation that started at `t0` (performance.now()). */
+  readonly record: (t0: number) => void
+}
+
+/** Per-model metric bookkeeping: hooks are resolved once through a fixed tag array. @internal */
+export const meter = (tags: ReadonlyArray<MetricLabel.MetricLabel>) => {
+  let inflight = 0
+  return {
+    done: (t0: number) => {
+      Metrics.evalsTotal.unsafeUpdate(1, tags)
+      Metrics.evalDuration.unsafeUpdate(performance.now() - t0, tags)
+    },
+    enter: () => {
+      Metrics.inflight.unsafeUpdate(++inflight, tags)
+    },
+    leave: () => {
+      Metrics.inflight.unsafeUpdate(--inflight, tags)
+    },
+    add: (n: number) => {
+      inflight += n
+      Metrics.inflight.unsafeUpdate(inflight, tags)
+    }
+  }
+}
+
+const modelMeters = new WeakMap<ReadonlyArray<MetricLabel.MetricLabel>, ReturnType<typeof meter>>()
+const meterFor = (tags: ReadonlyArray<MetricLabel.MetricLabel>) => {
+  let m = modelMeters.get(tags)
+  if (m === undefined) {
+    m = meter(tags)
+    modelMeters.set(tags, m)
+  }
+  return m
+}
+
+/** @internal */
+export const instrument = (
+  bm: BackendModel,
+  tags: ReadonlyArray<MetricLabel.MetricLabel>,
+  traced: boolean
+) =>
+(request: BackendRequest, resource: string, opPrefix: string, life: Lifetime): Instrumented => {
+  const m = meterFor(tags)
+  const evalOp = `${opPrefix}.eval`
+  const asyncOp = `${opPrefix}.evalAsync`
+  const backendEval = request.eval
+  const backendAsync = request.evalAsync
+  // The sync path is the hot path: one suspend, a prebuilt tail, no allocation per call. A backend whose sync
+  // eval yields could interleave two evals and swap their timings; counts stay exact.
+  let t0 = 0
+  const timedEval = Effect.zipRight(backendEval, Effect.sync(() => m.done(t0)))
+  const closedEval = closed(evalOp, resource)
+  let evalFx: Effect.Effect<void, EvalError | ClosedError> = Effect.suspend(() => {
+    if (isClosed(life)) return closedEval
+    t0 = performance.now()
+    return timedEval
+  })
+  const asyncUnchecked = Effect.suspend(() => {
+    const t0 = performance.now()
+    m.enter()
+    return Effect.ensuring(Effect.zipRight(backendAsync, Effect.sync(() => m.done(t0))), Effect.sync(m.leave))
+  })
+  let asyncFx: Effect.Effect<void, EvalError | ClosedError> = Effect.suspend(() =>
+    isClosed(life) ? closed(asyncOp, resource) : asyncUnchecked
+  )
+  if (traced) {
+    const attributes = { "ane.model": bm.id }
+    evalFx = Effect.withSpan(evalFx, evalOp, { attributes, captureStackTrace: false })
+    asyncFx = Effect.withSpan(asyncFx, asyncOp, { attributes, captureStackTrace: false })
+  }
+  const asyncBare = Effect.suspend(() => {
+    const t0 = performance.now()
+    return Effect.flatMap(backendAsync, () => {
+      m.done(t0)
+      return Effect.void
+    })
+  })
+  return { eval: evalFx, evalAsync: asyncFx, evalAsyncUnchecked: asyncUnchecked, evalAsyncBare: asyncBare, inflight: m.add, record: m.done }
+}
+
+const toOptions = (o: SharedEventOptions | undefined): SharedEventEvalOptions | undefined =>
+  o === undefined || o instanceof SharedEventEvalOptions ? o : SharedEventEvalOptions.make({
+    disableIoFencesUseSharedEvents: o.disableIoFencesUseSharedEvents ?? false,
+    enableFwToFwSignal: o.enableFwToFwSignal ?? false
+  })
+
+/** Builds the public Model over a backend model whose lifetime is `life`. @internal */
+export const makeModel = (bm: BackendModel, life: Lifetime, traced: boolean): Model => {
+  const tags = Metrics.modelTags(bm.id)
+  const resource = `model ${bm.id}`
+  const io = makeTensorIO(resource, "Model", life, bm.request, bm.inputs, bm.outputs)
+  const inst = instrument(bm, tags, traced)
+  const evals = inst(bm.request, resource, "Model", life)
+  const m = meterFor(tags)
+
+  const shared = (
+    op: string,
+    wait: { readonly event: SharedEvent; readonly value: bigint } | undefined,
+    signal: { readonly event: SharedEvent; readonly value: bigint } | undefined,
+    options: SharedEventOptions | undefined
+  ) =>
+    Effect.suspend((): Effect.Effect<void, SharedEventEvalFailure> => {
+      if (isClosed(life)) return closed(op, resource)
+      for (const [name, spec] of [["wait", wait], ["signal", signal]] as const) {
+        if (spec === undefined) continue
+        const ev = spec.event as Partial<SharedEvent> | undefined
+        const inner = ev?.[SharedEventTypeId]
+        if (inner === undefined) {
+          return Effect.fail(invalid(op, `${name} event`, "a SharedEvent from SharedEvent.make / Ane.createSharedEvent",
+            describe(spec.event)))
+        }
+        if (inner.isClosed()) return closed(op, `shared event ${inner.event.port}`)
+        const p = checkU64(op, `${name} value`, spec.value)
+        if (p) return Effect.fail(p)
+      }
+      if (bm.capabilities.sharedEvents === "none") {
+        return Effect.fail(new EvalError({ op, model: bm.id, hint: "this backend does not support shared-event evaluation" }))
+      }
+      // The engine's in-memory path is not known to honour shared events: package-only unless the backend says all.
+      if (bm.capabilities.sharedEvents === "package-only" && bm.kind === "mil") {
+        return Effect.fail(new SharedEventRequiresPackageError({ op, model: bm.id }))
+      }
+      const opts = toOptions(options)
+      const spec: SharedEventEval = {
+        ...(wait ? { wait: { event: wait.event[SharedEventTypeId].event, value: wait.value } } : {}),
+        ...(signal ? { signal: { event: signal.event[SharedEventTypeId].event, value: signal.value } } : {}),
+        ...(opts ? { options: opts } : {})
+      }
+      const t0 = performance.now()
+      m.enter()
+      return Effect.ensuring(
+        Effect.zipRight(bm.request.evalWithSharedEvents(spec), Effect.sync(() => m.done(t0))),
+        Effect.sync(m.leave)
+      )
+    }).pipe(Effect.withSpan(op, { attributes: { "ane.model": bm.id }, captureStackTrace: false }))
+
+  return {
+    ...io,
+    [ModelTypeId]: { backend: bm, life, tags, traced, instrument: inst },
+    id: bm.id,
+    kind: bm.kind,
+    stats: bm.stats,
+    capabilities: bm.capabilities,
+    eval: evals.eval,
+    evalAsync: evals.evalAsync,
+    evalWithSignalEvent: (event, value, options) =>
+      shared("Model.evalWithSignalEvent", undefined, { event, value }, options),
+    evalWithWaitEvent: (event, value, options) => shared("Model.evalWithWaitEvent", { event, value }, undefined, options),
+    evalBidirectional: (wait, waitValue, signal, signalValue, options) =>
+      shared("Model.evalBidirectional", { event: wait, value: waitValue }, { event: signal, value: signalValue }, options)
+  }
+}

@@ -1,0 +1,65 @@
+/** RequestPool implementation: a queue of idle mapped requests. @internal */
+import { Effect, Queue, type Scope } from "effect"
+import type { BackendRequest } from "../Backend.js"
+import type { Model } from "../Model.js"
+import type { PooledRequest, RequestPool } from "../RequestPool.js"
+import { closed, describe, invalid, isClosed, lifetime, type Lifetime } from "./errors.js"
+import { makeTensorIO } from "./io.js"
+import { type Instrumented, ModelTypeId } from "./model.js"
+
+/** @internal */
+export const MAX_DEPTH = 127
+
+/** @internal */
+export const checkDepth = (op: string, argument: string, n: unknown) =>
+  typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= MAX_DEPTH
+    ? undefined
+    : invalid(op, argument, `an integer in [1, ${MAX_DEPTH}] (the engine's queue limit)`, describe(n))
+
+/** One mapped request with its lifetime and metered evals. @internal */
+export interface Slot {
+  readonly index: number
+  readonly request: BackendRequest
+  readonly life: Lifetime
+  readonly evals: Instrumented
+}
+
+/** Maps `n` fresh requests of `model` in the current scope. @internal */
+export const mapSlots = (op: string, model: Model, n: number, parent: Lifetime, label: string) =>
+  Effect.gen(function*() {
+    const inner = model[ModelTypeId]
+    const slots: Array<Slot> = []
+    for (let i = 0; i < n; i++) {
+      const request = yield* inner.backend.mapRequest
+      const resource = `${label} request ${i} of model ${model.id}`
+      const life = lifetime(parent)
+      slots.push({ index: i, request, life, evals: inner.instrument(request, resource, op, life) })
+    }
+    return slots
+  })
+
+/** @internal */
+export const make = (model: Model, size: number) =>
+  Effect.gen(function*() {
+    const p = checkDepth("RequestPool.make", "size", size)
+    if (p) return yield* Effect.fail(p)
+    if (isClosed(model[ModelTypeId].life)) return yield* closed("RequestPool.make", `model ${model.id}`)
+    const life = lifetime(model[ModelTypeId].life)
+    const slots = yield* mapSlots("PooledRequest", model, size, life, "pool")
+    const idle = yield* Queue.unbounded<PooledRequest>()
+    yield* Effect.addFinalizer(() => Effect.zipRight(Effect.sync(() => { life.closed = true }), Queue.shutdown(idle)))
+    for (const s of slots) {
+      const io = makeTensorIO(`pool request ${s.index} of model ${model.id}`, "PooledRequest", s.life, s.request,
+        model.inputs, model.outputs)
+      yield* Queue.offer(idle, { ...io, index: s.index, eval: s.evals.eval, evalAsync: s.evals.evalAsync })
+    }
+    const pool: RequestPool = {
+      size,
+      acquire: Effect.acquireRelease(
+        Effect.suspend(() => isClosed(life) ? closed("RequestPool.acquire", `request pool of model ${model.id}`) : Queue.take(idle)),
+        (r) => isClosed(life) ? Effect.void : Queue.offer(idle, r)
+      ),
+      available: Effect.suspend(() => isClosed(life) ? Effect.succeed(0) : Queue.size(idle))
+    }
+    return pool
+  }) satisfies Effect.Effect<RequestPool, unknown, Scope.Scope>

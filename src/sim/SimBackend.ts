@@ -1,0 +1,443 @@
+/**
+ * The CPU simulator of the Apple Neural Engine behind the Backend port: compiles MIL (in-memory text or a
+ * `.mlmodelc` package) into a planned interpreter, reports I/O layouts and binding order the way the engine does,
+ * keeps fp16 storage between ops, counts compiles against a budget, models latency, and can inject native faults.
+ */
+import { createHash } from "node:crypto"
+import { existsSync, readFileSync, statSync } from "node:fs"
+import { join } from "node:path"
+import { Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
+import { Backend } from "../services/Backend.js"
+import type { BackendModel, BackendRequest, BackendSharedEvent, SharedEventEval } from "../services/Backend.js"
+import { type CompileOptions, compileOptionsProblem } from "../schema/CompileOptions.js"
+import { CompileStats } from "../schema/CompileStats.js"
+import { DeviceInfo } from "../schema/DeviceInfo.js"
+import { Diagnostic } from "../schema/Diagnostic.js"
+import {
+  ClosedError,
+  CompileBudgetExhaustedError,
+  CompileError,
+  type CompileFailure,
+  EvalError,
+  InvalidArgumentError,
+  MapError,
+  ModelLoadError,
+  UnsupportedLayoutError
+} from "../schema/errors.js"
+import type { TensorLayout } from "../schema/TensorLayout.js"
+import { applyRules, frontEnd, hasErrors, type Rules } from "./frontend.js"
+import { plan as planProgram, type Plan } from "./interpreter.js"
+import {
+  allocSurface, bindingOrder, type Chip, layoutFor, packSurface, type SurfaceViews, unpackSurface
+} from "./layout.js"
+import { chipProfiles, EngineClock, type LatencyOptions, nowMs, waitUntil } from "./latency.js"
+
+/** A native failure to inject: the `nth` (1-based) call of `stage` fails with `code`/`domain`. */
+export interface SimulatedFault {
+  readonly stage: "compile" | "load" | "map" | "eval"
+  readonly nth: number
+  readonly code?: number
+  readonly domain?: string
+}
+
+/** Options of the simulator backend. */
+export interface SimulatorOptions {
+  /** "ane" (default): fp16 storage between ops, engine cliffs. "exact": float32 throughout. */
+  readonly numerics?: "ane" | "exact"
+  /** ANE rule findings: "error" (default) fails the compile, "warn" reports them, "off" ignores them. */
+  readonly rules?: Rules
+  /** Chip to model (limits, latency, probe answers); default "m4". */
+  readonly chip?: Chip
+  /** Successful compiles allowed per backend instance (the daemon's ~119 per client). */
+  readonly compileBudget?: number
+  /** Latency model for evalAsync / shared-event evals; "off" (default for none given: the chip's model). */
+  readonly latency?: LatencyOptions | "off"
+  /** Native failures to inject. */
+  readonly faults?: ReadonlyArray<SimulatedFault>
+}
+
+/** The default per-client compile budget (ane-field-facts.md §4.5, ane-constraints.md §2). */
+export const DEFAULT_COMPILE_BUDGET = 119
+/** Error domain the simulator reports for injected native failures unless told otherwise. */
+export const SIM_ERROR_DOMAIN = "com.apple.appleneuralengine"
+/** Default native codes of injected failures per stage (0x1d is the engine's common eval failure status). */
+export const DEFAULT_FAULT_CODES: Readonly<Record<SimulatedFault["stage"], number>> = {
+  compile: 11,
+  load: 5,
+  map: 13,
+  eval: 0x1d
+}
+/** Smallest surface the engine is reported to evaluate reliably (ane-constraints.md §3 row 4, ~49 KB). */
+export const MIN_SURFACE_BYTES = 49152
+
+/** A model compiled by the simulator: the port's model plus the findings `rules: "warn"` let through. */
+export interface SimModel extends BackendModel {
+  readonly diagnostics: ReadonlyArray<Diagnostic>
+  /** Number of ops planned and steps run per evaluation. */
+  readonly opCount: number
+  readonly stepCount: number
+  /** Estimated FLOPs of one evaluation. */
+  readonly flops: number
+}
+
+let nextPort = 1
+
+class SimEvent implements BackendSharedEvent {
+  readonly port = nextPort++
+  value = 0n
+  closed = false
+  private waiters: Array<{ readonly target: bigint; readonly done: (ok: boolean) => void }> = []
+  private closedError = (op: string) => new ClosedError({ op, resource: `shared event ${this.port}` })
+
+  readonly signaledValue = Effect.suspend(() =>
+    this.closed ? Effect.fail(this.closedError("SharedEvent.signaledValue")) : Effect.succeed(this.value)
+  )
+  readonly signal = (value: bigint) =>
+    Effect.suspend(() => {
+      if (this.closed) return Effect.fail(this.closedError("SharedEvent.signal"))
+      this.set(value)
+      return Effect.void
+    })
+  readonly wait = (value: bigint, timeoutMs: number) =>
+    Effect.suspend(() => {
+      if (this.closed) return Effect.fail(this.closedError("SharedEvent.wait"))
+      if (this.value >= value) return Effect.succeed(true)
+      return Effect.async<boolean>((resume) => {
+        let timer: ReturnType<typeof setTimeout> | undefined
+        const entry = {
+          target: value,
+          done: (ok: boolean) => {
+            if (timer !== undefined) clearTimeout(timer)
+            resume(Effect.succeed(ok))
+          }
+        }
+        this.waiters.push(entry)
+        if (Number.isFinite(timeoutMs)) {
+          timer = setTimeout(() => {
+            this.remove(entry)
+            resume(Effect.succeed(false))
+          }, Math.max(0, timeoutMs))
+        }
+        return Effect.sync(() => {
+          if (timer !== undefined) clearTimeout(timer)
+          this.remove(entry)
+        })
+      })
+    })
+
+  set(value: bigint): void {
+    this.value = value
+    const ready = this.waiters.filter((w) => w.target <= value)
+    this.waiters = this.waiters.filter((w) => w.target > value)
+    for (const w of ready) w.done(true)
+  }
+  private remove(entry: { readonly target: bigint }): void {
+    this.waiters = this.waiters.filter((w) => w !== entry)
+  }
+  close(): void {
+    this.closed = true
+    const pending = this.waiters
+    this.waiters = []
+    for (const w of pending) w.done(false)
+  }
+}
+
+const diag = (code: string, message: string, severity: "error" | "warning" = "error", hint?: string, file?: string) =>
+  new Diagnostic({
+    kind: "ane", severity, code, message, line: 1, col: 1,
+    ...(hint !== undefined ? { hint } : {}), ...(file !== undefined ? { file } : {})
+  })
+
+/** The engine's I/O size rules on the reported layouts (ane-constraints.md §3 rows 2, 4, 12). */
+const ioRuleFindings = (
+  inputs: ReadonlyArray<TensorLayout>, outputs: ReadonlyArray<TensorLayout>, file?: string
+): Array<Diagnostic> => {
+  const found: Array<Diagnostic> = []
+  for (const [role, list] of [["input", inputs], ["output", outputs]] as const) {
+    const sizes = new Set(list.map((l) => l.allocSize))
+    if (sizes.size > 1) {
+      found.push(diag("ANE-IO-ALLOC-MISMATCH",
+        `${role} surfaces differ in allocation size (${list.map((l) => `${l.name}: ${l.allocSize} B`).join(", ")}); ` +
+        `the engine fails such evaluations with status 0x1d`, "error",
+        `pad the ${role}s to one shape, or pack them into one tensor`, file))
+    }
+    for (const l of list) {
+      if (l.allocSize < MIN_SURFACE_BYTES) {
+        found.push(diag("ANE-IO-SMALL-SURFACE",
+          `${role} ${l.name} surface is ${l.allocSize} B; surfaces below ~${MIN_SURFACE_BYTES} B are reported to fail ` +
+          `at eval on some hosts`, "warning", "widen the spatial axis", file))
+      }
+    }
+  }
+  return found
+}
+
+const hashId = (text: string): string => createHash("sha256").update(text).digest("hex").slice(0, 12)
+
+/** Builds one simulator backend instance (its compile budget, handle count and fault counters are its own). */
+export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Type"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const numerics = options.numerics ?? "ane"
+    const rules: Rules = options.rules ?? "error"
+    const chip: Chip = options.chip ?? "m4"
+    const compileLimit = options.compileBudget ?? DEFAULT_COMPILE_BUDGET
+    const latency = options.latency
+    const clock = latency === "off" ? undefined : EngineClock.make(chip, latency ?? {})
+    const faults = options.faults ?? []
+    const calls = { compile: 0, load: 0, map: 0, eval: 0 }
+    let live = 0
+    let compiled = 0
+
+    const fault = (stage: SimulatedFault["stage"]): { code: number; domain: string } | undefined => {
+      const n = ++calls[stage]
+      const f = faults.find((x) => x.stage === stage && x.nth === n)
+      return f === undefined ? undefined : { code: f.code ?? DEFAULT_FAULT_CODES[stage], domain: f.domain ?? SIM_ERROR_DOMAIN }
+    }
+
+    const handle = <A>(acquire: Effect.Effect<A>, release: (a: A) => void, count = 1) =>
+      Effect.acquireRelease(
+        Effect.map(acquire, (a) => {
+          live += count
+          return a
+        }),
+        (a) => Effect.sync(() => {
+          live -= count
+          release(a)
+        })
+      )
+
+    const info = DeviceInfo.make({
+      hasAne: true,
+      numCores: 16,
+      architecture: chipProfiles[chip].architecture,
+      product: chipProfiles[chip].product,
+      buildVersion: "",
+      isVm: false,
+      numAnes: 1,
+      subType: "",
+      boardType: 0,
+      internalBuild: false,
+      backend: "simulator"
+    })
+
+    /** Source text and weight lookup of a compile request. */
+    const source = (o: CompileOptions): { text: string; file?: string; weight: (p: string) => Uint8Array | undefined } | CompileError => {
+      if (o._tag === "mil") {
+        const byPath = new Map(o.weights.map((w) => [w.path, w.bytes]))
+        return { text: o.text, weight: (p) => byPath.get(p) }
+      }
+      const milPath = join(o.path, "model.mil")
+      if (!existsSync(o.path) || !statSync(o.path).isDirectory() || !existsSync(milPath)) {
+        return new CompileError({
+          op: "compile", model: o.path,
+          hint: "a .mlmodelc package is a directory holding model.mil (and weights/ when it has BLOBFILE weights)",
+          diagnostics: [new Diagnostic({
+            kind: "syntax", severity: "error", code: "SIM-PACKAGE", line: 1, col: 1, file: milPath,
+            message: `no model.mil in package ${o.path}`
+          })]
+        })
+      }
+      const cache = new Map<string, Uint8Array | undefined>()
+      return {
+        text: readFileSync(milPath, "utf8"),
+        file: milPath,
+        weight: (p) => {
+          if (!cache.has(p)) {
+            const rel = p.startsWith("@model_path/") ? p.slice("@model_path/".length) : p
+            const full = join(o.path, rel)
+            cache.set(p, existsSync(full) && statSync(full).isFile() ? new Uint8Array(readFileSync(full)) : undefined)
+          }
+          return cache.get(p)
+        }
+      }
+    }
+
+    interface Request {
+      readonly inputs: ReadonlyArray<SurfaceViews>
+      readonly outputs: ReadonlyArray<SurfaceViews>
+    }
+
+    const compileInto = (o: CompileOptions, scope: Scope.Scope): Effect.Effect<SimModel, CompileFailure> =>
+      Effect.gen(function*() {
+        const t0 = process.hrtime.bigint()
+        const problem = compileOptionsProblem(o, "Backend.compile")
+        if (problem !== undefined) return yield* Effect.fail(problem)
+        if (compiled >= compileLimit) {
+          return yield* Effect.fail(new CompileBudgetExhaustedError({ op: "compile", used: compiled, limit: compileLimit }))
+        }
+        const src = source(o)
+        if (src instanceof CompileError) return yield* Effect.fail(src)
+        const id = o._tag === "mil" ? `mil:${hashId(src.text)}` : o.path
+        const compileFault = fault("compile")
+        if (compileFault !== undefined) {
+          return yield* Effect.fail(new CompileError({
+            op: "compile", model: id, ...compileFault, hint: "injected compile failure", diagnostics: []
+          }))
+        }
+        const fe = frontEnd(src.text, { ...(src.file !== undefined ? { file: src.file } : {}), chip, rules })
+        if (fe.program === null || hasErrors(fe.diagnostics)) {
+          return yield* Effect.fail(new CompileError({ op: "compile", model: id, diagnostics: fe.diagnostics }))
+        }
+        const planned = planProgram(fe.program, {
+          numerics, weight: src.weight, ...(src.file !== undefined ? { file: src.file } : {})
+        })
+        if (!("run" in planned)) {
+          return yield* Effect.fail(new CompileError({ op: "compile", model: id, diagnostics: [...fe.diagnostics, ...planned] }))
+        }
+        const p: Plan = planned
+        const t1 = process.hrtime.bigint()
+
+        // Layouts, in the engine's binding order.
+        const inOrder = bindingOrder(p.inputs.map((v) => v.name))
+        const outNames = p.outputs.map((v, i) => fe.program!.functions.find((f) => f.name === p.functionName)!.body.outputs[i] ?? v.name)
+        const outOrder = bindingOrder(outNames)
+        const inputs: Array<TensorLayout> = []
+        const outputs: Array<TensorLayout> = []
+        for (const i of inOrder) {
+          const v = p.inputs[i]!
+          const l = layoutFor(v.name, v.shape, v.dtype, chip, "input")
+          if (l instanceof UnsupportedLayoutError) return yield* Effect.fail(l)
+          inputs.push(l)
+        }
+        for (const i of outOrder) {
+          const v = p.outputs[i]!
+          const l = layoutFor(outNames[i]!, v.shape, v.dtype, chip, "output")
+          if (l instanceof UnsupportedLayoutError) return yield* Effect.fail(l)
+          outputs.push(l)
+        }
+        const findings = applyRules(ioRuleFindings(inputs, outputs, src.file), rules)
+        const diagnostics = [...fe.diagnostics, ...findings]
+        if (hasErrors(findings)) {
+          return yield* Effect.fail(new CompileError({ op: "compile", model: id, diagnostics }))
+        }
+        for (const d of diagnostics) {
+          if (d.severity !== "info") yield* Effect.logWarning(`${id}: ${d.code}: ${d.message}`)
+        }
+
+        const loadFault = fault("load")
+        if (loadFault !== undefined) {
+          return yield* Effect.fail(new ModelLoadError({ op: "load", model: id, ...loadFault, hint: "injected load failure" }))
+        }
+        const t2 = process.hrtime.bigint()
+
+        const inVals = inOrder.map((i) => p.inputs[i]!)
+        const outVals = outOrder.map((i) => p.outputs[i]!)
+        const state = { closed: false }
+        yield* Scope.extend(handle(Effect.void, () => (state.closed = true)), scope)
+
+        const closedError = (op: string) => new ClosedError({ op, resource: `model ${id}` })
+        const run = (req: Request): EvalError | undefined => {
+          try {
+            for (let i = 0; i < inVals.length; i++) unpackSurface(inputs[i]!, req.inputs[i]!, inVals[i]!.data)
+            p.run()
+            for (let i = 0; i < outVals.length; i++) packSurface(outputs[i]!, outVals[i]!.data, req.outputs[i]!)
+            return undefined
+          } catch (e) {
+            return new EvalError({ op: "eval", model: id, hint: e instanceof Error ? e.message : String(e), cause: e })
+          }
+        }
+        const evalNow = (req: Request, op: string): Effect.Effect<void, EvalError | ClosedError> =>
+          Effect.suspend((): Effect.Effect<void, EvalError | ClosedError> => {
+            if (state.closed) return Effect.fail(closedError(op))
+            const f = fault("eval")
+            if (f !== undefined) return Effect.fail(new EvalError({ op: "eval", model: id, ...f, hint: "injected eval failure" }))
+            const err = run(req)
+            return err === undefined ? Effect.void : Effect.fail(err)
+          })
+        const withLatency = (req: Request, op: string): Effect.Effect<void, EvalError | ClosedError> =>
+          clock === undefined
+            ? evalNow(req, op)
+            : Effect.suspend(() => {
+              const start = nowMs()
+              return Effect.zipRight(evalNow(req, op), Effect.suspend(() => waitUntil(clock.deadline(start, p.flops))))
+            })
+
+        const makeRequest = (): BackendRequest & { readonly surfaces: Request } => {
+          const req: Request = { inputs: inputs.map(allocSurface), outputs: outputs.map(allocSurface) }
+          return {
+            surfaces: req,
+            inputs: req.inputs.map((s) => s.bytes),
+            outputs: req.outputs.map((s) => s.bytes),
+            eval: evalNow(req, "Request.eval"),
+            evalAsync: withLatency(req, "Request.evalAsync"),
+            evalWithSharedEvents: (spec: SharedEventEval) =>
+              Effect.gen(function*() {
+                if (state.closed) return yield* Effect.fail(closedError("Request.evalWithSharedEvents"))
+                if (spec.wait !== undefined) {
+                  const reached = yield* spec.wait.event.wait(spec.wait.value, Infinity).pipe(
+                    Effect.catchTag("ClosedError", () => Effect.succeed(false))
+                  )
+                  if (!reached) {
+                    return yield* Effect.fail(new EvalError({
+                      op: "evalWithSharedEvents", model: id, hint: `wait event ${spec.wait.event.port} closed before reaching ${spec.wait.value}`
+                    }))
+                  }
+                }
+                yield* withLatency(req, "Request.evalWithSharedEvents")
+                if (spec.signal !== undefined) {
+                  yield* spec.signal.event.signal(spec.signal.value).pipe(
+                    Effect.mapError(() => new EvalError({
+                      op: "evalWithSharedEvents", model: id, hint: `signal event ${spec.signal!.event.port} is closed`
+                    }))
+                  )
+                }
+              })
+          }
+        }
+        const surfacesPerRequest = 1 + inputs.length + outputs.length
+        const mapOne = (): Effect.Effect<BackendRequest, MapError | ClosedError, Scope.Scope> =>
+          Effect.suspend((): Effect.Effect<BackendRequest, MapError | ClosedError, Scope.Scope> => {
+            if (state.closed) return Effect.fail(closedError("Model.mapRequest"))
+            const f = fault("map")
+            if (f !== undefined) return Effect.fail(new MapError({ op: "map", model: id, ...f, hint: "injected map failure" }))
+            return handle(Effect.sync(makeRequest), () => undefined, surfacesPerRequest)
+          })
+        const request = yield* Scope.extend(mapOne(), scope).pipe(
+          Effect.catchTag("ClosedError", (e) => Effect.die(e))
+        )
+        const t3 = process.hrtime.bigint()
+        compiled++
+        const model: SimModel = {
+          id,
+          kind: o._tag,
+          inputs,
+          outputs,
+          stats: CompileStats.make({ compileNs: Number(t1 - t0), loadNs: Number(t2 - t1), totalNs: Number(t3 - t0) }),
+          capabilities: { sharedEvents: "all", asyncEval: false },
+          request,
+          mapRequest: mapOne(),
+          diagnostics,
+          opCount: p.opCount,
+          stepCount: p.stepCount,
+          flops: p.flops
+        }
+        return model
+      })
+
+    const backend: Backend["Type"] = {
+      kind: "simulator",
+      probe: Effect.succeed(info),
+      compile: (o) =>
+        Effect.gen(function*() {
+          const parent = yield* Effect.scope
+          const child = yield* Scope.fork(parent, ExecutionStrategy.sequential)
+          return yield* compileInto(o, child).pipe(
+            Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(child, exit) : Effect.void))
+          )
+        }),
+      compileCount: Effect.sync(() => compiled),
+      compileLimit,
+      createSurface: (bytes) =>
+        Number.isInteger(bytes) && bytes > 0
+          ? handle(Effect.sync(() => ({ id: nextPort++, bytes: new Uint8Array(bytes) })), () => undefined)
+          : Effect.fail(new InvalidArgumentError({
+            op: "Backend.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes)
+          })),
+      createSharedEvent: handle(Effect.sync(() => new SimEvent()), (e) => e.close()),
+      liveHandles: Effect.sync(() => live)
+    }
+    return backend
+  })
+
+/** The simulator as a Backend layer. */
+export const layer = (options?: SimulatorOptions): Layer.Layer<Backend> => Layer.scoped(Backend, make(options))

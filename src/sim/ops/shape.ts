@@ -1,0 +1,473 @@
+/** Shape and indexing ops: reshape family, transpose, slicing, concat/split/stack, tile, pad, gather, topk. */
+import type { OpImpl, Run, Val } from "./types.js"
+import { OpError } from "./types.js"
+import { expectShape, normAxis, sizeOf, stridesOf } from "./util.js"
+
+/** Output with the same data as `x`, viewed with the declared shape. */
+const view: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const t = ctx.outType(0)
+  if (sizeOf(t.shape) !== sizeOf(x.shape)) {
+    throw new OpError(`${ctx.op.op}: ${sizeOf(x.shape)} elements cannot be viewed as [${t.shape.join(", ")}]`, "SIM-SHAPE")
+  }
+  ctx.alias(0, x)
+  return undefined
+}
+
+/** Copies `a[map[i]]` (or `fill` where map is -1) into `o`. */
+const gatherMap = (x: Val, o: Float32Array, map: Int32Array, fill = 0): Run => () => {
+  const a = x.data
+  for (let i = 0; i < map.length; i++) {
+    const j = map[i]!
+    o[i] = j < 0 ? fill : a[j]!
+  }
+}
+
+/** Iterates the output positions of `outShape`, calling `f(flatOut, coords)`. */
+const forEachIndex = (outShape: ReadonlyArray<number>, f: (k: number, idx: ReadonlyArray<number>) => void): void => {
+  const r = outShape.length
+  const n = sizeOf(outShape)
+  const idx = new Array<number>(r).fill(0)
+  for (let k = 0; k < n; k++) {
+    f(k, idx)
+    for (let d = r - 1; d >= 0; d--) {
+      idx[d]!++
+      if (idx[d]! < outShape[d]!) break
+      idx[d] = 0
+    }
+  }
+}
+
+const transpose: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const perm = ctx.ints("perm").map((p) => normAxis(p, x.shape.length, "perm entry"))
+  const shape = perm.map((p) => x.shape[p]!)
+  const out = ctx.alloc(0)
+  expectShape("transpose", out.shape, shape)
+  const xs = stridesOf(x.shape)
+  const map = new Int32Array(sizeOf(shape))
+  forEachIndex(shape, (k, idx) => {
+    let off = 0
+    for (let d = 0; d < idx.length; d++) off += idx[d]! * xs[perm[d]!]!
+    map[k] = off
+  })
+  return gatherMap(x, out.data, map)
+}
+
+/** Runtime-capable strided slice: per-axis start and step, with squeezed axes dropped from the output. */
+const stridedCopy = (
+  x: Val,
+  o: Float32Array,
+  outDims: ReadonlyArray<number>,
+  axes: () => { readonly start: ArrayLike<number>; readonly step: ArrayLike<number> }
+): Run => {
+  const xs = stridesOf(x.shape)
+  const r = x.shape.length
+  const n = o.length
+  const idx = new Int32Array(r)
+  return () => {
+    const { start, step } = axes()
+    const a = x.data
+    let base = 0
+    for (let d = 0; d < r; d++) base += start[d]! * xs[d]!
+    idx.fill(0)
+    let off = base
+    for (let k = 0; k < n; k++) {
+      o[k] = a[off]!
+      for (let d = r - 1; d >= 0; d--) {
+        if (outDims[d]! <= 1) continue
+        idx[d]!++
+        off += step[d]! * xs[d]!
+        if (idx[d]! < outDims[d]!) break
+        off -= step[d]! * xs[d]! * outDims[d]!
+        idx[d] = 0
+      }
+    }
+  }
+}
+
+const sliceByIndex: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const r = x.shape.length
+  const begin = ctx.val("begin"), end = ctx.val("end")
+  const stride = ctx.ints("stride", new Array(r).fill(1))
+  const bm = ctx.ints("begin_mask", new Array(r).fill(0))
+  const em = ctx.ints("end_mask", new Array(r).fill(0))
+  const sm = ctx.ints("squeeze_mask", new Array(r).fill(0))
+  const out = ctx.alloc(0)
+  const start = new Int32Array(r)
+  const dims = new Array<number>(r)
+  const solve = (check: boolean) => {
+    for (let d = 0; d < r; d++) {
+      const D = x.shape[d]!
+      const s = stride[d]!
+      let b = begin.data[d]!, e = end.data[d]!
+      if (sm[d]) {
+        if (b < 0) b += D
+        start[d] = Math.min(Math.max(b, 0), D - 1)
+        dims[d] = 1
+        continue
+      }
+      if (s > 0) {
+        b = bm[d] ? 0 : b < 0 ? Math.max(b + D, 0) : Math.min(b, D)
+        e = em[d] ? D : e < 0 ? Math.max(e + D, 0) : Math.min(e, D)
+        dims[d] = Math.max(0, Math.ceil((e - b) / s))
+      } else {
+        b = bm[d] ? D - 1 : b < 0 ? Math.max(b + D, -1) : Math.min(b, D - 1)
+        e = em[d] ? -1 : e < 0 ? Math.max(e + D, -1) : Math.min(e, D - 1)
+        dims[d] = Math.max(0, Math.ceil((e - b) / s))
+      }
+      start[d] = b
+    }
+    if (check) {
+      expectShape("slice_by_index", out.shape, dims.filter((_, d) => !sm[d]))
+    }
+  }
+  if (begin.isConst && end.isConst) {
+    solve(true)
+    const fixed = { start, step: stride }
+    const outDims = [...dims]
+    return stridedCopy(x, out.data, outDims, () => fixed)
+  }
+  // Runtime bounds: the output shape is static, so the bounds only move the window.
+  solve(false)
+  const outDims = [...dims]
+  const res = { start, step: stride }
+  return stridedCopy(x, out.data, outDims, () => {
+    solve(false)
+    return res
+  })
+}
+
+const sliceBySize: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const r = x.shape.length
+  const begin = ctx.val("begin")
+  const size = ctx.val("size")
+  const out = ctx.alloc(0)
+  const start = new Int32Array(r)
+  const step = new Array<number>(r).fill(1)
+  const dims = new Array<number>(r)
+  const solve = () => {
+    for (let d = 0; d < r; d++) {
+      let b = begin.data[d]!
+      if (b < 0) b += x.shape[d]!
+      const s = size.data[d]!
+      start[d] = b
+      dims[d] = s < 0 ? x.shape[d]! - b : s
+    }
+  }
+  solve()
+  expectShape("slice_by_size", out.shape, dims)
+  const res = { start, step }
+  return stridedCopy(x, out.data, [...dims], begin.isConst ? () => res : () => (solve(), res))
+}
+
+const concat: OpImpl = (ctx) => {
+  const values = ctx.tuple("values")
+  if (values.length === 0) throw new OpError("concat: no values")
+  const r = values[0]!.shape.length
+  const axis = normAxis(ctx.num("axis"), r)
+  const interleave = ctx.bool("interleave", false)
+  const out = ctx.alloc(0)
+  const outer = sizeOf(values[0]!.shape.slice(0, axis))
+  const inner = sizeOf(values[0]!.shape.slice(axis + 1))
+  const shape = [...values[0]!.shape]
+  shape[axis] = values.reduce((s, v) => s + v.shape[axis]!, 0)
+  expectShape("concat", out.shape, shape)
+  const o = out.data
+  if (interleave) {
+    const A = values[0]!.shape[axis]!
+    const N = values.length
+    return () => {
+      for (let p = 0; p < outer; p++) {
+        for (let k = 0; k < A; k++) {
+          for (let i = 0; i < N; i++) {
+            const src = values[i]!.data
+            const from = (p * A + k) * inner
+            o.set(src.subarray(from, from + inner), ((p * A + k) * N + i) * inner)
+          }
+        }
+      }
+    }
+  }
+  const blocks = values.map((v) => v.shape[axis]! * inner)
+  const total = shape[axis]! * inner
+  return () => {
+    for (let p = 0; p < outer; p++) {
+      let at = p * total
+      for (let i = 0; i < values.length; i++) {
+        const b = blocks[i]!
+        o.set(values[i]!.data.subarray(p * b, p * b + b), at)
+        at += b
+      }
+    }
+  }
+}
+
+const stack: OpImpl = (ctx) => {
+  const values = ctx.tuple("values")
+  const r = values[0]!.shape.length
+  const axis = normAxis(ctx.num("axis"), r + 1)
+  const out = ctx.alloc(0)
+  const shape = [...values[0]!.shape]
+  shape.splice(axis, 0, values.length)
+  expectShape("stack", out.shape, shape)
+  const outer = sizeOf(values[0]!.shape.slice(0, axis))
+  const inner = sizeOf(values[0]!.shape.slice(axis))
+  const o = out.data
+  const N = values.length
+  return () => {
+    for (let p = 0; p < outer; p++) {
+      for (let i = 0; i < N; i++) o.set(values[i]!.data.subarray(p * inner, p * inner + inner), (p * N + i) * inner)
+    }
+  }
+}
+
+const split: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const axis = normAxis(ctx.num("axis"), x.shape.length)
+  const D = x.shape[axis]!
+  let sizes: Array<number>
+  if (ctx.has("split_sizes")) sizes = ctx.ints("split_sizes")
+  else {
+    const k = ctx.num("num_splits")
+    if (D % k !== 0) throw new OpError(`split: dim ${D} does not divide into ${k} pieces`)
+    sizes = new Array<number>(k).fill(D / k)
+  }
+  if (sizes.length !== ctx.nOut) throw new OpError(`split: ${sizes.length} pieces but ${ctx.nOut} outputs declared`)
+  const outer = sizeOf(x.shape.slice(0, axis))
+  const inner = sizeOf(x.shape.slice(axis + 1))
+  const outs = sizes.map((s, i) => {
+    const o = ctx.alloc(i)
+    const shape = [...x.shape]
+    shape[axis] = s
+    expectShape("split", o.shape, shape)
+    return o
+  })
+  return () => {
+    const a = x.data
+    let at = 0
+    for (let i = 0; i < outs.length; i++) {
+      const b = sizes[i]! * inner
+      const o = outs[i]!.data
+      for (let p = 0; p < outer; p++) o.set(a.subarray(p * D * inner + at, p * D * inner + at + b), p * b)
+      at += b
+    }
+  }
+}
+
+const tile: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const reps = ctx.ints("reps")
+  if (reps.length !== x.shape.length) throw new OpError(`tile: reps has ${reps.length} entries for rank ${x.shape.length}`)
+  const shape = x.shape.map((d, i) => d * reps[i]!)
+  const out = ctx.alloc(0)
+  expectShape("tile", out.shape, shape)
+  const xs = stridesOf(x.shape)
+  const map = new Int32Array(sizeOf(shape))
+  forEachIndex(shape, (k, idx) => {
+    let off = 0
+    for (let d = 0; d < idx.length; d++) off += (idx[d]! % x.shape[d]!) * xs[d]!
+    map[k] = off
+  })
+  return gatherMap(x, out.data, map)
+}
+
+const pad: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const p = ctx.ints("pad")
+  const mode = ctx.str("mode", "constant")
+  const cv = ctx.num("constant_val", 0)
+  const r = x.shape.length
+  const N = p.length / 2
+  if (!Number.isInteger(N) || N > r) throw new OpError(`pad: ${p.length} pad entries for rank ${r}`)
+  const before = new Array<number>(r).fill(0)
+  const after = new Array<number>(r).fill(0)
+  for (let k = 0; k < N; k++) {
+    before[r - N + k] = p[2 * k]!
+    after[r - N + k] = p[2 * k + 1]!
+  }
+  const shape = x.shape.map((d, i) => d + before[i]! + after[i]!)
+  const out = ctx.alloc(0)
+  expectShape("pad", out.shape, shape)
+  if (mode !== "constant" && mode !== "reflect" && mode !== "replicate") {
+    throw new OpError(`pad: unknown mode "${mode}" (constant, reflect or replicate)`)
+  }
+  const xs = stridesOf(x.shape)
+  const map = new Int32Array(sizeOf(shape))
+  forEachIndex(shape, (k, idx) => {
+    let off = 0
+    for (let d = 0; d < r; d++) {
+      const D = x.shape[d]!
+      let i = idx[d]! - before[d]!
+      if (i < 0 || i >= D) {
+        if (mode === "constant") {
+          off = -1
+          break
+        }
+        if (mode === "reflect") i = i < 0 ? -i : 2 * (D - 1) - i
+        else i = i < 0 ? 0 : D - 1
+      }
+      off += i * xs[d]!
+    }
+    map[k] = off
+  })
+  return gatherMap(x, out.data, map, cv)
+}
+
+const gather: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const ind = ctx.val("indices")
+  const axis = normAxis(ctx.num("axis", 0), x.shape.length)
+  const batchDims = ctx.num("batch_dims", 0)
+  if (batchDims !== 0) throw new OpError("gather: batch_dims > 0 is not supported by the simulator", "SIM-UNSUPPORTED-OP")
+  const shape = [...x.shape.slice(0, axis), ...ind.shape, ...x.shape.slice(axis + 1)]
+  const out = ctx.alloc(0)
+  expectShape("gather", out.shape, shape)
+  const outer = sizeOf(x.shape.slice(0, axis))
+  const inner = sizeOf(x.shape.slice(axis + 1))
+  const D = x.shape[axis]!
+  const K = sizeOf(ind.shape)
+  const o = out.data
+  return () => {
+    const a = x.data, id = ind.data
+    for (let p = 0; p < outer; p++) {
+      for (let k = 0; k < K; k++) {
+        let j = id[k]!
+        if (j < 0) j += D
+        j = j < 0 ? 0 : j >= D ? D - 1 : j // out of range: undefined but memory safe
+        const from = (p * D + j) * inner
+        o.set(a.subarray(from, from + inner), (p * K + k) * inner)
+      }
+    }
+  }
+}
+
+const gatherAlongAxis: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const ind = ctx.val("indices")
+  const axis = normAxis(ctx.num("axis", 0), x.shape.length)
+  const out = ctx.alloc(0)
+  expectShape("gather_along_axis", out.shape, ind.shape)
+  const xs = stridesOf(x.shape)
+  const base = new Int32Array(sizeOf(ind.shape))
+  forEachIndex(ind.shape, (k, idx) => {
+    let off = 0
+    for (let d = 0; d < idx.length; d++) if (d !== axis) off += idx[d]! * xs[d]!
+    base[k] = off
+  })
+  const D = x.shape[axis]!
+  const sa = xs[axis]!
+  const o = out.data
+  return () => {
+    const a = x.data, id = ind.data
+    for (let k = 0; k < base.length; k++) {
+      let j = id[k]!
+      if (j < 0) j += D
+      j = j < 0 ? 0 : j >= D ? D - 1 : j
+      o[k] = a[base[k]! + j * sa]!
+    }
+  }
+}
+
+const depthToSpace: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const bs = ctx.num("block_size")
+  const [n, C, H, W] = x.shape as [number, number, number, number]
+  if (x.shape.length !== 4 || C % (bs * bs) !== 0) throw new OpError("depth_to_space: needs [n, C, H, W] with C divisible by block_size²")
+  const Co = C / (bs * bs)
+  const shape = [n, Co, H * bs, W * bs]
+  const out = ctx.alloc(0)
+  expectShape("depth_to_space", out.shape, shape)
+  const map = new Int32Array(sizeOf(shape))
+  forEachIndex(shape, (k, [b, c, h, w]) => {
+    const i = h! % bs, j = w! % bs
+    const ci = (i * bs + j) * Co + c!
+    map[k] = ((b! * C + ci) * H + Math.floor(h! / bs)) * W + Math.floor(w! / bs)
+  })
+  return gatherMap(x, out.data, map)
+}
+
+const shapeOp: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const out = ctx.alloc(0)
+  expectShape("shape", out.shape, [x.shape.length])
+  x.shape.forEach((d, i) => (out.data[i] = d))
+  return undefined
+}
+
+const range1d: OpImpl = (ctx) => {
+  const start = ctx.val("start"), end = ctx.val("end"), step = ctx.val("step")
+  const out = ctx.alloc(0)
+  const o = out.data
+  const n = o.length
+  return () => {
+    const s = start.data[0]!, st = step.data[0]!, e = end.data[0]!
+    const len = Math.max(0, Math.ceil((e - s) / st))
+    for (let i = 0; i < n; i++) o[i] = i < len ? s + i * st : 0
+  }
+}
+
+const topk: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const axis = normAxis(ctx.num("axis", -1), x.shape.length)
+  const D = x.shape[axis]!
+  let k = ctx.num("k", 1)
+  if (k < 0) k = D
+  const ascending = ctx.bool("ascending", false)
+  const values = ctx.alloc(0)
+  const shape = [...x.shape]
+  shape[axis] = k
+  expectShape("topk", values.shape, shape)
+  const indices = ctx.nOut > 1 ? ctx.alloc(1) : undefined
+  const outer = sizeOf(x.shape.slice(0, axis))
+  const inner = sizeOf(x.shape.slice(axis + 1))
+  const taken = new Uint8Array(D)
+  const better = ascending ? (a: number, b: number) => a < b : (a: number, b: number) => a > b
+  return () => {
+    const a = x.data, vo = values.data
+    for (let p = 0; p < outer; p++) {
+      for (let q = 0; q < inner; q++) {
+        taken.fill(0)
+        for (let t = 0; t < k; t++) {
+          let best = -1
+          let bv = 0
+          for (let j = 0; j < D; j++) {
+            if (taken[j]) continue
+            const v = a[(p * D + j) * inner + q]!
+            if (best < 0 || better(v, bv)) {
+              best = j
+              bv = v
+            }
+          }
+          taken[best] = 1
+          vo[(p * k + t) * inner + q] = bv
+          if (indices) indices.data[(p * k + t) * inner + q] = best
+        }
+      }
+    }
+  }
+}
+
+/** Shape ops by MIL name. */
+export const shapeOps: Record<string, OpImpl> = {
+  reshape: view,
+  expand_dims: view,
+  squeeze: view,
+  flatten2d: view,
+  transpose,
+  slice_by_index: sliceByIndex,
+  slice_by_size: sliceBySize,
+  concat,
+  stack,
+  split,
+  tile,
+  pad,
+  gather,
+  gather_along_axis: gatherAlongAxis,
+  depth_to_space: depthToSpace,
+  shape: shapeOp,
+  range_1d: range1d,
+  topk
+}

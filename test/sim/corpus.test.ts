@@ -1,0 +1,139 @@
+/**
+ * Every corpus program runs on the simulator (rules "warn": some use I/O the engine rejects), or fails with the
+ * typed error the engine's limits call for. Packages with a weights/ folder run with their real weights (the
+ * silero VAD models); programs whose weights are not in the corpus get synthetic weight files at the same offsets.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { dirname, join, relative } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Effect } from "effect"
+import { describe, expect, it } from "vitest"
+import type { TypeExpr } from "../../src/mil/ast.js"
+import { BLOB_DTYPES, blobByteSize, blobReferences, isBlobDtype } from "../../src/mil/blob.js"
+import { f16Bits } from "../../src/sim/half.js"
+import { parse } from "../../src/mil/parser.js"
+import { CompileOptions } from "../../src/schema/CompileOptions.js"
+import { Backend } from "../../src/services/Backend.js"
+import { packSurface, unpackSurface } from "../../src/sim/layout.js"
+import * as Sim from "../../src/sim/SimBackend.js"
+import { randoms, views } from "./helpers.js"
+
+const corpus = join(dirname(fileURLToPath(import.meta.url)), "../../../shared/corpus")
+const walk = (d: string, out: Array<string> = []): Array<string> => {
+  for (const f of readdirSync(d).sort()) {
+    const p = join(d, f)
+    if (statSync(p).isDirectory()) walk(p, out)
+    else if (f.endsWith(".mil")) out.push(p)
+  }
+  return out
+}
+const files = existsSync(corpus) ? walk(corpus) : []
+
+const elements = (t: TypeExpr): number =>
+  t.kind === "tensor" && t.shape !== null ? t.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : 1), 1) : 1
+
+/** Weight files with a valid v2 record at every BLOBFILE offset the program names (deterministic values). */
+const syntheticWeights = (text: string): Array<{ path: string; bytes: Uint8Array }> => {
+  const program = parse(text).program
+  if (program === null) return []
+  const byPath = new Map<string, Map<bigint, { dtype: string; n: number }>>()
+  for (const ref of blobReferences(program)) {
+    const dtype = ref.type.kind === "tensor" || ref.type.kind === "scalar" ? ref.type.dtype : "fp16"
+    if (!byPath.has(ref.path)) byPath.set(ref.path, new Map())
+    byPath.get(ref.path)!.set(ref.offset, { dtype, n: elements(ref.type) })
+  }
+  return [...byPath].map(([path, refs]) => {
+    let end = 64
+    for (const [off, r] of refs) {
+      if (isBlobDtype(r.dtype)) end = Math.max(end, Number(off) + 64 + blobByteSize(r.dtype, r.n))
+    }
+    const bytes = new Uint8Array(end)
+    const dv = new DataView(bytes.buffer)
+    dv.setUint32(0, refs.size, true)
+    dv.setUint32(4, 2, true)
+    let seed = 1
+    for (const [off, r] of refs) {
+      if (!isBlobDtype(r.dtype)) continue
+      const o = Number(off)
+      const size = blobByteSize(r.dtype, r.n)
+      dv.setUint32(o, 0xdeadbeef, true)
+      dv.setUint32(o + 4, BLOB_DTYPES[r.dtype].code, true)
+      dv.setBigUint64(o + 8, BigInt(size), true)
+      dv.setBigUint64(o + 16, BigInt(o + 64), true)
+      const vals = randoms(r.n, seed++)
+      for (let i = 0; i < r.n; i++) {
+        const at = o + 64
+        if (r.dtype === "fp16") dv.setUint16(at + 2 * i, f16Bits(vals[i]! * 0.1), true)
+        else if (r.dtype === "fp32") dv.setFloat32(at + 4 * i, vals[i]! * 0.1, true)
+        else if (r.dtype === "int8") dv.setInt8(at + i, Math.round(vals[i]! * 8))
+        else if (r.dtype === "uint8") dv.setUint8(at + i, Math.floor((vals[i]! + 1) * 128))
+      }
+    }
+    return { path, bytes }
+  })
+}
+
+type Outcome =
+  | { readonly kind: "ran"; readonly outputs: ReadonlyArray<{ name: string; finite: boolean }> }
+  | { readonly kind: "refused"; readonly tag: string; readonly code: string; readonly message: string }
+
+const runFile = (file: string): Promise<Outcome> => {
+  const dir = dirname(file)
+  const pkg = file.endsWith("model.mil") && existsSync(join(dir, "weights"))
+  const text = readFileSync(file, "utf8")
+  const options = pkg ? CompileOptions.package({ path: dir }) : CompileOptions.mil({ text, weights: syntheticWeights(text) })
+  return Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const be = yield* Backend
+    const m = yield* be.compile(options)
+    m.inputs.forEach((l, i) => packSurface(l, randoms(l.logicalElements, 42 + i), views(m.request.inputs[i]!)))
+    yield* m.request.eval
+    return {
+      kind: "ran" as const,
+      outputs: m.outputs.map((l, i) => {
+        const a = new Float32Array(l.logicalElements)
+        unpackSurface(l, views(m.request.outputs[i]!), a)
+        return { name: l.name, finite: a.every(Number.isFinite) }
+      })
+    }
+  })).pipe(
+    Effect.catchAll((e) => Effect.succeed({
+      kind: "refused" as const,
+      tag: e._tag,
+      code: e._tag === "CompileError" ? (e.diagnostics.find((d) => d.severity === "error")?.code ?? "") : "",
+      message: e.message
+    })),
+    Effect.provide(Sim.layer({ rules: "warn", latency: "off" }))
+  ))
+}
+
+/** Refusals the engine itself would give: dynamic shapes, and I/O tensors that are not fp16/fp32. */
+const engineRefusal = (o: Outcome) =>
+  o.kind === "refused" && ((o.tag === "CompileError" && o.code === "SIM-DYNAMIC") || o.tag === "UnsupportedLayoutError")
+
+describe("corpus on the simulator", () => {
+  it("finds the corpus", () => {
+    expect(files.length).toBeGreaterThan(50)
+  })
+
+  for (const file of files) {
+    const name = relative(corpus, file)
+    it(name, async () => {
+      const o = await runFile(file)
+      if (o.kind === "refused") {
+        expect(engineRefusal(o), `${o.tag} ${o.code}: ${o.message}`).toBe(true)
+        return
+      }
+      expect(o.outputs.length).toBeGreaterThan(0)
+      expect(o.outputs.filter((x) => !x.finite).map((x) => x.name)).toEqual([])
+    })
+  }
+
+  it("runs all 16 silero VAD packages with their real weights", async () => {
+    const silero = files.filter((f) => f.includes("silero-vad") && existsSync(join(dirname(f), "weights", "weight.bin")))
+    expect(silero.length).toBe(16)
+    for (const f of silero.slice(0, 2)) {
+      const o = await runFile(f)
+      expect(o.kind).toBe("ran")
+    }
+  })
+})

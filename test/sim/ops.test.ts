@@ -1,0 +1,348 @@
+/** Per-op results against float64 references (exact numerics, fp32 I/O). */
+import { describe, expect, it } from "vitest"
+import { writeBlobFile } from "../../src/mil/blob.js"
+import { erf } from "../../src/sim/ops/elementwise.js"
+import { maxAbsDiff, program, randoms, runMil } from "./helpers.js"
+
+const lit = (dtype: string, shape: ReadonlyArray<number>, values: ArrayLike<number>) =>
+  `tensor<${dtype}, [${shape.join(", ")}]>([${Array.from(values).join(", ")}])`
+const t = (shape: ReadonlyArray<number>, dtype = "fp32") => `tensor<${dtype}, [${shape.join(", ")}]>`
+const size = (s: ReadonlyArray<number>) => s.reduce((a, b) => a * b, 1)
+const exact = { numerics: "exact" as const, rules: "off" as const }
+
+/** Runs a one-op program: inputs named x (and more), output y. */
+const one = async (
+  ins: Record<string, ReadonlyArray<number>>, data: Record<string, ArrayLike<number>>, body: string,
+  outs: Record<string, ReadonlyArray<number>> = {}, weights: ReadonlyArray<{ path: string; bytes: Uint8Array }> = []
+) => {
+  const decl = Object.entries(ins).map(([n, s]) => `${t(s)} ${n}`).join(", ")
+  void outs
+  return runMil(program(decl, body, Object.keys(outs).join(", ") || "y"), data, exact, weights)
+}
+
+const expectClose = (got: ArrayLike<number>, want: ArrayLike<number>, tol = 1e-5) => {
+  expect(got.length).toBe(want.length)
+  expect(maxAbsDiff(got, want)).toBeLessThanOrEqual(tol)
+}
+
+describe("conv", () => {
+  it("2-D with groups, strides, dilations, custom pads and bias", async () => {
+    const [N, Cin, H, W] = [1, 4, 5, 6]
+    const [Cout, G, KH, KW] = [6, 2, 3, 2]
+    const [sh, sw, dh, dw] = [1, 2, 2, 1]
+    const [pt, pb, pl, pr] = [1, 0, 1, 1]
+    const x = randoms(N * Cin * H * W, 1), w = randoms(Cout * (Cin / G) * KH * KW, 2), b = randoms(Cout, 3)
+    const OH = Math.floor((H + pt + pb - (KH - 1) * dh - 1) / sh) + 1
+    const OW = Math.floor((W + pl + pr - (KW - 1) * dw - 1) / sw) + 1
+    const ref = new Float64Array(Cout * OH * OW)
+    for (let co = 0; co < Cout; co++) for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
+      let acc = b[co]!
+      const g = Math.floor(co / (Cout / G))
+      for (let ci = 0; ci < Cin / G; ci++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
+        const ih = oh * sh - pt + kh * dh, iw = ow * sw - pl + kw * dw
+        if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue
+        acc += x[((g * (Cin / G) + ci) * H + ih) * W + iw]! * w[((co * (Cin / G) + ci) * KH + kh) * KW + kw]!
+      }
+      ref[(co * OH + oh) * OW + ow] = acc
+    }
+    const r = await one({ x: [N, Cin, H, W] }, { x }, `
+    ${t([Cout, Cin / G, KH, KW])} w = const()[name = string("w"), val = ${lit("fp32", [Cout, Cin / G, KH, KW], w)}];
+    ${t([Cout])} b = const()[name = string("b"), val = ${lit("fp32", [Cout], b)}];
+    ${t([N, Cout, OH, OW])} y = conv(x = x, weight = w, bias = b, strides = ${lit("int32", [2], [sh, sw])}, pad_type = string("custom"), pad = ${lit("int32", [4], [pt, pb, pl, pr])}, dilations = ${lit("int32", [2], [dh, dw])}, groups = int32(${G}))[name = string("y")];`)
+    expectClose(r.y!, ref)
+  })
+
+  it("1-D with same padding and stride 2 (floor-before split)", async () => {
+    const x = randoms(3 * 7, 4), w = randoms(2 * 3 * 4, 5)
+    const K = 4, S = 2, D = 7
+    const O = Math.ceil(D / S)
+    const total = Math.max(0, S * (O - 1) + K - D)
+    const before = Math.floor(total / 2)
+    const ref = new Float64Array(2 * O)
+    for (let co = 0; co < 2; co++) for (let o = 0; o < O; o++) {
+      let acc = 0
+      for (let ci = 0; ci < 3; ci++) for (let k = 0; k < K; k++) {
+        const i = o * S - before + k
+        if (i >= 0 && i < D) acc += x[ci * D + i]! * w[(co * 3 + ci) * K + k]!
+      }
+      ref[co * O + o] = acc
+    }
+    const r = await one({ x: [1, 3, D] }, { x }, `
+    ${t([2, 3, K])} w = const()[name = string("w"), val = ${lit("fp32", [2, 3, K], w)}];
+    ${t([1, 2, O])} y = conv(x = x, weight = w, strides = ${lit("int32", [1], [S])}, pad_type = string("same"))[name = string("y")];`)
+    expectClose(r.y!, ref)
+  })
+})
+
+describe("matmul, linear, attention", () => {
+  it("matmul with both transposes and a broadcast batch", async () => {
+    const x = randoms(2 * 3 * 4, 6), yv = randoms(5 * 3, 7)
+    // x [2, 3, 4] transposed → [2, 4, 3]; y [1, 5, 3] transposed → [1, 3, 5]; out [2, 4, 5]
+    const ref = new Float64Array(2 * 4 * 5)
+    for (let b = 0; b < 2; b++) for (let i = 0; i < 4; i++) for (let j = 0; j < 5; j++) {
+      let acc = 0
+      for (let k = 0; k < 3; k++) acc += x[(b * 3 + k) * 4 + i]! * yv[j * 3 + k]!
+      ref[(b * 4 + i) * 5 + j] = acc
+    }
+    const r = await one({ x: [2, 3, 4], w: [1, 5, 3] }, { x, w: yv },
+      `    ${t([2, 4, 5])} y = matmul(x = x, y = w, transpose_x = bool(true), transpose_y = bool(true))[name = string("y")];`)
+    expectClose(r.y!, ref)
+  })
+
+  it("linear is x·Wᵀ + b", async () => {
+    const x = randoms(6, 8), w = randoms(12, 9), b = randoms(4, 10)
+    const ref = Array.from({ length: 8 }, (_, k) => {
+      const r = Math.floor(k / 4), j = k % 4
+      return b[j]! + [0, 1, 2].reduce((s, i) => s + x[r * 3 + i]! * w[j * 3 + i]!, 0)
+    })
+    const r = await one({ x: [2, 3] }, { x }, `
+    ${t([4, 3])} w = const()[name = string("w"), val = ${lit("fp32", [4, 3], w)}];
+    ${t([4])} b = const()[name = string("b"), val = ${lit("fp32", [4], b)}];
+    ${t([2, 4])} y = linear(x = x, weight = w, bias = b)[name = string("y")];`)
+    expectClose(r.y!, ref)
+  })
+
+  it("scaled_dot_product_attention with a bool mask", async () => {
+    const L = 3, S = 4, E = 2
+    const q = randoms(L * E, 11), k = randoms(S * E, 12), v = randoms(S * E, 13)
+    const mask = [1, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 1]
+    const ref: Array<number> = []
+    for (let i = 0; i < L; i++) {
+      const s = Array.from({ length: S }, (_, j) =>
+        mask[i * S + j] ? (q[i * E]! * k[j * E]! + q[i * E + 1]! * k[j * E + 1]!) / Math.sqrt(E) : -Infinity)
+      const m = Math.max(...s)
+      const e = s.map((z) => Math.exp(z - m))
+      const sum = e.reduce((a, b) => a + b, 0)
+      for (let d = 0; d < E; d++) ref.push(e.reduce((a, p, j) => a + p * v[j * E + d]!, 0) / sum)
+    }
+    const r = await one({ q: [1, L, E], k: [1, S, E], v: [1, S, E] }, { q, k, v }, `
+    ${t([1, L, S], "bool")} m = const()[name = string("m"), val = ${lit("bool", [1, L, S], mask.map((b) => (b ? "true" : "false")) as unknown as Array<number>)}];
+    ${t([1, L, E])} y = scaled_dot_product_attention(query = q, key = k, value = v, attn_mask = m)[name = string("y")];`)
+    expectClose(r.y!, ref)
+  })
+})
+
+describe("normalisation and reductions", () => {
+  const shape = [2, 3, 4]
+  const x = randoms(24, 14)
+  const at = (a: number, b: number, c: number) => x[(a * 3 + b) * 4 + c]!
+
+  it("softmax along axis 1", async () => {
+    const ref: Array<number> = new Array(24)
+    for (let a = 0; a < 2; a++) for (let c = 0; c < 4; c++) {
+      const col = [0, 1, 2].map((b) => Math.exp(at(a, b, c)))
+      const s = col.reduce((p, q) => p + q, 0)
+      for (let b = 0; b < 3; b++) ref[(a * 3 + b) * 4 + c] = col[b]! / s
+    }
+    const r = await one({ x: shape }, { x }, `    ${t(shape)} y = softmax(x = x, axis = int32(1))[name = string("y")];`)
+    expectClose(r.y!, ref)
+  })
+
+  it("layer_norm over the last two axes with gamma and beta", async () => {
+    const g = randoms(12, 15), be = randoms(12, 16)
+    const ref: Array<number> = []
+    for (let a = 0; a < 2; a++) {
+      const seg = Array.from(x.subarray(a * 12, a * 12 + 12))
+      const mean = seg.reduce((p, q) => p + q, 0) / 12
+      const v = seg.reduce((p, q) => p + (q - mean) ** 2, 0) / 12
+      seg.forEach((q, i) => ref.push(((q - mean) / Math.sqrt(v + 1e-5)) * g[i]! + be[i]!))
+    }
+    const r = await one({ x: shape }, { x }, `
+    ${t([3, 4])} g = const()[name = string("g"), val = ${lit("fp32", [3, 4], g)}];
+    ${t([3, 4])} b = const()[name = string("b"), val = ${lit("fp32", [3, 4], be)}];
+    ${t(shape)} y = layer_norm(x = x, axes = ${lit("int32", [2], [-1, -2])}, gamma = g, beta = b, epsilon = fp32(1e-5))[name = string("y")];`)
+    expectClose(r.y!, ref)
+  })
+
+  it("reduce_sum keep_dims, reduce_max over two axes, reduce_mean over all", async () => {
+    const sum1 = Array.from({ length: 8 }, (_, k) => [0, 1, 2].reduce((s, b) => s + at(Math.floor(k / 4), b, k % 4), 0))
+    const max02 = [0, 1, 2].map((b) => Math.max(...[0, 1].flatMap((a) => [0, 1, 2, 3].map((c) => at(a, b, c)))))
+    const mean = Array.from(x).reduce((p, q) => p + q, 0) / 24
+    const r = await one({ x: shape }, { x }, `
+    ${t([2, 1, 4])} s = reduce_sum(x = x, axes = ${lit("int32", [1], [1])}, keep_dims = bool(true))[name = string("s")];
+    ${t([3])} m = reduce_max(x = x, axes = ${lit("int32", [2], [0, 2])})[name = string("m")];
+    ${t([1, 1, 1])} a = reduce_mean(x = x, axes = ${lit("int32", [3], [0, 1, 2])}, keep_dims = bool(true))[name = string("a")];
+    ${t([2, 3])} am = reduce_argmax(x = x, axis = int32(-1))[name = string("am")];`, { s: [], m: [], a: [], am: [] })
+    expectClose(r.s!, sum1)
+    expectClose(r.m!, max02)
+    expectClose(r.a!, [mean])
+    const am = Array.from({ length: 6 }, (_, k) => {
+      const row = [0, 1, 2, 3].map((c) => x[k * 4 + c]!)
+      return row.indexOf(Math.max(...row))
+    })
+    expect(Array.from(r.am!)).toEqual(am)
+  })
+})
+
+describe("shape and indexing ops", () => {
+  it("pad: reflect, replicate and constant on the last two axes", async () => {
+    const x = [1, 2, 3, 4, 5, 6] // [2, 3]
+    const r = await one({ x: [2, 3] }, { x }, `
+    ${t([2, 7])} a = pad(x = x, pad = ${lit("int32", [2], [2, 2])}, mode = string("reflect"))[name = string("a")];
+    ${t([4, 4])} b = pad(x = x, pad = ${lit("int32", [4], [1, 1, 0, 1])}, mode = string("replicate"))[name = string("b")];
+    ${t([2, 4])} c = pad(x = x, pad = ${lit("int32", [2], [1, 0])}, mode = string("constant"), constant_val = fp32(9))[name = string("c")];`,
+      { a: [], b: [], c: [] })
+    expect(Array.from(r.a!)).toEqual([3, 2, 1, 2, 3, 2, 1, 6, 5, 4, 5, 6, 5, 4])
+    expect(Array.from(r.b!)).toEqual([1, 2, 3, 3, 1, 2, 3, 3, 4, 5, 6, 6, 4, 5, 6, 6])
+    expect(Array.from(r.c!)).toEqual([9, 1, 2, 3, 9, 4, 5, 6])
+  })
+
+  it("slice_by_index with a negative stride, masks and squeeze; slice_by_size", async () => {
+    const x = Array.from({ length: 24 }, (_, i) => i) // [2, 3, 4]
+    const r = await one({ x: [2, 3, 4] }, { x }, `
+    ${t([3, 2])} a = slice_by_index(x = x, begin = ${lit("int32", [3], [1, 0, 3])}, end = ${lit("int32", [3], [0, 3, 0])}, stride = ${lit("int32", [3], [1, 1, -2])}, begin_mask = ${lit("bool", [3], ["false", "true", "false"] as unknown as Array<number>)}, end_mask = ${lit("bool", [3], ["false", "true", "true"] as unknown as Array<number>)}, squeeze_mask = ${lit("bool", [3], ["true", "false", "false"] as unknown as Array<number>)})[name = string("a")];
+    ${t([1, 2, 2])} b = slice_by_size(x = x, begin = ${lit("int32", [3], [1, 1, -2])}, size = ${lit("int32", [3], [1, 2, -1])})[name = string("b")];`,
+      { a: [], b: [] })
+    // x[1, :, 3::-2] → rows of block 1: [15, 13], [19, 17], [23, 21]
+    expect(Array.from(r.a!)).toEqual([15, 13, 19, 17, 23, 21])
+    expect(Array.from(r.b!)).toEqual([18, 19, 22, 23])
+  })
+
+  it("concat (plain and interleaved), split, stack, transpose, tile, depth_to_space", async () => {
+    const a = [1, 2, 3, 4], b = [5, 6, 7, 8] // [2, 2]
+    const r = await one({ a: [2, 2], b: [2, 2] }, { a, b }, `
+    ${t([2, 4])} c = concat(values = (a, b), axis = int32(1), interleave = bool(false))[name = string("c")];
+    ${t([4, 2])} i = concat(values = (a, b), axis = int32(0), interleave = bool(true))[name = string("i")];
+    ${t([2, 1])} s0, ${t([2, 1])} s1 = split(x = a, num_splits = int32(2), axis = int32(1))[name = string("s")];
+    ${t([2, 2, 2])} st = stack(values = (a, b), axis = int32(1))[name = string("st")];
+    ${t([2, 2])} tr = transpose(x = a, perm = ${lit("int32", [2], [1, 0])})[name = string("tr")];
+    ${t([2, 6])} tl = tile(x = a, reps = ${lit("int32", [2], [1, 3])})[name = string("tl")];`,
+      { c: [], i: [], s1: [], st: [], tr: [], tl: [] })
+    expect(Array.from(r.c!)).toEqual([1, 2, 5, 6, 3, 4, 7, 8])
+    expect(Array.from(r.i!)).toEqual([1, 2, 5, 6, 3, 4, 7, 8])
+    expect(Array.from(r.s1!)).toEqual([2, 4])
+    expect(Array.from(r.st!)).toEqual([1, 2, 5, 6, 3, 4, 7, 8])
+    expect(Array.from(r.tr!)).toEqual([1, 3, 2, 4])
+    expect(Array.from(r.tl!)).toEqual([1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4])
+    const x = Array.from({ length: 8 }, (_, k) => k) // [1, 8, 1, 1] → [1, 2, 2, 2] (DCR)
+    const d = await one({ x: [1, 8, 1, 1] }, { x },
+      `    ${t([1, 2, 2, 2])} y = depth_to_space(x = x, block_size = int32(2))[name = string("y")];`)
+    // out[c, i, j] = x[(i·2 + j)·2 + c]
+    expect(Array.from(d.y!)).toEqual([0, 2, 4, 6, 1, 3, 5, 7])
+  })
+
+  it("gather with negative indices, gather_along_axis, topk values and indices", async () => {
+    const x = [10, 11, 12, 13, 20, 21, 22, 23] // [2, 4]
+    const r = await one({ x: [2, 4] }, { x }, `
+    ${t([2, 3])} g = gather(x = x, indices = ${lit("int32", [3], [3, -4, 1])}, axis = int32(1))[name = string("g")];
+    ${t([2, 1])} ga = gather_along_axis(x = x, indices = ${lit("int32", [2, 1], [2, 0])}, axis = int32(1))[name = string("ga")];
+    ${t([2, 2])} tv, ${t([2, 2], "int32")} ti = topk(x = x, k = int32(2), axis = int32(-1), ascending = bool(false))[name = string("tk")];`,
+      { g: [], ga: [], tv: [] })
+    expect(Array.from(r.g!)).toEqual([13, 10, 11, 23, 20, 21])
+    expect(Array.from(r.ga!)).toEqual([12, 20])
+    expect(Array.from(r.tv!)).toEqual([13, 12, 23, 22])
+  })
+
+  it("select broadcasts, cast truncates toward zero, comparisons give bools", async () => {
+    const x = [-1.7, 0.2, 2.9, -0.4]
+    const r = await one({ x: [1, 4] }, { x }, `
+    ${t([1, 4], "bool")} pos = greater(x = x, y = fp32(0))[name = string("pos")];
+    ${t([1, 4])} y = select(cond = pos, a = x, b = fp32(-9))[name = string("y")];
+    ${t([1, 4], "int32")} i = cast(x = x, dtype = string("int32"))[name = string("i")];
+    ${t([1, 4])} f = cast(x = i, dtype = string("fp32"))[name = string("f")];`, { y: [], f: [] })
+    expect(Array.from(r.y!)).toEqual([-9, Math.fround(0.2), Math.fround(2.9), -9])
+    expect(Array.from(r.f!)).toEqual([-1, 0, 2, 0])
+  })
+})
+
+describe("pooling, activations, recurrent", () => {
+  it("max_pool ignores padding, avg_pool counts it unless excluded", async () => {
+    const x = [1, -2, 3, -4, 5, -6] // [1, 1, 6]
+    const r = await one({ x: [1, 1, 6] }, { x }, `
+    ${t([1, 1, 3])} m = max_pool(x = x, kernel_sizes = ${lit("int32", [1], [3])}, strides = ${lit("int32", [1], [2])}, pad_type = string("custom"), pad = ${lit("int32", [2], [1, 0])})[name = string("m")];
+    ${t([1, 1, 3])} a = avg_pool(x = x, kernel_sizes = ${lit("int32", [1], [3])}, strides = ${lit("int32", [1], [2])}, pad_type = string("custom"), pad = ${lit("int32", [2], [1, 0])}, exclude_padding_from_average = bool(false))[name = string("a")];`,
+      { m: [], a: [] })
+    expect(Array.from(r.m!)).toEqual([1, 3, 5])
+    expectClose(r.a!, [(0 + 1 - 2) / 3, (-2 + 3 - 4) / 3, (-4 + 5 - 6) / 3])
+  })
+
+  it("erf, gelu (exact and tanh), silu, sigmoid against float64 formulas", async () => {
+    const x = Array.from({ length: 41 }, (_, i) => (i - 20) / 6.5)
+    // Reference erf by its Maclaurin series in float64 (accurate to ~1e-12 for |x| ≤ 3.1).
+    const erfRef = (z: number) => {
+      let term = z, sum = z
+      for (let k = 1; k < 200; k++) {
+        term *= (-z * z) / k
+        sum += term / (2 * k + 1)
+      }
+      return (2 / Math.sqrt(Math.PI)) * sum
+    }
+    for (const z of x) expect(Math.abs(erf(z) - erfRef(z))).toBeLessThan(5e-7)
+    const r = await one({ x: [41] }, { x }, `
+    ${t([41])} e = erf(x = x)[name = string("e")];
+    ${t([41])} g = gelu(x = x, mode = string("EXACT"))[name = string("g")];
+    ${t([41])} gt = gelu(x = x, mode = string("TANH_APPROXIMATION"))[name = string("gt")];
+    ${t([41])} s = silu(x = x)[name = string("s")];`, { e: [], g: [], gt: [], s: [] })
+    expectClose(r.e!, x.map(erfRef))
+    expectClose(r.g!, x.map((z) => 0.5 * z * (1 + erfRef(z / Math.SQRT2))))
+    expectClose(r.gt!, x.map((z) => 0.5 * z * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (z + 0.044715 * z ** 3)))))
+    expectClose(r.s!, x.map((z) => z / (1 + Math.exp(-z))))
+  })
+
+  it("lstm (forward, i f o z gate order, peephole, output_sequence) matches a float64 step loop", async () => {
+    const S = 3, I = 2, H = 2
+    const x = randoms(S * I, 20), wih = randoms(4 * H * I, 21), whh = randoms(4 * H * H, 22)
+    const b = randoms(4 * H, 23), p = randoms(3 * H, 24), h0 = randoms(H, 25), c0 = randoms(H, 26)
+    const sig = (z: number) => 1 / (1 + Math.exp(-z))
+    let h = Array.from(h0), c = Array.from(c0)
+    const seq: Array<number> = []
+    for (let s = 0; s < S; s++) {
+      const g = Array.from({ length: 4 * H }, (_, r) =>
+        b[r]! + [0, 1].reduce((a, k) => a + wih[r * I + k]! * x[s * I + k]!, 0) + [0, 1].reduce((a, k) => a + whh[r * H + k]! * h[k]!, 0))
+      const cn = c.map((cp, j) => sig(g[H + j]! + p[H + j]! * cp) * cp + sig(g[j]! + p[j]! * cp) * Math.tanh(g[3 * H + j]!))
+      h = cn.map((cv, j) => sig(g[2 * H + j]! + p[2 * H + j]! * cv) * Math.tanh(cv))
+      c = cn
+      seq.push(...h)
+    }
+    const r = await one({ x: [S, 1, I], h0: [1, H], c0: [1, H] }, { x, h0, c0 }, `
+    ${t([4 * H, I])} wih = const()[name = string("wih"), val = ${lit("fp32", [4 * H, I], wih)}];
+    ${t([4 * H, H])} whh = const()[name = string("whh"), val = ${lit("fp32", [4 * H, H], whh)}];
+    ${t([4 * H])} b = const()[name = string("b"), val = ${lit("fp32", [4 * H], b)}];
+    ${t([3 * H])} p = const()[name = string("p"), val = ${lit("fp32", [3 * H], p)}];
+    ${t([S, 1, H])} o, ${t([1, H])} hn, ${t([1, H])} cn = lstm(x = x, initial_h = h0, initial_c = c0, weight_ih = wih, weight_hh = whh, bias = b, peephole = p, direction = string("forward"), output_sequence = bool(true), recurrent_activation = string("sigmoid"), cell_activation = string("tanh"), activation = string("tanh"))[name = string("l")];`,
+      { o: [], hn: [], cn: [] })
+    expectClose(r.o!, seq)
+    expectClose(r.hn!, h)
+    expectClose(r.cn!, c)
+  })
+})
+
+describe("weight decompression and quantization", () => {
+  it("constexpr_affine_dequantize, constexpr_lut_to_dense (2-bit) and constexpr_sparse_to_dense (iOS16 forms)", async () => {
+    const q = [-3, 0, 5, 7, -1, 2] // int8 [2, 3], per-row scale and zero point
+    const lut = [0.5, -1, 2, 8]
+    const idx = [3, 0, 2, 1, 1, 2] // 2-bit, LSB first
+    const packed = [idx[0]! | (idx[1]! << 2) | (idx[2]! << 4) | (idx[3]! << 6), idx[4]! | (idx[5]! << 2)]
+    const mask = [0b00100101] // ones at flat positions 0, 2, 5 of 6
+    const blob = writeBlobFile([
+      { dtype: "int8", data: q },
+      { dtype: "uint8", data: packed },
+      { dtype: "uint8", data: mask }
+    ])
+    if (!("bytes" in blob)) throw blob
+    const [oq, op, om] = blob.offsets
+    const path = "@model_path/weights/weight.bin"
+    const bf = (type: string, off: number) => `${type}(BLOBFILE(path = string("${path}"), offset = uint64(${off})))`
+    const r = await one({ x: [2, 3] }, { x: [0, 0, 0, 0, 0, 0] }, `
+    ${t([2, 3])} a = constexpr_affine_dequantize()[axis = int32(0), name = string("a"), quantized_data = ${bf(t([2, 3], "int8"), oq!)}, scale = ${lit("fp32", [2], [0.5, 2])}, zero_point = ${lit("int8", [2], [1, -1])}];
+    ${t([2, 3])} l = constexpr_lut_to_dense()[indices = ${bf(t([2], "uint8"), op!)}, lut = ${lit("fp32", [4], lut)}, name = string("l"), shape = ${lit("uint32", [2], [2, 3])}];
+    ${t([2, 3])} s = constexpr_sparse_to_dense()[mask = ${bf(t([1], "uint8"), om!)}, name = string("s"), nonzero_data = ${lit("fp32", [3], [4, 5, 6])}, shape = ${lit("uint32", [2], [2, 3])}];
+    ${t([2, 3])} ya = add(x = x, y = a)[name = string("ya")];
+    ${t([2, 3])} yl = add(x = x, y = l)[name = string("yl")];
+    ${t([2, 3])} ys = add(x = x, y = s)[name = string("ys")];`, { ya: [], yl: [], ys: [] }, [{ path, bytes: blob.bytes }])
+    expect(Array.from(r.ya!)).toEqual([-2, -0.5, 2, 16, 0, 6])
+    expect(Array.from(r.yl!)).toEqual(idx.map((i) => lut[i]!))
+    expect(Array.from(r.ys!)).toEqual([4, 0, 5, 0, 0, 6])
+  })
+
+  it("quantize rounds half to even and saturates; dequantize inverts", async () => {
+    const x = [0.25, 0.75, 100, -100, 1.25]
+    const r = await one({ x: [5] }, { x }, `
+    ${t([5], "int8")} q = quantize(input = x, scale = fp32(0.5), zero_point = int8(1), output_dtype = string("int8"))[name = string("q")];
+    ${t([5])} y = dequantize(input = q, scale = fp32(0.5), zero_point = int8(1))[name = string("y")];`)
+    // 0.5 → 0 (even) +1; 1.5 → 2 +1; 200 → 127; −200 → −128; 2.5 → 2 +1
+    expect(Array.from(r.y!)).toEqual([0, 1, 63, -64.5, 1])
+  })
+})
+
+void size

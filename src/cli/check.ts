@@ -31,6 +31,7 @@ const jsonOf = (ds: ReadonlyArray<Diagnostic>) =>
     ...(d.hint !== undefined ? { hint: d.hint } : {})
   }))
 
+/** The `check` subcommand. */
 export const command = Command.make(
   "check",
   {

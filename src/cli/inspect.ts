@@ -6,6 +6,7 @@ import { formatInspectReport, inspect } from "../mil/inspect.js"
 import { parse } from "../mil/parser.js"
 import { loadMil } from "./source.js"
 
+/** The `inspect` subcommand. */
 export const command = Command.make(
   "inspect",
   {

@@ -68,37 +68,49 @@
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (br_if $step (i32.lt_u (local.get $src) (local.get $end))))))
 
-  ;; $n fp16 at $src -> $n f32 at $dst, contiguous; $n a multiple of 8.
-  ;; Per lane (x = the half sign-extended to 32 bits): o = (x & 0x7FFF) << 13 is the float 2^112 too small (fp16
-  ;; subnormals become f32 subnormals); one exact multiply by 2^112 fixes the scale. Exponent 31 (Inf/NaN) then needs
-  ;; the f32 exponent forced to 255; the sign is bit 31 of x.
+;; $n fp16 at $src -> $n f32 at $dst, contiguous; $n a multiple of 8.
+  ;; Each half is doubled into a 32-bit lane (interleaving the vector with itself: one instruction), then shifted
+  ;; right by 3 with its sign: sign stays in bit 31, exponent and mantissa land in bits 13..27, the rest is masked off. That
+  ;; float is exactly 2^112 too small (fp16 subnormals become f32 subnormals) and one exact multiply fixes the scale.
+  ;; Exponent 31 (Inf/NaN) then needs the f32 exponent forced to 255, keeping the payload.
   (func (export "f16_to_f32") (param $src i32) (param $dst i32) (param $n i32)
-    (local $end i32) (local $h v128) (local $x v128) (local $o v128)
-    (local $k7FFF v128) (local $kScale v128) (local $kInfT v128) (local $kExp v128) (local $kSign v128)
-    (local.set $k7FFF (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))
+    (local $end i32) (local $h v128) (local $inf v128)
+    (local $k7FFF v128) (local $k7BFF v128) (local $kKeep v128) (local $kScale v128) (local $kExp v128)
+    (local.set $k7FFF (v128.const i16x8 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff))
+    (local.set $k7BFF (v128.const i16x8 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff))
+    (local.set $kKeep (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000)) ;; sign + bits 13..27
     (local.set $kScale (v128.const i32x4 0x77800000 0x77800000 0x77800000 0x77800000)) ;; 2^112
-    (local.set $kInfT (v128.const i32x4 0x0f7fffff 0x0f7fffff 0x0f7fffff 0x0f7fffff)) ;; above: exponent 31
     (local.set $kExp (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
-    (local.set $kSign (v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000))
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
     (block $done
       (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
       (loop $step
         (local.set $h (v128.load (local.get $src)))
-        (local.set $x (i32x4.extend_low_i16x8_s (local.get $h)))
-        (local.set $o (i32x4.shl (v128.and (local.get $x) (local.get $k7FFF)) (i32.const 13)))
+        (local.set $inf (i16x8.gt_s (v128.and (local.get $h) (local.get $k7FFF)) (local.get $k7BFF)))
         (v128.store (local.get $dst)
           (v128.or
-            (v128.or (f32x4.mul (local.get $o) (local.get $kScale))
-              (v128.and (i32x4.gt_s (local.get $o) (local.get $kInfT)) (local.get $kExp)))
-            (v128.and (local.get $x) (local.get $kSign))))
-        (local.set $x (i32x4.extend_high_i16x8_s (local.get $h)))
-        (local.set $o (i32x4.shl (v128.and (local.get $x) (local.get $k7FFF)) (i32.const 13)))
+            (f32x4.mul
+              (v128.and
+                (i32x4.shr_s
+                  (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $h) (local.get $h))
+                  (i32.const 3))
+                (local.get $kKeep))
+              (local.get $kScale))
+            (v128.and
+              (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $inf) (local.get $inf))
+              (local.get $kExp))))
         (v128.store offset=16 (local.get $dst)
           (v128.or
-            (v128.or (f32x4.mul (local.get $o) (local.get $kScale))
-              (v128.and (i32x4.gt_s (local.get $o) (local.get $kInfT)) (local.get $kExp)))
-            (v128.and (local.get $x) (local.get $kSign))))
+            (f32x4.mul
+              (v128.and
+                (i32x4.shr_s
+                  (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h))
+                  (i32.const 3))
+                (local.get $kKeep))
+              (local.get $kScale))
+            (v128.and
+              (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $inf) (local.get $inf))
+              (local.get $kExp))))
         (local.set $src (i32.add (local.get $src) (i32.const 16)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
         (br_if $step (i32.lt_u (local.get $src) (local.get $end))))))

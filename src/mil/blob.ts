@@ -8,7 +8,7 @@ import { Effect } from "effect"
 import type { Block, Operation, Program, TypeExpr, Value } from "./ast.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { InvalidArgumentError } from "../schema/errors.js"
-import { float32ToFp16, fp16ToFloat32 } from "../fp16/scalar.js"
+import { f32BitsToFp16, float32ToFp16, float32ToFp16Truncate, fp16ToFloat32 } from "../fp16/scalar.js"
 
 /** Alignment of every metadata record and data segment (`DefaultStorageAlignment`). */
 export const BLOB_ALIGNMENT = 64
@@ -29,6 +29,7 @@ export const BLOB_DTYPES: Readonly<Record<BlobDtype, { readonly code: number; re
   fp16: { code: 1, bits: 16 },
   fp32: { code: 2, bits: 32 },
   uint8: { code: 3, bits: 8 },
+  // Int8 is 4; Go's BlobInt8 = 8 is Apple's Int4 (spec §7.4).
   int8: { code: 4, bits: 8 },
   bf16: { code: 5, bits: 16 },
   int16: { code: 6, bits: 16 },
@@ -87,7 +88,15 @@ export interface BlobData {
 
 /** A tensor to store: values (converted / packed here) or raw storage bytes. */
 export type BlobEntry =
-  | { readonly dtype: BlobDtype; readonly data: ArrayLike<number> }
+  | {
+    readonly dtype: BlobDtype
+    readonly data: ArrayLike<number>
+    /**
+     * fp16 only: `nearest` (default, round to nearest even, as coremltools) or `truncate` (toward zero, subnormals
+     * flushed: byte-compatible with the Go generators' blobs, spec §3.5).
+     */
+    readonly rounding?: "nearest" | "truncate"
+  }
   | { readonly dtype: BlobDtype; readonly bytes: Uint8Array; readonly elements?: number }
 
 /** A written weight file and the metadata offset of each entry (for `BLOBFILE(offset = …)`). */
@@ -102,6 +111,17 @@ export interface WrittenBlobFile {
 
 const f32 = new Float32Array(1)
 const u32 = new Uint32Array(f32.buffer)
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+// Every fp16 value by its bits, built on first decode: a table lookup is ~10× faster than computing each value.
+let fp16Table: Float32Array | undefined
+const fp16Values = (): Float32Array => {
+  if (fp16Table === undefined) {
+    fp16Table = new Float32Array(65536)
+    for (let h = 0; h < 65536; h++) fp16Table[h] = fp16ToFloat32(h)
+  }
+  return fp16Table
+}
 
 const toBf16Bits = (x: number): number => {
   f32[0] = x
@@ -292,7 +312,13 @@ export const decodeBlob = (data: BlobData): BlobValues => {
   switch (record.dtype) {
     case "fp16": {
       const out = new Float32Array(n)
-      for (let i = 0; i < n; i++) out[i] = fp16ToFloat32(dv.getUint16(2 * i, true))
+      const table = fp16Values()
+      if (littleEndian && bytes.byteOffset % 2 === 0) {
+        const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n)
+        for (let i = 0; i < n; i++) out[i] = table[h[i]!]!
+      } else {
+        for (let i = 0; i < n; i++) out[i] = table[dv.getUint16(2 * i, true)]!
+      }
       return out
     }
     case "bf16": {
@@ -384,7 +410,16 @@ const encodeEntry = (
   }
   switch (dtype) {
     case "fp16":
-      for (let k = 0; k < n; k++) dv.setUint16(2 * k, float32ToFp16(data[k]!), true)
+      if (entry.rounding === "truncate") {
+        for (let k = 0; k < n; k++) dv.setUint16(2 * k, float32ToFp16Truncate(data[k]!), true)
+      } else if (littleEndian && data instanceof Float32Array && data.byteOffset % 4 === 0) {
+        // Fast path: convert straight from the float32 bits into a fresh (aligned) output.
+        const bits = new Uint32Array(data.buffer, data.byteOffset, n)
+        const h = new Uint16Array(out.buffer, 0, n)
+        for (let k = 0; k < n; k++) h[k] = f32BitsToFp16(bits[k]!)
+      } else {
+        for (let k = 0; k < n; k++) dv.setUint16(2 * k, float32ToFp16(data[k]!), true)
+      }
       break
     case "bf16":
       for (let k = 0; k < n; k++) dv.setUint16(2 * k, toBf16Bits(data[k]!), true)
@@ -544,6 +579,16 @@ export const Blob = {
     Effect.suspend(() => {
       const r = readBlobAt(bytes, offset, expected)
       return r instanceof InvalidArgumentError ? Effect.fail(r) : Effect.succeed(r)
+    }),
+  /** `readAt` then decode: the values (fp16/bf16/fp8 as float32, sub-byte unpacked) of the blob at `offset`. */
+  readValues: (
+    bytes: Uint8Array,
+    offset: number | bigint,
+    expected?: BlobExpectation
+  ): Effect.Effect<BlobValues, InvalidArgumentError> =>
+    Effect.suspend(() => {
+      const r = readBlobAt(bytes, offset, expected)
+      return r instanceof InvalidArgumentError ? Effect.fail(r) : Effect.succeed(decodeBlob(r))
     }),
   /** Writes one weight file; `offsets[i]` is the BLOBFILE offset of `entries[i]`. */
   write: (entries: ReadonlyArray<BlobEntry>): Effect.Effect<WrittenBlobFile, InvalidArgumentError> =>

@@ -120,13 +120,11 @@ class Checker {
     owner: string
   ): void {
     for (const op of block.operations) this.checkOp(op, scope, types, consts, opset)
-    const seen = new Set<string>()
     for (const out of block.outputs) {
       if (scope.get(out) === undefined) {
         this.reporter.error(TypeCodes.functionOutput, block.pos,
           `${owner} returns \`${out}\`: expected a defined value, found no input or op output of that name`)
       }
-      seen.add(out)
     }
   }
 
@@ -196,7 +194,13 @@ class Checker {
             `${op.op}: unexpected argument \`${a.name}\`: expected one of ${rule.args.join(", ")}`)
         }
       }
-      inferred = rule.infer(new OpContext(op, opset, args, this.reporter))
+      try {
+        inferred = rule.infer(new OpContext(op, opset, args, this.reporter))
+      } catch (e) {
+        // A rule must never take the whole check down: report and keep the declared types.
+        this.reporter.error(TypeCodes.invalidValue, op.pos,
+          `${op.op}: expected the op's arguments to be checkable, found an internal checker failure (${String(e)})`)
+      }
     }
     for (const block of op.blocks) {
       const inner = new Scope(scope)

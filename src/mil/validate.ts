@@ -7,7 +7,7 @@ import { Diagnostic } from "../schema/Diagnostic.js"
 import type { Program } from "./ast.js"
 import { check } from "./check.js"
 import type { CheckResult } from "./check.js"
-import type { AneRule, Chip } from "./rules/context.js"
+import type { AneRule, Chip, Finding } from "./rules/context.js"
 import { RuleContext } from "./rules/context.js"
 import { ioRules } from "./rules/io.js"
 import { opRulesAne } from "./rules/ops.js"
@@ -35,7 +35,14 @@ export const validate = (program: Program, options: ValidateOptions = {}): Reado
   const out: Array<Diagnostic> = []
   for (const rule of rules) {
     if (options.chip !== undefined && !rule.chips.includes(options.chip)) continue
-    for (const f of rule.check(ctx)) {
+    let found: ReadonlyArray<Finding>
+    try {
+      found = rule.check(ctx)
+    } catch (e) {
+      // One broken rule must not hide the others' findings.
+      found = [{ pos: program.pos, message: `rule could not run: expected a checkable program, found ${String(e)}` }]
+    }
+    for (const f of found) {
       out.push(new Diagnostic({
         kind: "ane",
         severity: rule.severity,

@@ -113,6 +113,14 @@ describe("Blob.write: byte layout of the spec's test vectors (§3.4, §1.9)", ()
   })
 })
 
+describe("Go-compatible fp16 truncation", () => {
+  it("rounding: truncate reproduces the Go converter (3.14 → 0x4247, 0.1 → 0x2E66, 1e-5 → 0, 65520 → 0x7BFF)", () => {
+    const { bytes } = ok(writeBlobFile([{ dtype: "fp16", data: [3.14, 0.1, 1e-5, 65520, 1 / 768], rounding: "truncate" }]))
+    const halfs = [0, 1, 2, 3, 4].map((i) => new DataView(bytes.buffer).getUint16(128 + 2 * i, true))
+    expect(halfs).toEqual([0x4247, 0x2e66, 0x0000, 0x7bff, 0x1555])
+  })
+})
+
 describe("sub-byte dtypes are packed LSB first with padding bits recorded", () => {
   const cases: ReadonlyArray<readonly [BlobDtype, ReadonlyArray<number>, string, number]> = [
     ["uint2", [1, 2, 3, 0, 1], "39 01", 6],
@@ -176,6 +184,7 @@ describe("Blob.read and Blob.readAt", () => {
       expect([...Blob.decode(a)]).toEqual([1, 2, 3, 0.5, -1, 0])
       const b = yield* Blob.readAt(bytes, BigInt(offsets[1]!), { dtype: "fp32", elements: 2 })
       expect([...Blob.decode(b)]).toEqual([0.25, -2])
+      expect([...(yield* Blob.readValues(bytes, offsets[1]!, { dtype: "fp32", elements: 2 }))]).toEqual([0.25, -2])
       const c = yield* Blob.readAt(bytes, offsets[2]!)
       expect([...Blob.decode(c)]).toEqual([-3, 4, 5])
       expect(c.bytes.length).toBe(3)
@@ -204,6 +213,21 @@ describe("Blob.read and Blob.readAt", () => {
       })
     }
   )
+
+  it("converts a Float32Array (fast path) to the same bytes as a plain array, and decodes at an odd byte offset", () => {
+    const values = Array.from({ length: 300 }, (_, i) => Math.sin(i) * 1000 * (i % 7 === 0 ? 1e-6 : 1))
+    const typed = new Float32Array(values.length + 4).subarray(4)
+    typed.set(values)
+    const a = ok(writeBlobFile([{ dtype: "fp16", data: typed }])).bytes
+    const b = ok(writeBlobFile([{ dtype: "fp16", data: Array.from(typed) }])).bytes
+    expect(a).toEqual(b)
+    const odd = new Uint8Array(a.length + 1)
+    odd.set(a, 1)
+    const slow = decodeBlob(ok(readBlobAt(odd.subarray(1), 64)))
+    const fast = decodeBlob(ok(readBlobAt(a, 64)))
+    expect(slow).toEqual(fast)
+    expect(fast[1]).toBeCloseTo(Math.sin(1) * 1000, 0)
+  })
 
   it("reads a file whose bytes sit at a non-zero offset in a larger buffer", () => {
     const { bytes } = file()

@@ -149,4 +149,16 @@ describe("checker diagnostics", () => {
     expect(r.diagnostics.length).toBeGreaterThanOrEqual(4)
     for (const d of r.diagnostics) expect(d.message).toMatch(/expected/)
   })
+  it("nested blocks see outer names, keep their own names inside, and must define what they return", () => {
+    const r = checkBody("tensor<fp16, [4]> x, bool p", `tensor<fp16, [4]> c = cond(pred = p) {
+        tensor<fp16, [4]> inner = relu(x = x);
+      } -> (inner) {
+        tensor<fp16, [4]> other = sigmoid(x = x);
+      } -> (gone);
+      tensor<fp16, [4]> y = add(x = c, y = inner);`)
+    expect(errors(r).map((d) => [d.code, d.message])).toEqual([
+      [TypeCodes.functionOutput, "a block of `cond` returns `gone`: expected a defined value, found no input or op output of that name"],
+      [TypeCodes.undefinedName, "undefined name `inner`: expected a function input or an earlier op output"]
+    ])
+  })
 })

@@ -300,3 +300,81 @@ describe("reductions, gather, topk, lstm, cast", () => {
     expect(typeIn(r, "y")).toEqual({ kind: "tensor", dtype: "fp16", shape: [64, 64, 1, 1] })
   })
 })
+
+describe("CheckResult", () => {
+  const r = checkBody("tensor<fp16, [1, 4, 1, 8]> x", `
+    tensor<int32, [2]> p = const()[name = string("p"), val = tensor<int32, [2]>([3, -1])];
+    tensor<fp16, [4, 2]> W = const()[name = string("W"), val = tensor<fp16, [4, 2]>(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(128)))];
+    tensor<int32, [2]> one = const()[name = string("one"), val = tensor<int32, [2]>(7)];
+    tensor<fp16, [1, 4, 1, 8]> y = relu(x = x);`)
+  const fn = r.functions.get("main")!
+  it("decodes inline consts row-major, and filling one-value literals", () => {
+    expect(fn.consts.get("p")).toEqual({ kind: "inline", dtype: "int32", shape: [2], data: [3, -1] })
+    expect(fn.consts.get("one")).toEqual({ kind: "inline", dtype: "int32", shape: [2], data: [7, 7] })
+  })
+  it("keeps BLOBFILE consts as a location", () => {
+    expect(fn.consts.get("W")).toEqual({ kind: "blob", dtype: "fp16", shape: [4, 2], path: "@model_path/weights/w.bin",
+      offset: 128n })
+  })
+  it("types inputs, consts and op outputs", () => {
+    expect([...fn.types.keys()]).toEqual(["x", "p", "W", "one", "y"])
+    expect(fn.types.get("x")).toEqual({ kind: "tensor", dtype: "fp16", shape: [1, 4, 1, 8] })
+  })
+  it("resolves scalars as rank-0 tensors and states as wrappers", () => {
+    const s = checkBody("state<tensor<fp16, [1, 4, 1, 8]>> k, fp16 e",
+      "tensor<fp16, [1, 4, 1, 8]> y = read_state(input = k);")
+    expect(errors(s)).toEqual([])
+    const types = s.functions.get("main")!.types
+    expect(types.get("e")).toEqual({ kind: "tensor", dtype: "fp16", shape: [] })
+    expect(types.get("k")).toEqual({ kind: "state", inner: { kind: "tensor", dtype: "fp16", shape: [1, 4, 1, 8] } })
+  })
+})
+
+describe("generator ops", () => {
+  it("real_div, exp, tanh, rsqrt and gelu keep the broadcast shape", () => {
+    expect(infer("tensor<fp16, [1, 8, 1, 16]> x, tensor<fp16, [1, 1, 1, 16]> d", `
+      tensor<fp16, [?, ?, ?, ?]> a = real_div(x = x, y = d);
+      tensor<fp16, [?, ?, ?, ?]> b = exp(x = a);
+      tensor<fp16, [?, ?, ?, ?]> c = tanh(x = b);
+      tensor<fp16, [?, ?, ?, ?]> e = rsqrt(epsilon = fp16(0.001), x = c);
+      OUT = gelu(mode = string("TANH_APPROXIMATION"), x = e);`, 4)).toEqual([1, 8, 1, 16])
+  })
+  it("reduce_mean over axes [1, 3] without keep_dims: [2,8,3,16] → [2,3]", () => {
+    expect(infer("tensor<fp16, [2, 8, 3, 16]> x",
+      "OUT = reduce_mean(axes = tensor<int32, [2]>([1, -1]), keep_dims = bool(false), x = x);", 2)).toEqual([2, 3])
+  })
+  it("batch_norm keeps x and checks per-channel parameters", () => {
+    const ok = checkBody("tensor<fp16, [1, 8, 4, 4]> x", `
+      tensor<fp16, [8]> m = const()[name = string("m"), val = tensor<fp16, [8]>(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(64)))];
+      tensor<fp16, [1, 8, 4, 4]> y = batch_norm(mean = m, variance = m, x = x);`)
+    expect(errors(ok)).toEqual([])
+    const bad = checkBody("tensor<fp16, [1, 8, 4, 4]> x", `
+      tensor<fp16, [4]> m = const()[name = string("m"), val = tensor<fp16, [4]>(BLOBFILE(path = string("@model_path/weights/w.bin"), offset = uint64(64)))];
+      tensor<fp16, [1, 8, 4, 4]> y = batch_norm(mean = m, variance = m, x = x);`)
+    expect(errors(bad).map((d) => d.message)).toEqual([
+      "batch_norm: `mean` expected shape [8] (x's channels), found [4]",
+      "batch_norm: `variance` expected shape [8] (x's channels), found [4]"
+    ])
+  })
+  it("coreml_update_state returns the value's type", () => {
+    const r = checkBody("state<tensor<fp16, [1, 4, 1, 8]>> k, tensor<fp16, [1, 4, 1, 8]> v",
+      "tensor<fp16, [?, ?, ?, ?]> y = coreml_update_state(state = k, value = v);")
+    expect(errors(r)).toEqual([])
+    expect(shapeIn(r, "y")).toEqual([1, 4, 1, 8])
+  })
+  it("quantize then dequantize: int8 then the scale's dtype, same shape", () => {
+    const r = checkBody("tensor<fp16, [1, 64, 8, 8]> x", `
+      tensor<int8, [?, ?, ?, ?]> q = quantize(input = x, output_dtype = string("int8"), scale = fp16(0.125));
+      tensor<fp16, [?, ?, ?, ?]> y = dequantize(input = q, scale = fp16(0.125));`)
+    expect(errors(r)).toEqual([])
+    expect(typeIn(r, "q")).toEqual({ kind: "tensor", dtype: "int8", shape: [1, 64, 8, 8] })
+    expect(typeIn(r, "y")).toEqual({ kind: "tensor", dtype: "fp16", shape: [1, 64, 8, 8] })
+  })
+  it("scaled_dot_product_attention rejects a key of another embedding size", () => {
+    const r = checkBody("tensor<fp16, [1, 4, 10, 16]> q, tensor<fp16, [1, 4, 12, 8]> k",
+      "tensor<fp16, [1, 4, 10, 8]> y = scaled_dot_product_attention(key = k, query = q, value = k);")
+    expect(errors(r).map((d) => d.message)).toEqual([
+      "scaled_dot_product_attention: key expected embedding size 16 (query's last dim), found 8"
+    ])
+  })
+})

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { blobReferences, checkProgramBlobs, decodeBlob, readBlobAt, readBlobFile } from "../../src/mil/blob.js"
+import { blobReferences, checkProgramBlobs, decodeBlob, readBlobAt, readBlobFile, writeBlobFile } from "../../src/mil/blob.js"
 import { parse } from "../../src/mil/parser.js"
 import { InvalidArgumentError } from "../../src/schema/errors.js"
 
@@ -67,6 +67,15 @@ describe("corpus weight files", () => {
       expect(new Set(parsed.records.map((r) => r.offset))).toEqual(referenced)
       const last = parsed.records[parsed.records.length - 1]!
       expect(last.dataOffset + last.sizeBytes).toBe(bytes.length)
+      // Rewriting the same blobs with our writer reproduces Apple's file byte for byte.
+      const again = writeBlobFile(parsed.records.map((r) => ({
+        dtype: r.dtype,
+        bytes: bytes.subarray(r.dataOffset, r.dataOffset + r.sizeBytes),
+        elements: r.elements
+      })))
+      if (again instanceof InvalidArgumentError) throw new Error(again.message)
+      expect(again.offsets).toEqual(parsed.records.map((r) => r.offset))
+      expect(Buffer.compare(Buffer.from(again.bytes), Buffer.from(bytes))).toBe(0)
     })
   }
 })

@@ -44,7 +44,7 @@ const grids: ReadonlyArray<readonly [string, ReadonlyArray<() => Generated>]> = 
   ["rmsNorm", [[1, 1], [64, 32], [768, 128]].map(([d, s]) => () => G.rmsNorm({ dim: d!, seq: s!, gain: new Float32Array(d!).fill(1) }))
     .concat([() => G.rmsNorm({ dim: 256, seq: 64, overflowSafe: true })])],
   ["layerNorm", [[4, 2], [64, 32], [768, 128]].map(([d, s]) => () => G.layerNorm({ dim: d!, seq: s! }))],
-  ["softmax", [[4, 1, 1], [1000, 32, 1], [64, 64, -1]].map(([c, s, a]) => () => G.softmax({ channels: c!, seq: s!, axis: a as 1 | -1 }))],
+  ["softmax", [[4, 1, 1], [1000, 32, 1], [64, 64, -1], [65536, 1, 1], [4, 16384, -1]].map(([c, s, a]) => () => G.softmax({ channels: c!, seq: s!, axis: a as 1 | -1 }))],
   ["attention", [[8, 1, 4], [64, 4, 32], [256, 8, 128]].map(([d, h, s]) => () => G.attention({ dim: d!, heads: h!, seq: s! }))
     .concat([() => G.attention({ dim: 64, heads: 2, seq: 16, projections: true, causal: false })])],
   ["sdpa", [[1, 16, 4], [4, 64, 32]].map(([h, d, s]) => () => G.sdpa({ heads: h!, headDim: d!, seq: s! }))],
@@ -64,6 +64,29 @@ const grids: ReadonlyArray<readonly [string, ReadonlyArray<() => Generated>]> = 
     ...(["relu", "sigmoid", "tanh", "exp", "sqrt", "abs", "square", "silu"] as const).map((op) => () => G.unary({ op, shape: [1, 16, 1, 64] }))
   ]]
 ]
+
+describe("the M1 form: program(1.0) with ios17 validates for chip m1 with no findings of any severity about the version", () => {
+  const m1: ReadonlyArray<readonly [string, () => Generated]> = [
+    ["linear", () => G.linear({ inDim: 64, outDim: 64, seq: 32, opset: "ios17", version: "1.0" })],
+    ["swiglu", () => G.swiglu({ dim: 64, hidden: 128, seq: 32, opset: "ios17", version: "1.0" })],
+    ["attention", () => G.attention({ dim: 64, heads: 4, seq: 32, opset: "ios16", version: "1.0" })],
+    ["rmsNorm", () => G.rmsNorm({ dim: 64, seq: 32, opset: "ios16", version: "1.0" })]
+  ]
+  for (const [name, make] of m1) {
+    it(name, () => {
+      const g = make()
+      expect(g.text.startsWith("program(1.0)\n")).toBe(true)
+      const ds = analyze(g.text, { chip: "m1" }).diagnostics
+      expect(ds.filter((d) => d.severity === "error").map(formatDiagnostic)).toEqual([])
+      expect(ds.filter((d) => d.code === "ANE035")).toEqual([])
+    })
+  }
+
+  it("sdpa and states need ios18", () => {
+    expect(() => G.sdpa({ heads: 1, headDim: 4, seq: 4, opset: "ios17" })).toThrow(InvalidArgumentError)
+    expect(() => G.readState({ name: "s", shape: [1, 4], opset: "ios16" })).toThrow(/opset/)
+  })
+})
 
 describe("parse + check + ANE-validate with zero errors over each documented size grid", () => {
   for (const [name, cases] of grids) {
@@ -119,6 +142,19 @@ describe("bad sizes are typed errors naming the argument", () => {
       const ok = yield* GeneratorsEffect.softmax({ channels: 4, seq: 2 })
       expect(ok.outputs[0]!.shape).toEqual([1, 4, 1, 2])
     }))
+})
+
+describe("layout helpers", () => {
+  it("toChannelFirst / fromChannelFirst: [1..6] as 2 tokens × 3 features ↔ [1,4,2,5,3,6]", () => {
+    expect([...G.toChannelFirst([1, 2, 3, 4, 5, 6], 2, 3)]).toEqual([1, 4, 2, 5, 3, 6])
+    expect([...G.fromChannelFirst([1, 4, 2, 5, 3, 6], 2, 3)]).toEqual([1, 2, 3, 4, 5, 6])
+  })
+
+  it("rejects a length that is not seq × dim", () => {
+    expect(() => G.toChannelFirst([1, 2, 3], 2, 2)).toThrow(InvalidArgumentError)
+    expect(() => G.fromChannelFirst([1], 0, 1)).toThrow(/seq, dim/)
+    expect(() => G.packDynamicMatmulInput([1], [1, 2], { inDim: 1, outDim: 1, batch: 1 })).toThrow(/expected 1 values/)
+  })
 })
 
 describe("weights and signatures", () => {
@@ -366,6 +402,15 @@ describe("numerics against a float64 reference (simulator, fp16 between ops)", (
     expectClose(out, attentionRef(q, k, v, dim, heads, seq, true), 1e-2, 1e-2)
     const full = simulate(G.attention({ dim, heads, seq, causal: false }), { q, k, v })[0]!
     expectClose(full, attentionRef(q, k, v, dim, heads, seq, false), 1e-2, 1e-2)
+  })
+
+  it("attention with projections: y = Wo·attn(Wq·x, Wk·x, Wv·x), |err| ≤ 2e-2 + 2e-2·|y|", () => {
+    const [dim, heads, seq] = [8, 2, 4]
+    const x = randoms(dim * seq, 34)
+    const [wq, wk, wv, wo] = [35, 36, 37, 38].map((seed) => randoms(dim * dim, seed, 0.4))
+    const attn = attentionRef(conv1x1(wq!, x, dim, dim, seq), conv1x1(wk!, x, dim, dim, seq), conv1x1(wv!, x, dim, dim, seq), dim, heads, seq, true)
+    const g = G.attention({ dim, heads, seq, projections: { wq: wq!, wk: wk!, wv: wv!, wo: wo! } })
+    expectClose(simulate(g, { x })[0]!, conv1x1(wo!, attn, dim, dim, seq), 2e-2, 2e-2)
   })
 
   it("sdpa (iOS18 op with the causal attn_mask): |err| ≤ 1e-2 + 1e-2·|y|", () => {

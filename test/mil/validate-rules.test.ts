@@ -1,6 +1,7 @@
 /** Every ANE rule: a program that triggers it and a close one that does not. */
 import { describe, expect, it } from "@effect/vitest"
 import { analyze } from "../../src/mil/analyze.js"
+import { check } from "../../src/mil/check.js"
 import { rules, validate } from "../../src/mil/validate.js"
 import type { Chip } from "../../src/mil/validate.js"
 import { milProgram, parseOk } from "./milText.js"
@@ -238,6 +239,11 @@ describe("ANE rules", () => {
   })
   describe.each(cases.map((c) => [c.id, c] as const))("%s", (id, c) => {
     const rule = rules.find((r) => r.id === id)!
+    it("uses well-typed programs", () => {
+      for (const text of [c.trigger, c.clean]) {
+        expect(check(parseOk(text)).diagnostics.filter((d) => d.severity === "error").map((d) => d.message)).toEqual([])
+      }
+    })
     it(`fires on a program that breaks it (${rule.name})`, () => {
       const found = validate(parseOk(c.trigger), c.chip !== undefined ? { chip: c.chip } : {})
         .filter((d) => d.code === id)

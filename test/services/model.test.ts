@@ -232,6 +232,10 @@ describe("Model after its scope closed", () => {
         expect(error._tag).toBe("ClosedError")
         expect(error).toMatchObject({ resource: `model ${model.id}` })
       }
+      const ev = yield* Effect.scoped(ane.createSharedEvent)
+      for (const call of [model.evalWithSignalEvent(ev, 1n), model.evalWithWaitEvent(ev, 1n), model.evalBidirectional(ev, 0n, ev, 1n)]) {
+        expect(yield* Effect.flip(call)).toMatchObject({ _tag: "ClosedError", resource: `model ${model.id}` })
+      }
       // Even a bad argument answers ClosedError first: the model is gone.
       expect((yield* Effect.flip(model.readOutputF32(99)))._tag).toBe("ClosedError")
     }).pipe(Effect.provide(Ane.layerBackend().pipe(Layer.provide(fake.layer))))

@@ -47,6 +47,22 @@ describe("RequestPool", () => {
     }).pipe(Effect.scoped, Effect.provide(layer))
   })
 
+  it.live("a caller waiting in acquire gets ClosedError when the pool closes", () => {
+    const { layer, compile } = setup()
+    return Effect.gen(function*() {
+      const model = yield* compile
+      const poolScope = yield* Scope.make()
+      const pool = yield* Scope.extend(RequestPool.make(model, 1), poolScope)
+      yield* pool.acquire
+      const waiter = yield* Effect.fork(Effect.scoped(pool.acquire))
+      yield* Effect.sleep("10 millis")
+      yield* Scope.close(poolScope, Exit.void)
+      const exit = yield* Fiber.await(waiter)
+      expect(exit).toMatchObject({ _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "ClosedError", op: "RequestPool.acquire" } } })
+      expect(yield* pool.available).toBe(0)
+    }).pipe(Effect.scoped, Effect.provide(layer))
+  })
+
   it.effect("rejects sizes outside 1..127", () => {
     const { layer, compile } = setup()
     return Effect.gen(function*() {

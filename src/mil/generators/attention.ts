@@ -5,7 +5,7 @@
  * `scaled_dot_product_attention` op. Supported sizes: heads 1..64 dividing dim, dim 1..4096, seq 1..4096.
  */
 import { buildSync, type Builder, type Tensor } from "../build.js"
-import { causalMask, type CommonOptions, type Generated, needInt, needThat, weightsOr } from "./common.js"
+import { buildOptions, causalMask, type CommonOptions, type Generated, needInt, needThat, weightsOr } from "./common.js"
 
 const WEIGHTS = "@model_path/weights/weight.bin"
 
@@ -65,7 +65,7 @@ export const attention = (o: AttentionOptions): Generated => {
   const p = o.projections === true ? {} : o.projections
   const ws = p === undefined ? undefined : (["wq", "wk", "wv", "wo"] as const).map((n, i) =>
     weightsOr(op, `projections.${n}`, p[n], s.dim * s.dim, s.dim, 51 + i))
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     if (ws === undefined) {
       // Declared in alphabetical order (k, q, v): the engine binds inputs alphabetically (ane-constraints.md §3 #13).
       const k = b.input("k", "fp16", [1, s.dim, 1, s.seq])
@@ -100,7 +100,7 @@ export const sdpa = (o: SdpaOptions): Generated => {
   const heads = needInt(op, "heads", o.heads, 1, ATTENTION_LIMITS.heads)
   const headDim = needInt(op, "headDim", o.headDim, 1, ATTENTION_LIMITS.dim)
   const seq = needInt(op, "seq", o.seq, 1, ATTENTION_LIMITS.seq)
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o, "ios18"), (b) => {
     const shape = [1, heads, seq, headDim]
     // Alphabetical declaration order (key, query, value), as the engine binds inputs.
     const k = b.input("key", "fp16", shape)

@@ -4,7 +4,7 @@
  * kernel 1..13 per axis (larger pooling-like kernels are reported to fall off the ANE), stride 1..2, dilation 1.
  */
 import { buildSync } from "../build.js"
-import { type CommonOptions, type Generated, needInt, needThat, weightsOr } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, needInt, needThat, weightsOr } from "./common.js"
 
 const WEIGHTS = "@model_path/weights/weight.bin"
 
@@ -52,7 +52,7 @@ export const conv2d = (o: Conv2dOptions): Generated => {
   const n = cout * (cin / groups) * kh * kw
   const weights = weightsOr(op, "weights", o.weights, n, (cin / groups) * kh * kw, 61)
   const bias = o.bias === undefined ? undefined : weightsOr(op, "bias", o.bias, cout, 1, 62)
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const x = b.input("x", "fp16", [1, cin, h, w])
     const W = b.const(weights, [cout, cin / groups, kh, kw], { name: "W", file: WEIGHTS })
     let y = b.conv(x, W, { strides: [sh, sw], padType: padding, groups, name: "conv_out" })

@@ -5,7 +5,7 @@
  * batch 1..4096 with batch + outDim ≤ 16384 (the spatial limit).
  */
 import { buildSync } from "../build.js"
-import { type CommonOptions, type Generated, MAX_SPATIAL, needInt, needThat } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, MAX_SPATIAL, needInt, needThat } from "./common.js"
 import { InvalidArgumentError } from "../../schema/errors.js"
 
 /** Options of {@link dynamicMatmul}. */
@@ -28,7 +28,7 @@ export const dynamicMatmul = (o: DynamicMatmulOptions): Generated => {
   const batch = needInt(op, "batch", o.batch, 1, DYNAMIC_MATMUL_LIMITS.batch)
   needThat(op, "batch + outDim", batch + outDim <= MAX_SPATIAL, `at most ${MAX_SPATIAL}`, String(batch + outDim))
   const io = o.io ?? "fp32"
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const x = b.input("x", io, [1, inDim, 1, batch + outDim])
     const xh = io === "fp32" ? b.cast(x, "fp16", { name: "xh" }) : x
     const act = b.sliceBySize(xh, [0, 0, 0, 0], [1, inDim, 1, batch], { name: "act" })

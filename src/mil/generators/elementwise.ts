@@ -3,7 +3,7 @@
  * Supported shapes: rank 1..5, each dim ≥ 1, last dim ≤ 16384, other dims ≤ 65536.
  */
 import { buildSync, type Builder, type Tensor } from "../build.js"
-import { type CommonOptions, type Generated, MAX_CHANNELS, MAX_SPATIAL, needInt, needThat } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, MAX_CHANNELS, MAX_SPATIAL, needInt, needThat } from "./common.js"
 
 /** Binary ops {@link binary} emits. */
 export type BinaryOp = "add" | "sub" | "mul" | "real_div" | "maximum" | "minimum" | "pow"
@@ -50,7 +50,7 @@ export const binary = (o: BinaryOptions): Generated => {
   needThat(op, "op", o.op in binaries, Object.keys(binaries).join(", "), String(o.op))
   checkShape(op, o.shape)
   if (o.scalar !== undefined) needThat(op, "scalar", Number.isFinite(o.scalar), "a finite number", String(o.scalar))
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const x = b.input("x", "fp16", o.shape)
     const y = o.scalar !== undefined ? o.scalar : b.input("y", "fp16", o.shape)
     return { z: binaries[o.op](b, x, y) }
@@ -68,5 +68,5 @@ export const unary = (o: UnaryOptions): Generated => {
   const op = "Generators.unary"
   needThat(op, "op", o.op in unaries, Object.keys(unaries).join(", "), String(o.op))
   checkShape(op, o.shape)
-  return buildSync(buildOptions(OPNAME, o), (b) => ({ z: unaries[o.op](b, b.input("x", "fp16", o.shape)) }))
+  return buildSync(buildOptions(op, o), (b) => ({ z: unaries[o.op](b, b.input("x", "fp16", o.shape)) }))
 }

@@ -1,10 +1,11 @@
 /**
  * Feed-forward blocks as 1×1 convolutions on `[1, dim, 1, seq]`: `ffn` = W2·act(W1·x) and `swiglu` =
  * W2·(silu(W1·x) ⊙ W3·x) (spec §2.4 GenFFNForward / GenFFNForwardReLU2). Supported sizes: dim 1..8192,
- * hidden 1..16384 (a single FFN kernel above ~4096 hidden has been reported to fail; split it), seq 1..16384.
+ * hidden 1..16384 (a single FFN kernel above ~4096 hidden has been reported to fail; split it), seq 1..16384; all
+ * weights together should stay under 24 MiB (validator warning ANE033).
  */
 import { buildSync, type Builder, type Tensor } from "../build.js"
-import { type CommonOptions, type Generated, needInt, weightsOr } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, needInt, weightsOr } from "./common.js"
 
 const WEIGHTS = "@model_path/weights/weight.bin"
 
@@ -50,7 +51,7 @@ export const ffn = (o: FfnOptions): Generated => {
   const w1 = weightsOr(op, "w1", o.w1, hidden * dim, dim, 11)
   const w2 = weightsOr(op, "w2", o.w2, dim * hidden, hidden, 12)
   const activation = o.activation ?? "relu"
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const x = b.input("x", "fp16", [1, dim, 1, seq])
     const W1 = b.const(w1, [hidden, dim, 1, 1], { name: "W1", file: WEIGHTS })
     const W2 = b.const(w2, [dim, hidden, 1, 1], { name: "W2", file: WEIGHTS })
@@ -72,7 +73,7 @@ export const swiglu = (o: SwigluOptions): Generated => {
   const w1 = weightsOr(op, "w1", o.w1, hidden * dim, dim, 21)
   const w3 = weightsOr(op, "w3", o.w3, hidden * dim, dim, 23)
   const w2 = weightsOr(op, "w2", o.w2, dim * hidden, hidden, 22)
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const x = b.input("x", "fp16", [1, dim, 1, seq])
     const W1 = b.const(w1, [hidden, dim, 1, 1], { name: "W1", file: WEIGHTS })
     const W3 = b.const(w3, [hidden, dim, 1, 1], { name: "W3", file: WEIGHTS })

@@ -12,6 +12,7 @@ import { binary, unary } from "./elementwise.js"
 import { ffn, swiglu } from "./ffn.js"
 import { linear } from "./linear.js"
 import { matmul } from "./matmul.js"
+import { fromChannelFirst, toChannelFirst } from "./layout.js"
 import { layerNorm, rmsNorm } from "./norm.js"
 import { rope, ropeTables } from "./rope.js"
 import { softmax } from "./softmax.js"
@@ -25,6 +26,7 @@ export * from "./conv.js"
 export * from "./dynamic-matmul.js"
 export * from "./elementwise.js"
 export * from "./ffn.js"
+export * from "./layout.js"
 export * from "./linear.js"
 export * from "./matmul.js"
 export * from "./norm.js"
@@ -37,7 +39,7 @@ export const Generators = {
   linear, matmul, dynamicMatmul, ffn, swiglu, rmsNorm, layerNorm, softmax, attention, sdpa, rope, readState,
   updateState, conv2d, binary, unary,
   /** Helpers that prepare data for the generated programs. */
-  packDynamicMatmulInput, ropeTables
+  packDynamicMatmulInput, ropeTables, toChannelFirst, fromChannelFirst
 } as const
 
 const lift = <A extends ReadonlyArray<unknown>>(f: (...a: A) => Generated) =>

@@ -1,9 +1,10 @@
 /**
  * Linear layer `y = x·Wᵀ + b` as a 1×1 convolution on the ANE's `[1, C, 1, S]` layout (tokens on the contiguous
- * axis; spec/mil-format.md §7.1). Supported sizes: inDim, outDim in 1..16384, seq in 1..16384.
+ * axis; spec/mil-format.md §7.1). Supported sizes: inDim, outDim in 1..16384, seq in 1..16384; above 24 MiB of
+ * weights (inDim·outDim > 12.5 M) the program exceeds the engine's SRAM (validator warning ANE033): split the layer.
  */
 import { buildSync } from "../build.js"
-import { type CommonOptions, type Generated, needInt, weightsOr } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, needInt, weightsOr } from "./common.js"
 
 /** Options of {@link linear}. */
 export interface LinearOptions extends CommonOptions {
@@ -31,7 +32,7 @@ export const linear = (o: LinearOptions): Generated => {
   const w = weightsOr(op, "weights", o.weights, outDim * inDim, inDim, 1)
   const bias = o.bias === undefined ? undefined : weightsOr(op, "bias", o.bias, outDim, 1, 2)
   const io = o.io ?? "fp16"
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const x = b.input("x", io, [1, inDim, 1, seq])
     const x16 = io === "fp32" ? b.cast(x, "fp16", { name: "x16" }) : x
     // Weights always go to the blob, however small: BLOBFILE consts are the form the ANE compiles.

@@ -5,7 +5,7 @@
  * m·⌈2k/64⌉ = k·⌈2n/64⌉ (e.g. m = k = n); other sizes are refused, pass `weights` or pad instead.
  */
 import { buildSync } from "../build.js"
-import { type CommonOptions, type Generated, needInt, needThat, weightsOr } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, needInt, needThat, weightsOr } from "./common.js"
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions extends CommonOptions {
@@ -37,7 +37,7 @@ export const matmul = (o: MatmulOptions): Generated => {
     needThat(op, "m, k, n", m * rowBytes(k) === k * rowBytes(n),
       "equal surface sizes for a and b (m·⌈2k/64⌉ = k·⌈2n/64⌉, e.g. m = k = n)", `a: ${m * rowBytes(k)} bytes per batch, b: ${k * rowBytes(n)}`)
   }
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const a = b.input("a", "fp16", [1, batch, m, k])
     const right = weights === undefined
       ? b.input("b", "fp16", [1, batch, k, n])

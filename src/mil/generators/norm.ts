@@ -4,7 +4,7 @@
  * Supported sizes: dim 1..16384, seq 1..16384. fp16 limit: Σx² over the channels must stay below 65504.
  */
 import { buildSync } from "../build.js"
-import { type CommonOptions, type Generated, needInt, needThat, weightsOr } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, needInt, needThat, weightsOr } from "./common.js"
 
 const WEIGHTS = "@model_path/weights/weight.bin"
 
@@ -34,7 +34,7 @@ export const rmsNorm = (o: RmsNormOptions): Generated => {
   const eps = o.eps ?? 1e-5
   needThat(op, "eps", Number.isFinite(eps) && eps > 0, "a positive number", String(eps))
   const gain = o.gain === undefined ? undefined : weightsOr(op, "gain", o.gain, dim, 1, 31)
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const input = b.input("x", "fp16", [1, dim, 1, seq])
     let x = input
     if (o.overflowSafe === true) {
@@ -80,7 +80,7 @@ export const layerNorm = (o: LayerNormOptions): Generated => {
   needThat(op, "eps", Number.isFinite(eps) && eps > 0, "a positive number", String(eps))
   const gamma = o.gamma === undefined ? new Float32Array(dim).fill(1) : weightsOr(op, "gamma", o.gamma, dim, 1, 41)
   const beta = o.beta === undefined ? new Float32Array(dim) : weightsOr(op, "beta", o.beta, dim, 1, 42)
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const x = b.input("x", "fp16", [1, dim, 1, seq])
     const g = b.const(gamma, [dim], { name: "gamma" })
     const be = b.const(beta, [dim], { name: "beta" })

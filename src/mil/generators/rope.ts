@@ -5,7 +5,7 @@
  * 1..64, headDim even in 2..256, seq 1..4096, position ≥ 0.
  */
 import { buildSync } from "../build.js"
-import { type CommonOptions, type Generated, needInt, needThat } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, needInt, needThat } from "./common.js"
 
 const WEIGHTS = "@model_path/weights/weight.bin"
 
@@ -64,7 +64,7 @@ export const rope = (o: RopeOptions): Generated => {
     rot[(2 * g) * 2 + 1] = -1
     rot[(2 * g + 1) * 2] = 1
   }
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const x = b.input("x", "fp16", [1, dim, 1, seq])
     const R = b.const(rot, [dim, 2, 1, 1], { name: "rot", file: WEIGHTS })
     const C = b.const(cos, [1, dim, 1, seq], { name: "cos_t", file: WEIGHTS })

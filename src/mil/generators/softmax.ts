@@ -3,7 +3,7 @@
  * (GenSoftmaxVocab). Supported sizes: channels 1..65536, seq 1..16384.
  */
 import { buildSync } from "../build.js"
-import { type CommonOptions, type Generated, needInt, needThat } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, needInt, needThat } from "./common.js"
 
 /** Sizes {@link softmax} accepts. */
 export const SOFTMAX_LIMITS = { channels: 65536, seq: 16384 } as const
@@ -23,7 +23,7 @@ export const softmax = (o: SoftmaxOptions): Generated => {
   const seq = needInt(op, "seq", o.seq, 1, SOFTMAX_LIMITS.seq)
   const axis = o.axis ?? 1
   needThat(op, "axis", axis === 1 || axis === -1, "1 or -1", String(axis))
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  return buildSync(buildOptions(op, o), (b) => {
     const x = b.input("x", "fp16", [1, channels, 1, seq])
     return { y: b.softmax(x, { axis, name: "sm" }) }
   })

@@ -6,7 +6,7 @@
  * last dim ≤ 16384, others ≤ 65536; dtype fp16.
  */
 import { buildSync } from "../build.js"
-import { type CommonOptions, type Generated, MAX_CHANNELS, MAX_SPATIAL, needInt, needThat } from "./common.js"
+import { buildOptions, type CommonOptions, type Generated, MAX_CHANNELS, MAX_SPATIAL, needInt, needThat } from "./common.js"
 
 /** Options of the state generators. */
 export interface StateOptions extends CommonOptions {
@@ -24,14 +24,17 @@ const checked = (op: string, o: StateOptions) => {
 
 /** Input `<name>: state<tensor<fp16, shape>>` → `y` = its contents. */
 export const readState = (o: StateOptions): Generated => {
-  checked("Generators.readState", o)
-  return buildSync(buildOptions(OPNAME, o), (b) => ({ y: b.readState(b.state(o.name, "fp16", o.shape), { name: "read" }) }))
+  const op = "Generators.readState"
+  checked(op, o)
+  // States exist from iOS18.
+  return buildSync(buildOptions(op, o, "ios18"), (b) => ({ y: b.readState(b.state(o.name, "fp16", o.shape), { name: "read" }) }))
 }
 
 /** Inputs `<name>: state<…>` and `value: tensor<fp16, shape>` → writes value into the state; `y` = value. */
 export const updateState = (o: StateOptions): Generated => {
-  checked("Generators.updateState", o)
-  return buildSync(buildOptions(OPNAME, o), (b) => {
+  const op = "Generators.updateState"
+  checked(op, o)
+  return buildSync(buildOptions(op, o, "ios18"), (b) => {
     const s = b.state(o.name, "fp16", o.shape)
     const value = b.input("value", "fp16", o.shape)
     // The serialised form is write_state + read_state (errata row 17); the shared printer and parser do not yet

@@ -76,7 +76,7 @@ export class OpContext {
   /** Reports a missing required argument. */
   missing(name: string, what: string): void {
     this.report.error(TypeCodes.missingArgument, this.op.pos,
-      `${this.op.op}: missing required argument \`${name}\` (expected ${what})`)
+      `${this.op.op}: missing required argument \`${name}\`: expected ${what}, found none`)
   }
 
   /**

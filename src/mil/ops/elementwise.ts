@@ -1,9 +1,10 @@
 /** Elementwise unary, binary, comparison, logical and activation ops (spec §9, errata §4.1). */
+import type { Pos } from "../ast.js"
 import type { OpContext } from "./context.js"
 import { TypeCodes } from "./context.js"
 import type { OpRule } from "./rule.js"
-import { broadcast, floatDtypes, formatShape, scalar, tensor } from "./types.js"
-import type { ValueType } from "./types.js"
+import { broadcast, floatDtypes, formatShape, tensor } from "./types.js"
+import type { ResolvedDim } from "./types.js"
 
 const F: ReadonlySet<string> = floatDtypes
 const FI: ReadonlySet<string> = new Set(["fp16", "fp32", "int32"])
@@ -22,12 +23,14 @@ const unary = (dtypes: ReadonlySet<string>, params: ReadonlyArray<string> = []):
   }
 })
 
+/** An argument with a (possibly unknown) shape. */
+interface Shaped {
+  readonly arg: { readonly name: string; readonly pos: Pos }
+  readonly type: { readonly shape: ReadonlyArray<ResolvedDim> | null }
+}
+
 /** Broadcasts two tensor arguments, reporting a conflict at the second one. */
-export const broadcastArgs = (
-  ctx: OpContext,
-  a: { readonly arg: { readonly name: string; readonly pos: import("../ast.js").Pos }; readonly type: { readonly shape: ReadonlyArray<number | null> | null } },
-  b: { readonly arg: { readonly name: string; readonly pos: import("../ast.js").Pos }; readonly type: { readonly shape: ReadonlyArray<number | null> | null } }
-): ReadonlyArray<number | null> | null | undefined => {
+export const broadcastArgs = (ctx: OpContext, a: Shaped, b: Shaped): ReadonlyArray<ResolvedDim> | null | undefined => {
   const r = broadcast(a.type.shape, b.type.shape)
   if (r.ok) return r.shape
   ctx.error(b.arg.pos,
@@ -51,7 +54,6 @@ const binary = (dtypes: ReadonlySet<string>, out?: string): OpRule => ({
   }
 })
 
-const activationNames = ["tanh", "scaled_tanh", "sigmoid", "hard_sigmoid", "relu", "linear"]
 
 /** Elementwise op rules by name. */
 export const elementwiseRules: Readonly<Record<string, OpRule>> = {
@@ -192,8 +194,7 @@ export const elementwiseRules: Readonly<Record<string, OpRule>> = {
   }
 }
 
-/** Exported for the activation-name checks of recurrent ops. */
-export const recurrentActivations: ReadonlyArray<string> = activationNames
-
-/** A rank-0 type helper re-exported for rules that build scalars. */
-export const scalarOf = (dtype: string): ValueType => scalar(dtype)
+/** The activation names recurrent ops accept (errata §4.4). */
+export const recurrentActivations: ReadonlyArray<string> = [
+  "tanh", "scaled_tanh", "sigmoid", "hard_sigmoid", "relu", "linear"
+]

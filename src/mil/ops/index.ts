@@ -1,5 +1,7 @@
 /** The table of op type rules the checker consults, keyed by op name. */
+import { convRules } from "./conv.js"
 import { elementwiseRules } from "./elementwise.js"
+import { indexingRules } from "./indexing.js"
 import { nnRules } from "./nn.js"
 import { quantRules } from "./quant.js"
 import type { OpRule } from "./rule.js"
@@ -14,6 +16,8 @@ export type { ArgInfo, Reporter, TensorArg } from "./context.js"
 export const opRules: Readonly<Record<string, OpRule>> = {
   ...elementwiseRules,
   ...shapeRules,
+  ...indexingRules,
+  ...convRules,
   ...nnRules,
   ...quantRules
 }

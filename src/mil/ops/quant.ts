@@ -3,7 +3,6 @@ import type { OpContext } from "./context.js"
 import { TypeCodes } from "./context.js"
 import type { OpRule } from "./rule.js"
 import { formatShape, formatType, tensor } from "./types.js"
-import type { ResolvedDim } from "./types.js"
 
 const F: ReadonlySet<string> = new Set(["fp16", "fp32"])
 
@@ -184,6 +183,3 @@ export const quantRules: Readonly<Record<string, OpRule>> = {
     }
   }
 }
-
-/** Dims helper re-exported for tests. */
-export type Dims = ReadonlyArray<ResolvedDim>

@@ -61,8 +61,12 @@ export class RuleContext {
     readonly chip: Chip | undefined
   ) {}
 
+  private opsCache: ReadonlyArray<OpSite> | null = null
+  private readonly producers = new Map<MilFunction, ReadonlyMap<string, Operation>>()
+
   /** Every op of every function, nested blocks included, in source order. */
   ops(): ReadonlyArray<OpSite> {
+    if (this.opsCache !== null) return this.opsCache
     const out: Array<OpSite> = []
     const walk = (ops: ReadonlyArray<Operation>, fn: MilFunction, types: FunctionTypes | undefined) => {
       for (const op of ops) {
@@ -71,6 +75,7 @@ export class RuleContext {
       }
     }
     for (const fn of this.program.functions) walk(fn.body.operations, fn, this.checked.functions.get(fn.name))
+    this.opsCache = out
     return out
   }
 
@@ -115,17 +120,17 @@ export class RuleContext {
 
   /** The op that defines a name in a function, if any. */
   producer(name: string, fn: MilFunction): Operation | undefined {
-    const find = (ops: ReadonlyArray<Operation>): Operation | undefined => {
-      for (const op of ops) {
-        if (op.outputs.some((o) => o.name === name)) return op
-        for (const b of op.blocks) {
-          const r = find(b.operations)
-          if (r) return r
-        }
+    let index = this.producers.get(fn)
+    if (index === undefined) {
+      const m = new Map<string, Operation>()
+      for (const site of this.ops()) {
+        if (site.fn !== fn) continue
+        for (const o of site.op.outputs) if (!m.has(o.name)) m.set(o.name, site.op)
       }
-      return undefined
+      this.producers.set(fn, m)
+      index = m
     }
-    return find(fn.body.operations)
+    return index.get(name)
   }
 
   /** True when a value is known at compile time: a literal, a `const` or `constexpr_*` output. */

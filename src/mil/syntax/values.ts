@@ -269,10 +269,10 @@ export class ValueParser extends ParserBase {
 
   // ---- types ------------------------------------------------------------------------------------------------------
 
-  /** A type; `at` is its position when the caller already holds it (positions are immutable and may be shared). */
-  protected type(at?: Pos): TypeExpr {
+  /** A type; `where` is its position when the caller already holds it (positions are immutable and may be shared). */
+  protected type(where?: Pos): TypeExpr {
     const lx = this.lx
-    const pos = at ?? this.pos()
+    const pos = where ?? this.pos()
     if (lx.k() !== Tok.Ident) this.fail(`expected a type (e.g. tensor<fp16, [1, 4]> or int32), found ${this.describe()}`)
     const name = lx.slice()
     if (lx.peekChar() !== 60) {

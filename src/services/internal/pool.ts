@@ -1,5 +1,6 @@
 /** RequestPool implementation: a queue of idle mapped requests. @internal */
-import { Effect, Queue, type Scope } from "effect"
+import { Deferred, Effect, Queue, type Scope } from "effect"
+import { ClosedError } from "../../schema/errors.js"
 import type { BackendRequest } from "../Backend.js"
 import type { Model } from "../Model.js"
 import type { PooledRequest, RequestPool } from "../RequestPool.js"
@@ -47,7 +48,15 @@ export const make = (model: Model, size: number) =>
     const life = lifetime(model[ModelTypeId].life)
     const slots = yield* mapSlots("PooledRequest", model, size, life, "pool")
     const idle = yield* Queue.unbounded<PooledRequest>()
-    yield* Effect.addFinalizer(() => Effect.zipRight(Effect.sync(() => { life.closed = true }), Queue.shutdown(idle)))
+    const resource = `request pool of model ${model.id}`
+    // Callers still waiting in acquire when the pool closes get ClosedError rather than hanging.
+    const shut = yield* Deferred.make<never, ClosedError>()
+    yield* Effect.addFinalizer(() =>
+      Effect.zipRight(
+        Effect.sync(() => { life.closed = true }),
+        Deferred.fail(shut, new ClosedError({ op: "RequestPool.acquire", resource }))
+      )
+    )
     for (const s of slots) {
       const io = makeTensorIO(`pool request ${s.index} of model ${model.id}`, "PooledRequest", s.life, s.request,
         model.inputs, model.outputs)
@@ -56,7 +65,7 @@ export const make = (model: Model, size: number) =>
     const pool: RequestPool = {
       size,
       acquire: Effect.acquireRelease(
-        Effect.suspend(() => isClosed(life) ? closed("RequestPool.acquire", `request pool of model ${model.id}`) : Queue.take(idle)),
+        Effect.suspend(() => isClosed(life) ? closed("RequestPool.acquire", resource) : Effect.raceFirst(Queue.take(idle), Deferred.await(shut))),
         (r) => isClosed(life) ? Effect.void : Queue.offer(idle, r)
       ),
       available: Effect.suspend(() => isClosed(life) ? Effect.succeed(0) : Queue.size(idle))

@@ -15,8 +15,12 @@ import { ModelTypeId } from "./model.js"
 import { checkDepth, mapSlots, type Slot } from "./pool.js"
 
 const OP = "RequestPool.evalStream"
-/** Elements per lane in one window: large enough to amortise the per-window forks, small enough to keep output flowing. */
-const WINDOW_PER_LANE = 16
+/**
+ * Elements per lane in one window. The first window of a chunk is small so results start flowing at once; each next
+ * one doubles, up to a size that amortises the per-window forks to a few percent of an element's cost.
+ */
+const FIRST_WINDOW_PER_LANE = 2
+const MAX_WINDOW_PER_LANE = 64
 const laneIndices: Array<ReadonlyArray<number>> = []
 const lanesOf = (n: number) => (laneIndices[n] ??= Array.from({ length: n }, (_, i) => i))
 
@@ -55,7 +59,7 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
     const bad = checkDepth(OP, "depth", depth)
     if (bad) return yield* Effect.fail(bad)
     const inner = model[ModelTypeId]
-    if (isClosed(inner.life)) return yield* Effect.fail(invalidClosed(model))
+    if (isClosed(inner.life)) return yield* Effect.fail(closedError(model))
     const life = lifetime(inner.life)
     const slots = yield* mapSlots(OP, model, depth, life, "stream")
     const pull = yield* Stream.toPull(inputs)
@@ -65,8 +69,9 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
     const free: Array<Slot> = slots.slice().reverse()
     const inflight: Array<InFlight> = []
     let inflightHead = 0
-    let pending: Chunk.Chunk<ReadonlyArray<Float32Array>> = Chunk.empty()
+    let pending: ReadonlyArray<ReadonlyArray<Float32Array>> = []
     let pendingIndex = 0
+    let windowPerLane = FIRST_WINDOW_PER_LANE
     let upstream: Fiber.RuntimeFiber<Chunk.Chunk<ReadonlyArray<Float32Array>>, Option.Option<E>> | undefined
     let upstreamDone = false
 
@@ -96,10 +101,10 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
     /** Starts evaluations while there are free requests and buffered inputs. */
     const dispatch = Effect.suspend((): Effect.Effect<void, Option.Option<EvalStreamError>, R> => {
       if (free.length === 0 || pendingIndex >= pending.length) return Effect.void
-      if (isClosed(life)) return Effect.fail(Option.some(invalidClosed(model)))
+      if (isClosed(life)) return Effect.fail(Option.some(closedError(model)))
       const started: Array<Slot> = []
       while (free.length > 0 && pendingIndex < pending.length) {
-        const elem = Chunk.unsafeGet(pending, pendingIndex++)
+        const elem = pending[pendingIndex++]!
         const p = checkElement(elem)
         if (p) {
           for (const s of started) free.push(s)
@@ -119,8 +124,9 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
     const absorbUpstream = (exit: Exit.Exit<Chunk.Chunk<ReadonlyArray<Float32Array>>, Option.Option<E>>) => {
       upstream = undefined
       if (Exit.isSuccess(exit)) {
-        pending = exit.value
+        pending = Chunk.toReadonlyArray(exit.value)
         pendingIndex = 0
+        windowPerLane = FIRST_WINDOW_PER_LANE
         return Effect.void
       }
       const failure = Cause.failureOption(exit.cause)
@@ -137,11 +143,12 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
      * paid per window instead of per element. Order comes from the result slots.
      */
     const runWindow = Effect.suspend((): Effect.Effect<Chunk.Chunk<ReadonlyArray<Float32Array>>, Option.Option<EvalStreamError>> => {
-      if (isClosed(life)) return Effect.fail(Option.some(invalidClosed(model)))
+      if (isClosed(life)) return Effect.fail(Option.some(closedError(model)))
       const start = pendingIndex
-      const end = Math.min(pending.length, start + depth * WINDOW_PER_LANE)
+      const end = Math.min(pending.length, start + depth * windowPerLane)
+      windowPerLane = Math.min(MAX_WINDOW_PER_LANE, windowPerLane * 2)
       for (let i = start; i < end; i++) {
-        const p = checkElement(Chunk.unsafeGet(pending, i))
+        const p = checkElement(pending[i]!)
         if (p) return Effect.fail(Option.some(p))
       }
       pendingIndex = end
@@ -156,7 +163,7 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
           let t0 = 0
           const next = (): Effect.Effect<void, EvalStreamError> => {
             if (i >= end) return Effect.void
-            const elem = Chunk.unsafeGet(pending, i)
+            const elem = pending[i]!
             for (let k = 0; k < ins.length; k++) writeF32(elem[k]!, slot.request.inputs[k]!, ins[k]!)
             t0 = performance.now()
             return Effect.flatMap(evalAsync, () => {
@@ -192,7 +199,7 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
         const remaining = pending.length - pendingIndex
         if (inflightHead === inflight.length && (remaining >= depth || (upstreamDone && remaining > 0))) {
           // Prefetch the next chunk while this window runs.
-          if (upstream === undefined && !upstreamDone && pending.length - pendingIndex <= depth * WINDOW_PER_LANE) {
+          if (upstream === undefined && !upstreamDone && pending.length - pendingIndex <= depth * windowPerLane) {
             upstream = yield* Effect.forkDaemon(pull)
           }
           return yield* runWindow
@@ -245,4 +252,4 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
     return Stream.repeatEffectChunkOption(step)
   }))
 
-const invalidClosed = (model: Model) => new ClosedError({ op: OP, resource: `model ${model.id}` })
+const closedError = (model: Model) => new ClosedError({ op: OP, resource: `model ${model.id}` })

@@ -75,9 +75,18 @@ const PACK = 128
 const DATA = PACK + 256 * 256 * 4
 let heap = wasm !== undefined ? new Float32Array(wasm.memory.buffer) : new Float32Array(0)
 
-const reserve = (bytes: number): Float32Array => {
+// Grows the wasm memory to `bytes`; undefined when the engine refuses (past its 32-bit limit), and the caller then
+// runs the JS kernel instead.
+const reserve = (bytes: number): Float32Array | undefined => {
   const memory = wasm!.memory
-  if (memory.buffer.byteLength < bytes) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536))
+  if (memory.buffer.byteLength < bytes) {
+    if (bytes > 2 ** 32 - 65536) return undefined
+    try {
+      memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536))
+    } catch {
+      return undefined
+    }
+  }
   if (heap.buffer !== memory.buffer) heap = new Float32Array(memory.buffer)
   return heap
 }
@@ -114,6 +123,7 @@ const gemmWasm = (
   const bPtr = aPtr + aBytes
   const cPtr = bPtr + bBytes
   const h = reserve(cPtr + M * N * 4)
+  if (h === undefined) return gemmJs(M, N, K, a, aOff, lda, transA, b, bOff, ldb, transB, c, cOff, ldc, accumulate)
   // A goes in row-major and compact (a transposed A is transposed here: O(MK) against O(MNK) flops).
   const a0 = aPtr >> 2
   if (!transA) {

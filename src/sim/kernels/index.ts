@@ -11,6 +11,8 @@
  *   rounding to fp16 (`numerics.ts` roundArrayToFp16, applyMatmulCliff) is the interpreter's job in "ane" mode.
  * - Contractions run on a WebAssembly SIMD GEMM, or a bit-identical JS fallback (`setKernelBackend("js")` or
  *   `EFFECT_ANE_SIM_KERNELS=js`).
+ * - Ops that are pure reshapes (reshape, expand_dims, squeeze) need no kernel; stack is concat over the values
+ *   viewed with a unit dim inserted at the axis; slice_by_size is planSlice with end = begin + size.
  */
 
 export { type KernelBackend, gemm, kernelBackend, setKernelBackend, wasmAvailable } from "./gemm.js"

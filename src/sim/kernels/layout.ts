@@ -5,7 +5,7 @@
  */
 import { Either } from "effect"
 import type { InvalidArgumentError } from "../../schema/errors.js"
-import { checkShape, invalid, normAxis, type NumArray, type Shape, showShape, sizeOf, stridesOf } from "./shape.js"
+import { invalid, type NumArray, type Shape, showShape, sizeOf, stridesOf } from "./shape.js"
 
 /** A copy of a strided view of the source into a contiguous row-major output. */
 export interface StridedPlan {

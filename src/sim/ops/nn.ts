@@ -1,10 +1,12 @@
-/** Convolution, matmul/linear, pooling, LSTM and attention (float32 accumulators, as the engine's MAC arrays). */
+/**
+ * Convolution, matmul/linear (on the fp32 GEMM kernels of ../kernels), pooling, LSTM and attention. The fp16
+ * output rounding and the matmul cliff are applied by the planner.
+ */
+import { Either } from "effect"
+import { conv as convKernel, linear as linearKernel, matmul as matmulKernel, planConv, planMatmul } from "../kernels/index.js"
 import type { OpCtx, OpImpl, Val } from "./types.js"
 import { OpError } from "./types.js"
-import { broadcastIndex, broadcastShapes, expectShape, sizeOf } from "./util.js"
-
-/** Engine cliff: matmul results at or past fp16_max/2 come back as ±Inf (ane-field-facts.md §4.3). */
-export const MATMUL_INF_CLIFF = 32752
+import { broadcastIndex, expectShape, sizeOf } from "./util.js"
 
 /** Per-spatial-dim padding (before, after) for conv and pooling. */
 const spatialPads = (
@@ -47,124 +49,25 @@ const conv: OpImpl = (ctx) => {
   const groups = ctx.num("groups", 1)
   const strides = ctx.ints("strides", new Array(nsp).fill(1))
   const dil = ctx.ints("dilations", new Array(nsp).fill(1))
-  const [N, Cin] = x.shape as [number, number]
-  const Cout = w.shape[0]!
-  const Cg = w.shape[1]!
-  if (Cin % groups !== 0 || Cg !== Cin / groups) {
-    throw new OpError(`conv: weight [${w.shape.join(", ")}] does not match ${Cin} input channels in ${groups} group(s)`)
-  }
-  const Dsp = x.shape.slice(2)
-  const Ksp = w.shape.slice(2)
-  const pads = spatialPads(ctx, ctx.str("pad_type", "valid"), Dsp, Ksp, strides, dil)
-  const Osp = Dsp.map((d, i) => Math.floor((d + pads[i]![0] + pads[i]![1] - (Ksp[i]! - 1) * dil[i]! - 1) / strides[i]!) + 1)
-  if (Osp.some((o) => o <= 0)) throw new OpError(`conv: output spatial size [${Osp.join(", ")}] is empty`)
+  const pads = spatialPads(ctx, ctx.str("pad_type", "valid"), x.shape.slice(2), w.shape.slice(2), strides, dil)
+  const planned = planConv(x.shape, w.shape, { strides, dilations: dil, pads: pads.flat(), groups })
+  if (Either.isLeft(planned)) throw new OpError(`conv: ${planned.left.message}`)
+  const p = planned.right
+  if (bias !== undefined && sizeOf(bias.shape) !== p.cout) throw new OpError(`conv: bias has ${sizeOf(bias.shape)} values for ${p.cout} output channels`)
   const out = ctx.alloc(0)
-  expectShape("conv", out.shape, [N, Cout, ...Osp])
-  const [ID, IH, IW] = three(Dsp, 1)
-  const [KD, KH, KW] = three(Ksp, 1)
-  const [OD, OH, OW] = three(Osp, 1)
-  const [sd, sh, sw] = three(strides, 1)
-  const [dd, dh, dw] = three(dil, 1)
-  const [pd, ph, pw] = three(pads.map((p) => p[0]), 0)
-  const CoutG = Cout / groups
-  const o = out.data
-  const inPlane = ID * IH * IW
-  const outPlane = OD * OH * OW
-  const kSize = KD * KH * KW
-  return () => {
-    const a = x.data, wt = w.data
-    const bd = bias?.data
-    for (let n = 0; n < N; n++) {
-      for (let co = 0; co < Cout; co++) {
-        const ob = (n * Cout + co) * outPlane
-        const b0 = bd ? bd[co]! : 0
-        for (let i = 0; i < outPlane; i++) o[ob + i] = b0
-        const g = Math.floor(co / CoutG)
-        for (let ci = 0; ci < Cg; ci++) {
-          const ib = (n * Cin + g * Cg + ci) * inPlane
-          const wb = (co * Cg + ci) * kSize
-          for (let kd = 0; kd < KD; kd++) {
-            for (let kh = 0; kh < KH; kh++) {
-              for (let kw = 0; kw < KW; kw++) {
-                const wv = wt[wb + (kd * KH + kh) * KW + kw]!
-                if (wv === 0) continue
-                const offW = kw * dw - pw
-                const owLo = Math.max(0, Math.ceil(-offW / sw))
-                const owHi = Math.min(OW - 1, Math.floor((IW - 1 - offW) / sw))
-                if (owLo > owHi) continue
-                for (let od = 0; od < OD; od++) {
-                  const id = od * sd - pd + kd * dd
-                  if (id < 0 || id >= ID) continue
-                  for (let oh = 0; oh < OH; oh++) {
-                    const ih = oh * sh - ph + kh * dh
-                    if (ih < 0 || ih >= IH) continue
-                    const orow = ob + (od * OH + oh) * OW
-                    const irow = ib + (id * IH + ih) * IW + offW
-                    for (let ow = owLo; ow <= owHi; ow++) o[orow + ow] += wv * a[irow + ow * sw]!
-                  }
-                }
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  expectShape("conv", out.shape, p.outShape)
+  return () => convKernel(p, x.data, w.data, bias?.data, out.data)
 }
 
 const matmul: OpImpl = (ctx) => {
-  let x = ctx.val("x")
-  let y = ctx.val("y")
-  const tx = ctx.bool("transpose_x", false)
-  const ty = ctx.bool("transpose_y", false)
-  const xr = x.shape.length, yr = y.shape.length
-  const xs = xr === 1 ? [1, x.shape[0]!] : [...x.shape]
-  const ys = yr === 1 ? [y.shape[0]!, 1] : [...y.shape]
-  const M = tx ? xs[xs.length - 1]! : xs[xs.length - 2]!
-  const K = tx ? xs[xs.length - 2]! : xs[xs.length - 1]!
-  const K2 = ty ? ys[ys.length - 1]! : ys[ys.length - 2]!
-  const Nn = ty ? ys[ys.length - 2]! : ys[ys.length - 1]!
-  if (K !== K2) throw new OpError(`matmul: inner dimensions differ (${K} vs ${K2})`)
-  const batch = broadcastShapes(xs.slice(0, -2), ys.slice(0, -2))
-  const shape = [...batch, M, Nn]
-  if (xr === 1) shape.splice(shape.length - 2, 1)
-  if (yr === 1) shape.splice(shape.length - 1, 1)
+  const x = ctx.val("x")
+  const y = ctx.val("y")
+  const planned = planMatmul(x.shape, y.shape, ctx.bool("transpose_x", false), ctx.bool("transpose_y", false))
+  if (Either.isLeft(planned)) throw new OpError(`matmul: ${planned.left.message}`)
+  const p = planned.right
   const out = ctx.alloc(0)
-  expectShape("matmul", out.shape, shape)
-  const B = sizeOf(batch)
-  // Batch index maps: which x / y matrix each output matrix reads.
-  const bx = broadcastIndex(xs.slice(0, -2), batch)
-  const by = broadcastIndex(ys.slice(0, -2), batch)
-  const xsi = tx ? 1 : K, xsk = tx ? M : 1
-  const ysk = ty ? 1 : Nn, ysj = ty ? K : 1
-  const o = out.data
-  const cliff = !ctx.exact && out.dtype === "fp16"
-  void x, void y
-  return () => {
-    const a = x.data, b = y.data
-    for (let bi = 0; bi < B; bi++) {
-      const xo = (bx ? bx[bi]! : bi) * M * K
-      const yo = (by ? by[bi]! : bi) * K * Nn
-      const oo = bi * M * Nn
-      for (let i = 0; i < M; i++) {
-        const orow = oo + i * Nn
-        for (let j = 0; j < Nn; j++) o[orow + j] = 0
-        for (let k = 0; k < K; k++) {
-          const av = a[xo + i * xsi + k * xsk]!
-          if (av === 0) continue
-          const yb = yo + k * ysk
-          for (let j = 0; j < Nn; j++) o[orow + j] += av * b[yb + j * ysj]!
-        }
-        if (cliff) {
-          for (let j = 0; j < Nn; j++) {
-            const v = o[orow + j]!
-            if (v >= MATMUL_INF_CLIFF) o[orow + j] = Infinity
-            else if (v <= -MATMUL_INF_CLIFF) o[orow + j] = -Infinity
-          }
-        }
-      }
-    }
-  }
+  expectShape("matmul", out.shape, p.outShape)
+  return () => matmulKernel(p, x.data, y.data, out.data)
 }
 
 const linear: OpImpl = (ctx) => {
@@ -173,22 +76,12 @@ const linear: OpImpl = (ctx) => {
   const bias = ctx.opt("bias")
   const Din = x.shape[x.shape.length - 1]!
   const Dout = w.shape[0]!
-  if (w.shape[1] !== Din) throw new OpError(`linear: weight [${w.shape.join(", ")}] does not take ${Din} inputs`)
+  if (w.shape.length !== 2 || w.shape[1] !== Din) throw new OpError(`linear: weight [${w.shape.join(", ")}] does not take ${Din} inputs`)
+  if (bias !== undefined && sizeOf(bias.shape) !== Dout) throw new OpError(`linear: bias has ${sizeOf(bias.shape)} values for ${Dout} outputs`)
   const out = ctx.alloc(0)
   expectShape("linear", out.shape, [...x.shape.slice(0, -1), Dout])
   const rows = sizeOf(x.shape) / Din
-  const o = out.data
-  return () => {
-    const a = x.data, wt = w.data, bd = bias?.data
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < Dout; j++) {
-        let acc = bd ? bd[j]! : 0
-        const wb = j * Din, xb = r * Din
-        for (let k = 0; k < Din; k++) acc += a[xb + k]! * wt[wb + k]!
-        o[r * Dout + j] = acc
-      }
-    }
-  }
+  return () => linearKernel(x.data, rows, Din, w.data, Dout, bias?.data, out.data)
 }
 
 const pool = (kind: "max" | "avg"): OpImpl => (ctx) => {

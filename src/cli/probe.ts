@@ -1,0 +1,42 @@
+/** `ane probe`: what the engine (or the simulator standing in for it) reports, and the compile budget. */
+import { Command, Options } from "@effect/cli"
+import { Console, Effect, Layer } from "effect"
+import * as Ane from "../services/Ane.js"
+
+const backend = Options.choice("backend", ["auto", "hardware", "simulator"]).pipe(
+  Options.withDefault("auto" as const),
+  Options.withDescription("which backend answers: auto picks the engine when present, else the simulator")
+)
+const json = Options.boolean("json").pipe(Options.withDescription("print one JSON object"))
+
+const layerFor = (choice: "auto" | "hardware" | "simulator") =>
+  choice === "hardware" ? Ane.layer : choice === "simulator" ? Ane.layerSimulator() : Ane.layerAuto()
+
+/** The `probe` subcommand. */
+export const command = Command.make("probe", { backend, json }, ({ backend, json }) =>
+  Effect.gen(function*() {
+    const ane = yield* Ane.Ane
+    const info = yield* ane.info
+    const used = yield* ane.compileCount
+    if (json) {
+      yield* Console.log(JSON.stringify({ ...info, compileLimit: ane.compileLimit, compileCount: used }))
+      return
+    }
+    const rows: Array<[string, string]> = [
+      ["backend", info.backend],
+      ["has ANE", String(info.hasAne)],
+      ["architecture", info.architecture || "-"],
+      ["product", info.product || "-"],
+      ["build", info.buildVersion || "-"],
+      ["cores", String(info.numCores)],
+      ["ANEs", String(info.numAnes)],
+      ["virtual machine", String(info.isVm)],
+      ["compile budget", `${ane.compileLimit - used} of ${ane.compileLimit} left`]
+    ]
+    yield* Console.log(rows.map(([k, v]) => `${k.padEnd(16)} ${v}`).join("\n"))
+  }).pipe(
+    Effect.provide(Layer.fresh(layerFor(backend))),
+    Effect.catchTag("NoAneError", (e) =>
+      Effect.zipRight(Console.error(`ane probe: ${e.message}`), Effect.sync(() => { process.exitCode = 1 })))
+  )
+).pipe(Command.withDescription("Report the ANE device (or the simulator) and the compile budget"))

@@ -16,7 +16,7 @@
   ;;       so s is the subnormal result (0..0x400) for |x| < 2^-14 and is never below n elsewhere.
   ;; Then, on 16-bit lanes: r = min(max(n, min(s, 0x400)), 0x7C00), NaN adds the quiet bit, and the sign is bit 15
   ;; of x narrowed with signed saturation (negative stays negative).
-  (func (export "f32_to_f16") (param $src i32) (param $dst i32) (param $n i32)
+  (func $f32_to_f16 (export "f32_to_f16") (param $src i32) (param $dst i32) (param $n i32)
     (local $end i32)
     (local $a v128) (local $b v128) (local $absA v128) (local $absB v128)
     (local $kAbs v128) (local $kBias v128) (local $kOne v128) (local $kHalf v128)
@@ -68,12 +68,12 @@
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (br_if $step (i32.lt_u (local.get $src) (local.get $end))))))
 
-;; $n fp16 at $src -> $n f32 at $dst, contiguous; $n a multiple of 8.
+  ;; $n fp16 at $src -> $n f32 at $dst, contiguous; $n a multiple of 8.
   ;; Each half is doubled into a 32-bit lane (interleaving the vector with itself: one instruction), then shifted
   ;; right by 3 with its sign: sign stays in bit 31, exponent and mantissa land in bits 13..27, the rest is masked off. That
   ;; float is exactly 2^112 too small (fp16 subnormals become f32 subnormals) and one exact multiply fixes the scale.
   ;; Exponent 31 (Inf/NaN) then needs the f32 exponent forced to 255, keeping the payload.
-  (func (export "f16_to_f32") (param $src i32) (param $dst i32) (param $n i32)
+  (func $f16_to_f32_full (param $src i32) (param $dst i32) (param $n i32)
     (local $end i32) (local $h v128) (local $inf v128)
     (local $k7FFF v128) (local $k7BFF v128) (local $kKeep v128) (local $kScale v128) (local $kExp v128)
     (local.set $k7FFF (v128.const i16x8 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff))
@@ -114,4 +114,68 @@
         (local.set $src (i32.add (local.get $src) (i32.const 16)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
         (br_if $step (i32.lt_u (local.get $src) (local.get $end))))))
+
+  ;; The same without the Inf/NaN fix-up, for the common case: tracks the largest |h| seen and returns 1 when some
+  ;; lane had exponent 31 (the caller then redoes the run with the full kernel).
+  (func $f16_to_f32_finite (param $src i32) (param $dst i32) (param $n i32) (result i32)
+    (local $end i32) (local $h v128) (local $max v128)
+    (local $k7FFF v128) (local $kKeep v128) (local $kScale v128)
+    (local.set $k7FFF (v128.const i16x8 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff))
+    (local.set $kKeep (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000))
+    (local.set $kScale (v128.const i32x4 0x77800000 0x77800000 0x77800000 0x77800000))
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
+    (block $done
+      (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+      (loop $step
+        (local.set $h (v128.load (local.get $src)))
+        (local.set $max (i16x8.max_s (local.get $max) (v128.and (local.get $h) (local.get $k7FFF))))
+        (v128.store (local.get $dst)
+          (f32x4.mul
+            (v128.and
+              (i32x4.shr_s (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $h) (local.get $h)) (i32.const 3))
+              (local.get $kKeep))
+            (local.get $kScale)))
+        (v128.store offset=16 (local.get $dst)
+          (f32x4.mul
+            (v128.and
+              (i32x4.shr_s (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h)) (i32.const 3))
+              (local.get $kKeep))
+            (local.get $kScale)))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+        (br_if $step (i32.lt_u (local.get $src) (local.get $end)))))
+    (v128.any_true (i16x8.gt_s (local.get $max) (v128.const i16x8 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff))))
+
+  ;; $n fp16 at $src -> $n f32 at $dst: the finite kernel, redone in full only when Inf or NaN showed up.
+  (func $f16_to_f32 (export "f16_to_f32") (param $src i32) (param $dst i32) (param $n i32)
+    (if (call $f16_to_f32_finite (local.get $src) (local.get $dst) (local.get $n))
+      (then (call $f16_to_f32_full (local.get $src) (local.get $dst) (local.get $n)))))
+
+  ;; $rows rows of $width elements, each starting $srcStride bytes after the previous one at $src, converted into
+  ;; one contiguous run at $dst (stride padding skipped). Rows are done in order, each rounded up to 8 elements: the
+  ;; overrun of one row is overwritten by the next, the last one lands in the host's slack.
+  (func (export "f16_to_f32_rows") (param $src i32) (param $srcStride i32) (param $dst i32) (param $width i32) (param $rows i32)
+    (local $n i32)
+    (local.set $n (i32.and (i32.add (local.get $width) (i32.const 7)) (i32.const -8)))
+    (block $done
+      (loop $row
+        (br_if $done (i32.eqz (local.get $rows)))
+        (call $f16_to_f32 (local.get $src) (local.get $dst) (local.get $n))
+        (local.set $src (i32.add (local.get $src) (local.get $srcStride)))
+        (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $width) (i32.const 2))))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br $row))))
+
+  ;; The same for f32 rows into contiguous fp16.
+  (func (export "f32_to_f16_rows") (param $src i32) (param $srcStride i32) (param $dst i32) (param $width i32) (param $rows i32)
+    (local $n i32)
+    (local.set $n (i32.and (i32.add (local.get $width) (i32.const 7)) (i32.const -8)))
+    (block $done
+      (loop $row
+        (br_if $done (i32.eqz (local.get $rows)))
+        (call $f32_to_f16 (local.get $src) (local.get $dst) (local.get $n))
+        (local.set $src (i32.add (local.get $src) (local.get $srcStride)))
+        (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $width) (i32.const 1))))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br $row))))
 )

@@ -17,6 +17,10 @@ export interface Staging {
   readonly f32ToF16: (src: number, dst: number, n: number) => void
   /** `n` fp16 at byte `src` → `n` f32 at byte `dst`; may touch up to 7 elements past `n` on both sides. */
   readonly f16ToF32: (src: number, dst: number, n: number) => void
+  /** `rows` rows of `width` fp16, `stride` bytes apart from byte `src`, → contiguous f32 at byte `dst`. */
+  readonly f16ToF32Rows: (src: number, stride: number, dst: number, width: number, rows: number) => void
+  /** `rows` rows of `width` f32, `stride` bytes apart from byte `src`, → contiguous fp16 at byte `dst`. */
+  readonly f32ToF16Rows: (src: number, stride: number, dst: number, width: number, rows: number) => void
   /** Bumped whenever the views change (memory grew), so cached sub-views can be dropped. */
   readonly generation: () => number
 }
@@ -38,6 +42,8 @@ interface Fp16Exports {
   readonly memory: WasmMemory
   readonly f32_to_f16: (src: number, dst: number, n: number) => void
   readonly f16_to_f32: (src: number, dst: number, n: number) => void
+  readonly f16_to_f32_rows: (src: number, stride: number, dst: number, width: number, rows: number) => void
+  readonly f32_to_f16_rows: (src: number, stride: number, dst: number, width: number, rows: number) => void
 }
 
 const instantiate = (): Fp16Exports | undefined => {
@@ -74,6 +80,8 @@ const makeWasmStaging = (ex: Fp16Exports): Staging => {
     f32: () => f32,
     f32ToF16: (src, dst, n) => ex.f32_to_f16(src, dst, roundUp8(n)),
     f16ToF32: (src, dst, n) => ex.f16_to_f32(src, dst, roundUp8(n)),
+    f16ToF32Rows: ex.f16_to_f32_rows,
+    f32ToF16Rows: ex.f32_to_f16_rows,
     generation: () => generation
   }
 }
@@ -89,6 +97,17 @@ const f16Table = (): Uint32Array => {
 }
 
 const makeJsStaging = (): Staging => {
+  const f32ToF16 = (src: number, dst: number, n: number) => {
+    const s = src >>> 2
+    const d = dst >>> 1
+    for (let i = 0; i < n; i++) u16[d + i] = f32BitsToFp16(u32[s + i]!)
+  }
+  const f16ToF32 = (src: number, dst: number, n: number) => {
+    const t = f16Table()
+    const s = src >>> 1
+    const d = dst >>> 2
+    for (let i = 0; i < n; i++) u32[d + i] = t[u16[s + i]!]!
+  }
   let buffer = new ArrayBuffer(65536)
   let u8 = new Uint8Array(buffer)
   let u16 = new Uint16Array(buffer)
@@ -110,16 +129,13 @@ const makeJsStaging = (): Staging => {
     u8: () => u8,
     u16: () => u16,
     f32: () => f32,
-    f32ToF16: (src, dst, n) => {
-      const s = src >>> 2
-      const d = dst >>> 1
-      for (let i = 0; i < n; i++) u16[d + i] = f32BitsToFp16(u32[s + i]!)
+    f32ToF16,
+    f16ToF32,
+    f16ToF32Rows: (src, stride, dst, width, rows) => {
+      for (let r = 0; r < rows; r++) f16ToF32(src + r * stride, dst + r * width * 4, width)
     },
-    f16ToF32: (src, dst, n) => {
-      const t = f16Table()
-      const s = src >>> 1
-      const d = dst >>> 2
-      for (let i = 0; i < n; i++) u32[d + i] = t[u16[s + i]!]!
+    f32ToF16Rows: (src, stride, dst, width, rows) => {
+      for (let r = 0; r < rows; r++) f32ToF16(src + r * stride, dst + r * width * 2, width)
     },
     generation: () => generation
   }

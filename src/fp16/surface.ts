@@ -135,8 +135,8 @@ const readRows = (
   }
   const st = staging()
   const strideElems = rowStride / ez
-  // Dense padded rows: stage the whole span (padding included, reading it is harmless) with one copy and skip the
-  // padding on the way out; sparse rows: stage row by row.
+  // Dense padded rows: stage the whole span (padding included; reading it is harmless) with one copy and let the
+  // kernel skip the padding; sparse rows: stage row by row.
   const dense = !contiguous && rowStride <= 2 * rowBytes
   const rowsPerBlock = contiguous ? 0 : Math.max(1, Math.floor(BLOCK_ELEMENTS / (dense ? strideElems : width)))
   const stagedElems = contiguous ? BLOCK_ELEMENTS : dense ? (rowsPerBlock - 1) * strideElems + width : rowsPerBlock * width
@@ -147,7 +147,7 @@ const readRows = (
   const staged = (lz === 4 ? st.f32() : st.u16()) as Logical
   const convert = lz === 4 ? st.f16ToF32 : st.f32ToF16
   const outElem = outBase / lz
-  const rowViews = dense ? stagedViews(st, staged, "r", outElem, strideElems, width, rowsPerBlock) : undefined
+  const convertRows = lz === 4 ? st.f16ToF32Rows : st.f32ToF16Rows
   forEachRun(layout, channelStart, channelCount, (off, rows, first) => {
     if (contiguous) {
       const total = rows * width
@@ -163,16 +163,14 @@ const readRows = (
       const k = Math.min(rowsPerBlock, rows - r0)
       const rowOff = off + r0 * rowStride
       const e = first + r0 * width
-      if (rowViews !== undefined) {
-        const span = (k - 1) * strideElems + width
-        u8.set(src.subarray(rowOff, rowOff + span * ez), inBase)
-        convert(inBase, outBase, span)
-        for (let j = 0; j < k; j++) dst.set(rowViews[j]!, e + j * width)
+      if (dense) {
+        u8.set(src.subarray(rowOff, rowOff + ((k - 1) * strideElems + width) * ez), inBase)
+        convertRows(inBase, rowStride, outBase, width, k)
       } else {
         for (let j = 0; j < k; j++) u8.set(src.subarray(rowOff + j * rowStride, rowOff + j * rowStride + rowBytes), inBase + j * rowBytes)
         convert(inBase, outBase, k * width)
-        dst.set(staged.subarray(outElem, outElem + k * width), e)
       }
+      dst.set(staged.subarray(outElem, outElem + k * width), e)
     }
   })
 }

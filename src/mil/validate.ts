@@ -10,6 +10,7 @@ import type { CheckResult } from "./check.js"
 import type { AneRule, Chip, Finding } from "./rules/context.js"
 import { RuleContext } from "./rules/context.js"
 import { ioRules } from "./rules/io.js"
+import { formRules } from "./rules/forms.js"
 import { opRulesAne } from "./rules/ops.js"
 import { programRules } from "./rules/program.js"
 
@@ -17,7 +18,7 @@ export type { AneRule, Chip, Finding } from "./rules/context.js"
 export { allocationBytes, chips } from "./rules/context.js"
 
 /** Every ANE rule, in id order. */
-export const rules: ReadonlyArray<AneRule> = [...ioRules, ...opRulesAne, ...programRules]
+export const rules: ReadonlyArray<AneRule> = [...ioRules, ...opRulesAne, ...formRules, ...programRules]
 
 /** Options of {@link validate}. */
 export interface ValidateOptions {

@@ -1,7 +1,7 @@
 /** `ane check` / `ane inspect` end to end: spawned through bin/ane.js, checking stdout JSON and exit codes. */
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -10,6 +10,7 @@ import { milProgram } from "../mil/milText.js"
 const bin = fileURLToPath(new URL("../../bin/ane.js", import.meta.url))
 const corpus = process.env.MIL_CORPUS ?? fileURLToPath(new URL("../../../shared/corpus", import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), "ane-check-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const run = (...args: Array<string>) => {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", timeout: 60_000 })

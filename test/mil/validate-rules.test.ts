@@ -227,6 +227,13 @@ const cases: ReadonlyArray<Case> = [
     chip: "m1",
     trigger: prog(X, `${T} y = relu(x = x);`),
     clean: prog(X, `${T} y = relu(x = x);`).replace("program(1.3)", "program(1.0)")
+  },
+  {
+    id: "ANE036",
+    trigger: prog("tensor<fp32, [1, 64, 1, 512]> x", `tensor<fp32, [1, 64, 1, 512]> r = relu(x = x);
+      ${T} y = cast(dtype = string("fp16"), x = r);`),
+    clean: prog("tensor<fp32, [1, 64, 1, 512]> x", `${T} h = cast(dtype = string("fp16"), x = x);
+      ${T} y = relu(x = h);`)
   }
 ]
 

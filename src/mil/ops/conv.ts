@@ -1,9 +1,8 @@
 /** Convolution and pooling ops: window output sizes with pads, strides, dilations, groups (spec §9, errata rows 1–4, §4.3). */
 import type { OpContext, TensorArg } from "./context.js"
 import { TypeCodes } from "./context.js"
-import { recurrentActivations } from "./elementwise.js"
 import type { OpRule } from "./rule.js"
-import { broadcast, formatShape, normAxis, tensor } from "./types.js"
+import { formatShape, tensor } from "./types.js"
 import type { ResolvedDim } from "./types.js"
 
 

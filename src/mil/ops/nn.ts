@@ -1,5 +1,4 @@
 /** Matmul/linear, normalisation, recurrent and attention ops (spec §9, errata rows 5–6, 11, 15–16, §4.4). */
-import type { OpContext, TensorArg } from "./context.js"
 import { TypeCodes } from "./context.js"
 import { recurrentActivations } from "./elementwise.js"
 import type { OpRule } from "./rule.js"

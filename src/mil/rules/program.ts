@@ -160,5 +160,25 @@ export const programRules: ReadonlyArray<AneRule> = [
       ctx.program.version === "1.3" && (ctx.chip === undefined || ctx.chip === "m1")
         ? [{ pos: ctx.program.pos, message: "program(1.3) on M1: expected program(1.0)" }]
         : []
+  },
+  {
+    id: "ANE036",
+    name: "fp32-compute",
+    severity: "warning",
+    chips,
+    source: "spec/ane-constraints.md §5 (maderix ANE_INTERNALS; mil_gen.h); spec/ane-field-facts.md §4.3",
+    summary: "The engine computes in fp16; fp32 ops are cast or fall back to the GPU",
+    hint: "cast to fp16 right after the inputs and compute in fp16",
+    doc: "maderix: the engine computes in fp16 only; a public mil_gen.h says fp32 falls back to the GPU on M1–M4. " +
+      "ANEForge allows fp32 only as an intermediate around casts. Warning, one per op computing in fp32.",
+    check: (ctx) =>
+      ctx.ops().flatMap(({ op, types }) => {
+        if (op.op === "const" || op.op === "cast" || op.op.startsWith("constexpr_")) return []
+        const out = op.outputs[0]
+        const t = out ? types?.types.get(out.name) : undefined
+        return t !== undefined && t.kind === "tensor" && t.dtype === "fp32"
+          ? [{ pos: op.pos, message: `\`${op.op}\` computes \`${out!.name}\` in fp32: expected fp16 compute` }]
+          : []
+      })
   }
 ]

@@ -16,7 +16,7 @@
   ;;       so s is the subnormal result (0..0x400) for |x| < 2^-14 and is never below n elsewhere.
   ;; Then, on 16-bit lanes: r = min(max(n, min(s, 0x400)), 0x7C00), NaN adds the quiet bit, and the sign is bit 15
   ;; of x narrowed with signed saturation (negative stays negative).
-  (func $f32_to_f16 (export "f32_to_f16") (param $src i32) (param $dst i32) (param $n i32)
+  (func $f32_to_f16_full (param $src i32) (param $dst i32) (param $n i32)
     (local $end i32)
     (local $a v128) (local $b v128) (local $absA v128) (local $absB v128)
     (local $kAbs v128) (local $kBias v128) (local $kOne v128) (local $kHalf v128)
@@ -67,6 +67,58 @@
         (local.set $src (i32.add (local.get $src) (i32.const 32)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (br_if $step (i32.lt_u (local.get $src) (local.get $end))))))
+
+  ;; The common case only: |x| = 0, |x| < 2^-25 or a normal fp16 result. Computes n as above, clamps it at 0 (every
+  ;; |x| below 2^-25 gives n < -10240 and rounds to ±0) and tracks, on 16-bit lanes, whether some lane fell in the
+  ;; subnormal window (-10240 <= n < 0x400, found as n + 10240 (saturating) < 11264 unsigned) or above 0x7C00
+  ;; (|x| >= 65536, Inf, NaN). Returns 1 when one did; the caller then redoes the run with the full kernel.
+  (func $f32_to_f16_common (param $src i32) (param $dst i32) (param $n i32) (result i32)
+    (local $end i32)
+    (local $a v128) (local $b v128) (local $absA v128) (local $absB v128) (local $n16 v128)
+    (local $low v128) (local $high v128)
+    (local $kAbs v128) (local $kBias v128) (local $kOne v128) (local $k8000 v128) (local $kWindow v128)
+    (local.set $kAbs (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
+    (local.set $kBias (v128.const i32x4 0xc8000fff 0xc8000fff 0xc8000fff 0xc8000fff))
+    (local.set $kOne (v128.const i32x4 1 1 1 1))
+    (local.set $k8000 (v128.const i16x8 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000))
+    (local.set $kWindow (v128.const i16x8 10240 10240 10240 10240 10240 10240 10240 10240))
+    (local.set $low (v128.const i16x8 -1 -1 -1 -1 -1 -1 -1 -1))
+    (local.set $high (local.get $k8000))
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+      (loop $step
+        (local.set $a (v128.load (local.get $src)))
+        (local.set $b (v128.load offset=16 (local.get $src)))
+        (local.set $absA (v128.and (local.get $a) (local.get $kAbs)))
+        (local.set $absB (v128.and (local.get $b) (local.get $kAbs)))
+        (local.set $n16
+          (i16x8.narrow_i32x4_s
+            (i32x4.shr_s
+              (i32x4.add (i32x4.add (local.get $absA) (local.get $kBias))
+                (v128.and (i32x4.shr_u (local.get $absA) (i32.const 13)) (local.get $kOne)))
+              (i32.const 13))
+            (i32x4.shr_s
+              (i32x4.add (i32x4.add (local.get $absB) (local.get $kBias))
+                (v128.and (i32x4.shr_u (local.get $absB) (i32.const 13)) (local.get $kOne)))
+              (i32.const 13))))
+        (local.set $low (i16x8.min_u (local.get $low) (i16x8.add_sat_s (local.get $n16) (local.get $kWindow))))
+        (local.set $high (i16x8.max_s (local.get $high) (local.get $n16)))
+        (v128.store (local.get $dst)
+          (v128.or
+            (i16x8.max_s (local.get $n16) (v128.const i16x8 0 0 0 0 0 0 0 0))
+            (v128.and (i16x8.narrow_i32x4_s (local.get $a) (local.get $b)) (local.get $k8000))))
+        (local.set $src (i32.add (local.get $src) (i32.const 32)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (br_if $step (i32.lt_u (local.get $src) (local.get $end)))))
+    (i32.or
+      (v128.any_true (i16x8.lt_u (local.get $low) (v128.const i16x8 11264 11264 11264 11264 11264 11264 11264 11264)))
+      (v128.any_true (i16x8.gt_s (local.get $high) (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00)))))
+
+  ;; $n f32 at $src -> $n fp16 at $dst: the common-case kernel, redone in full only when needed.
+  (func $f32_to_f16 (export "f32_to_f16") (param $src i32) (param $dst i32) (param $n i32)
+    (if (call $f32_to_f16_common (local.get $src) (local.get $dst) (local.get $n))
+      (then (call $f32_to_f16_full (local.get $src) (local.get $dst) (local.get $n)))))
 
   ;; $n fp16 at $src -> $n f32 at $dst, contiguous; $n a multiple of 8.
   ;; Each half is doubled into a 32-bit lane (interleaving the vector with itself: one instruction), then shifted

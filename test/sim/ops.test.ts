@@ -7,7 +7,6 @@ import { maxAbsDiff, program, randoms, runMil } from "./helpers.js"
 const lit = (dtype: string, shape: ReadonlyArray<number>, values: ArrayLike<number>) =>
   `tensor<${dtype}, [${shape.join(", ")}]>([${Array.from(values).join(", ")}])`
 const t = (shape: ReadonlyArray<number>, dtype = "fp32") => `tensor<${dtype}, [${shape.join(", ")}]>`
-const size = (s: ReadonlyArray<number>) => s.reduce((a, b) => a * b, 1)
 const exact = { numerics: "exact" as const, rules: "off" as const }
 
 /** Runs a one-op program: inputs named x (and more), output y. */
@@ -345,4 +344,52 @@ describe("weight decompression and quantization", () => {
   })
 })
 
-void size
+describe("less common ops", () => {
+  it("conv_transpose is the adjoint of conv (stride 2, custom crop)", async () => {
+    const Cin = 2, Cout = 3, D = 4, K = 3, S = 2
+    const x = randoms(Cin * D, 30), w = randoms(Cin * Cout * K, 31) // weight [Cin, Cout, K]
+    const full = (D - 1) * S + K
+    const ref = new Float64Array(Cout * full)
+    for (let ci = 0; ci < Cin; ci++) for (let i = 0; i < D; i++) for (let co = 0; co < Cout; co++) for (let k = 0; k < K; k++) {
+      ref[co * full + i * S + k] += x[ci * D + i]! * w[(ci * Cout + co) * K + k]!
+    }
+    const O = full - 2 // crop one before, one after
+    const cropped = Array.from({ length: Cout * O }, (_, j) => ref[Math.floor(j / O) * full + (j % O) + 1]!)
+    const r = await one({ x: [1, Cin, D] }, { x }, `
+    ${t([Cin, Cout, K])} w = const()[name = string("w"), val = ${lit("fp32", [Cin, Cout, K], w)}];
+    ${t([1, Cout, O])} y = conv_transpose(x = x, weight = w, strides = ${lit("int32", [1], [S])}, pad_type = string("custom"), pad = ${lit("int32", [2], [1, 1])})[name = string("y")];`)
+    expectClose(r.y!, cropped)
+  })
+
+  it("space_to_depth inverts depth_to_space; prelu, instance_norm, l2_pool, fill, neg", async () => {
+    const x = randoms(2 * 4 * 4, 32) // [1, 2, 4, 4]
+    const g = [1.5, -0.5], b = [0.25, 0]
+    const r = await one({ x: [1, 2, 4, 4] }, { x }, `
+    ${t([1, 8, 2, 2])} s = space_to_depth(x = x, block_size = int32(2))[name = string("s")];
+    ${t([1, 2, 4, 4])} d = depth_to_space(x = s, block_size = int32(2))[name = string("d")];
+    ${t([1, 2, 4, 4])} p = prelu(x = x, alpha = ${lit("fp32", [2], [0.1, 0.2])})[name = string("p")];
+    ${t([1, 2, 4, 4])} n = instance_norm(x = x, gamma = ${lit("fp32", [2], g)}, beta = ${lit("fp32", [2], b)}, epsilon = fp32(1e-5))[name = string("n")];
+    ${t([1, 2, 2, 2])} l = l2_pool(x = x, kernel_sizes = ${lit("int32", [2], [2, 2])}, strides = ${lit("int32", [2], [2, 2])}, pad_type = string("valid"))[name = string("l")];
+    ${t([2, 3])} f = fill(shape = ${lit("int32", [2], [2, 3])}, value = fp32(7))[name = string("f")];
+    ${t([1, 2, 4, 4])} m = neg(x = x)[name = string("m")];`, { d: [], p: [], n: [], l: [], f: [], m: [] })
+    expect(Array.from(r.d!)).toEqual(Array.from(x))
+    expectClose(r.p!, Array.from(x, (v, i) => (v >= 0 ? v : (i < 16 ? 0.1 : 0.2) * v)))
+    const norm: Array<number> = []
+    for (let c = 0; c < 2; c++) {
+      const seg = Array.from(x.subarray(c * 16, c * 16 + 16))
+      const mean = seg.reduce((a, q) => a + q, 0) / 16
+      const v = seg.reduce((a, q) => a + (q - mean) ** 2, 0) / 16
+      seg.forEach((q) => norm.push(((q - mean) / Math.sqrt(v + 1e-5)) * g[c]! + b[c]!))
+    }
+    expectClose(r.n!, norm)
+    const l2: Array<number> = []
+    for (let c = 0; c < 2; c++) for (let oh = 0; oh < 2; oh++) for (let ow = 0; ow < 2; ow++) {
+      let s = 0
+      for (let i = 0; i < 2; i++) for (let j = 0; j < 2; j++) s += x[(c * 4 + oh * 2 + i) * 4 + ow * 2 + j]! ** 2
+      l2.push(Math.sqrt(s))
+    }
+    expectClose(r.l!, l2)
+    expect(Array.from(r.f!)).toEqual([7, 7, 7, 7, 7, 7])
+    expect(Array.from(r.m!)).toEqual(Array.from(x, (v) => -v))
+  })
+})

@@ -1,6 +1,5 @@
 /** RequestPool implementation: a queue of idle mapped requests. @internal */
-import { Deferred, Effect, Queue, type Scope } from "effect"
-import { ClosedError } from "../../schema/errors.js"
+import { Effect, Queue, type Scope } from "effect"
 import type { BackendRequest } from "../Backend.js"
 import type { Model } from "../Model.js"
 import type { PooledRequest, RequestPool } from "../RequestPool.js"
@@ -10,6 +9,8 @@ import { type Instrumented, ModelTypeId } from "./model.js"
 
 /** @internal */
 export const MAX_DEPTH = 127
+
+const CLOSED = Symbol.for("effect-ane/RequestPool/closed")
 
 /** @internal */
 export const checkDepth = (op: string, argument: string, n: unknown) =>
@@ -47,15 +48,15 @@ export const make = (model: Model, size: number) =>
     if (isClosed(model[ModelTypeId].life)) return yield* closed("RequestPool.make", `model ${model.id}`)
     const life = lifetime(model[ModelTypeId].life)
     const slots = yield* mapSlots("PooledRequest", model, size, life, "pool")
-    const idle = yield* Queue.unbounded<PooledRequest>()
+    const idle = yield* Queue.unbounded<PooledRequest | typeof CLOSED>()
     const resource = `request pool of model ${model.id}`
-    // Callers still waiting in acquire when the pool closes get ClosedError rather than hanging.
-    const shut = yield* Deferred.make<never, ClosedError>()
     yield* Effect.addFinalizer(() =>
-      Effect.zipRight(
-        Effect.sync(() => { life.closed = true }),
-        Deferred.fail(shut, new ClosedError({ op: "RequestPool.acquire", resource }))
-      )
+      Effect.gen(function*() {
+        life.closed = true
+        // Wake every caller still waiting in acquire: each takes a CLOSED marker and fails with ClosedError.
+        const size = yield* Queue.size(idle)
+        if (size < 0) yield* Queue.offerAll(idle, Array.from({ length: -size }, () => CLOSED))
+      })
     )
     for (const s of slots) {
       const io = makeTensorIO(`pool request ${s.index} of model ${model.id}`, "PooledRequest", s.life, s.request,
@@ -64,11 +65,17 @@ export const make = (model: Model, size: number) =>
     }
     const pool: RequestPool = {
       size,
-      acquire: Effect.acquireRelease(
-        Effect.suspend(() => isClosed(life) ? closed("RequestPool.acquire", resource) : Effect.raceFirst(Queue.take(idle), Deferred.await(shut))),
-        (r) => isClosed(life) ? Effect.void : Queue.offer(idle, r)
+      // Waiting is interruptible; once a request is taken, its return is registered before anything can interrupt.
+      acquire: Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          if (isClosed(life)) return closed("RequestPool.acquire", resource)
+          return Effect.flatMap(restore(Queue.take(idle)), (r) =>
+            r === CLOSED
+              ? closed("RequestPool.acquire", resource)
+              : Effect.as(Effect.addFinalizer(() => isClosed(life) ? Effect.void : Queue.offer(idle, r)), r))
+        })
       ),
-      available: Effect.suspend(() => isClosed(life) ? Effect.succeed(0) : Queue.size(idle))
+      available: Effect.suspend(() => isClosed(life) ? Effect.succeed(0) : Effect.map(Queue.size(idle), (n) => Math.max(0, n)))
     }
     return pool
   }) satisfies Effect.Effect<RequestPool, unknown, Scope.Scope>

@@ -1,6 +1,7 @@
 /** Registry of every op the simulator executes, by MIL op name. */
 import { constexprOps } from "./constexpr.js"
 import { binaryOps, cast, select, unaryOps } from "./elementwise.js"
+import { extraOps } from "./extra.js"
 import { nnOps } from "./nn.js"
 import { reduceOps } from "./reduce.js"
 import { shapeOps } from "./shape.js"
@@ -21,7 +22,8 @@ export const ops: Readonly<Record<string, OpImpl>> = {
   ...reduceOps,
   ...nnOps,
   ...constexprOps,
-  ...stateOps
+  ...stateOps,
+  ...extraOps
 }
 
 /** Names of the supported ops, sorted (for docs and error hints). */

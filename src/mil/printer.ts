@@ -133,7 +133,8 @@ class Printer {
   private operation(op: Operation, indent: string): void {
     const L = this.L
     const dimSep = L.itemSep
-    let s = `${indent}${op.outputs.map((o) => `${printType(o.type, dimSep)} ${o.name}`).join(", ")} = ${op.op}(` +
+    const results = op.outputs.map((o) => `${printType(o.type, dimSep)} ${o.name}`).join(", ")
+    let s = `${indent}${results.length > 0 ? `${results} = ` : ""}${op.op}(` +
       `${printNamed(op.args, L.argSep, L, dimSep)})`
     if (op.attributes.length > 0) s += `[${printNamed(op.attributes, L.attrSep, L, dimSep)}]`
     if (op.blocks.length === 0) {

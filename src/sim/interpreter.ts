@@ -87,8 +87,6 @@ const staticType = (t: TypeExpr): OutType | string => {
   return { shape: dims, dtype: t.dtype }
 }
 
-const isFloat = (dtype: string) => dtype === "fp16" || dtype === "fp32" || dtype === "fp64" || dtype === "bf16"
-
 /** Estimated FLOPs of an op from its shapes. */
 const flopsOf = (op: string, ins: Map<string, Val>, outs: ReadonlyArray<Val>): number => {
   const o = outs[0] ? sizeOf(outs[0].shape) : 0
@@ -413,6 +411,3 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     resetState: () => states.forEach((s) => s.data.fill(0))
   }
 }
-
-/** Which planned step threw, for EvalError hints. */
-export const isFloatDtype = isFloat

@@ -210,6 +210,30 @@ describe.runIf(wasmSimdAvailable)("wasm SIMD and JS kernels", () => {
     expect(wrong).toBe(0)
   })
 
+  it("agree at the edges of the fast common-case kernels and when one lane forces the full kernels", () => {
+    const edges = [0, -0, 1e-30, -1e-30, 2 ** -25, 2 ** -25 * 0.999, 2 ** -14, 65504, 65519.99, -65519.99, 1, -2.5]
+    const forcing = [2 ** -20, -(2 ** -15), 65520, 1e9, Infinity, -Infinity, NaN]
+    const width = 64
+    const l = TensorLayout.packed({ channels: 2, height: 1, width, elemSize: 2 })
+    const cases: Array<Float32Array> = [Float32Array.from({ length: 2 * width }, (_, i) => edges[i % edges.length]!)]
+    for (const f of forcing) {
+      const block = Float32Array.from({ length: 2 * width }, (_, i) => edges[i % edges.length]!)
+      block[37] = f
+      cases.push(block)
+    }
+    for (const src of cases) {
+      const viaWasm = new Uint8Array(l.allocSize)
+      useJsFallback(false)
+      writeF32(src, viaWasm, l)
+      const want = Array.from(src, (x) => float32ToFp16(x))
+      const got = Array.from({ length: src.length }, (_, i) => u16At(viaWasm, i * 2))
+      expect(got).toEqual(want)
+      const back = new Float32Array(src.length)
+      readF32(viaWasm, l, back)
+      expect(Array.from(f32Bits(back))).toEqual(want.map((h) => fp16ToF32Bits(h)))
+    }
+  })
+
   it("unpack every fp16 bit pattern identically", () => {
     const bits = Uint16Array.from({ length: layout.logicalElements }, (_, i) => (i * 40503) & 0xffff)
     const surface = new Uint8Array(layout.allocSize)

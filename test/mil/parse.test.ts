@@ -1,9 +1,10 @@
 /** Grammar features of the MIL parser, one small program each, with hand-written expected trees. */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
-import type { Literal, Operation, Program, Value } from "../../src/mil/ast.js"
+import { equalIgnoringPositions, type Literal, type Operation, type Program, type Value } from "../../src/mil/ast.js"
 import { numberValue } from "../../src/mil/lexer.js"
 import { parse, parseEffect } from "../../src/mil/parser.js"
+import { print } from "../../src/mil/printer.js"
 import { CompileError } from "../../src/schema/errors.js"
 
 /** Wraps op lines in a minimal program. */
@@ -186,6 +187,19 @@ describe("parse: operations", () => {
     const op = firstOp("    tensor<fp16, [1]> a, tensor<fp16, [1]> b = split(x = x, num_splits = int32(2));")
     expect(op.outputs.map((o) => o.name)).toEqual(["a", "b"])
     expect(op.attributes).toEqual([])
+  })
+
+  it("reads an op with no results (write_state) and prints it back without '='", () => {
+    const op = firstOp('    write_state(data = x, input = x)[name = string("w")];')
+    expect(op.op).toBe("write_state")
+    expect(op.outputs).toEqual([])
+    expect(op.args.map((a) => a.name)).toEqual(["data", "input"])
+    const text = prog('    write_state(data = x, input = x)[name = string("w")];')
+    for (const style of ["apple", "compact"] as const) {
+      const printed = print(ok(text), { style })
+      expect(printed).not.toMatch(/=\s*write_state/)
+      expect(equalIgnoringPositions(ok(printed), ok(text))).toBe(true)
+    }
   })
 
   it("reads cond with two blocks and while_loop with block inputs", () => {

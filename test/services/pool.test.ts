@@ -63,6 +63,23 @@ describe("RequestPool", () => {
     }).pipe(Effect.scoped, Effect.provide(layer))
   })
 
+  it.live("a waiting acquire can be interrupted without losing a request", () => {
+    const { layer, compile } = setup()
+    return Effect.gen(function*() {
+      const model = yield* compile
+      const pool = yield* RequestPool.make(model, 1)
+      const held = yield* Scope.make()
+      yield* Scope.extend(pool.acquire, held)
+      const waiter = yield* Effect.fork(Effect.scoped(pool.acquire))
+      yield* Effect.sleep("5 millis")
+      yield* Fiber.interrupt(waiter)
+      yield* Scope.close(held, Exit.void)
+      expect(yield* pool.available).toBe(1)
+      const again = yield* Effect.scoped(Effect.map(pool.acquire, (r) => r.index))
+      expect(again).toBe(0)
+    }).pipe(Effect.scoped, Effect.provide(layer))
+  })
+
   it.effect("rejects sizes outside 1..127", () => {
     const { layer, compile } = setup()
     return Effect.gen(function*() {

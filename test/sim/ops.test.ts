@@ -4,7 +4,7 @@ import { writeBlobFile } from "../../src/mil/blob.js"
 import { erf } from "../../src/sim/ops/elementwise.js"
 import { maxAbsDiff, program, randoms, runMil } from "./helpers.js"
 
-const lit = (dtype: string, shape: ReadonlyArray<number>, values: ArrayLike<number>) =>
+const lit = (dtype: string, shape: ReadonlyArray<number>, values: ArrayLike<number | string>) =>
   `tensor<${dtype}, [${shape.join(", ")}]>([${Array.from(values).join(", ")}])`
 const t = (shape: ReadonlyArray<number>, dtype = "fp32") => `tensor<${dtype}, [${shape.join(", ")}]>`
 const exact = { numerics: "exact" as const, rules: "off" as const }
@@ -115,7 +115,7 @@ describe("matmul, linear, attention", () => {
       for (let d = 0; d < E; d++) ref.push(e.reduce((a, p, j) => a + p * v[j * E + d]!, 0) / sum)
     }
     const r = await one({ q: [1, L, E], k: [1, S, E], v: [1, S, E] }, { q, k, v }, `
-    ${t([1, L, S], "bool")} m = const()[name = string("m"), val = ${lit("bool", [1, L, S], mask.map((b) => (b ? "true" : "false")) as unknown as Array<number>)}];
+    ${t([1, L, S], "bool")} m = const()[name = string("m"), val = ${lit("bool", [1, L, S], mask.map((b) => (b ? "true" : "false")))}];
     ${t([1, L, E])} y = scaled_dot_product_attention(query = q, key = k, value = v, attn_mask = m)[name = string("y")];`)
     expectClose(r.y!, ref)
   })
@@ -189,7 +189,7 @@ describe("shape and indexing ops", () => {
   it("slice_by_index with a negative stride, masks and squeeze; slice_by_size", async () => {
     const x = Array.from({ length: 24 }, (_, i) => i) // [2, 3, 4]
     const r = await one({ x: [2, 3, 4] }, { x }, `
-    ${t([3, 2])} a = slice_by_index(x = x, begin = ${lit("int32", [3], [1, 0, 3])}, end = ${lit("int32", [3], [0, 3, 0])}, stride = ${lit("int32", [3], [1, 1, -2])}, begin_mask = ${lit("bool", [3], ["false", "true", "false"] as unknown as Array<number>)}, end_mask = ${lit("bool", [3], ["false", "true", "true"] as unknown as Array<number>)}, squeeze_mask = ${lit("bool", [3], ["true", "false", "false"] as unknown as Array<number>)})[name = string("a")];
+    ${t([3, 2])} a = slice_by_index(x = x, begin = ${lit("int32", [3], [1, 0, 3])}, end = ${lit("int32", [3], [0, 3, 0])}, stride = ${lit("int32", [3], [1, 1, -2])}, begin_mask = ${lit("bool", [3], ["false", "true", "false"])}, end_mask = ${lit("bool", [3], ["false", "true", "true"])}, squeeze_mask = ${lit("bool", [3], ["true", "false", "false"])})[name = string("a")];
     ${t([1, 2, 2])} b = slice_by_size(x = x, begin = ${lit("int32", [3], [1, 1, -2])}, size = ${lit("int32", [3], [1, 2, -1])})[name = string("b")];`,
       { a: [], b: [] })
     // x[1, :, 3::-2] → rows of block 1: [15, 13], [19, 17], [23, 21]

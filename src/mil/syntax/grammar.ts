@@ -176,7 +176,9 @@ export class Grammar extends ValueParser {
     const lx = this.lx
     const pos = this.pos()
     const outputs: Array<Binding> = []
-    while (true) {
+    // An op with no results (`write_state(...)`) starts with its name directly followed by '('.
+    const noResults = lx.k() === Tok.Ident && lx.peekChar() === 40
+    while (!noResults) {
       const bpos = outputs.length === 0 ? pos : this.pos()
       if (lx.k() !== Tok.Ident) {
         this.fail(`expected an operation ('<type> <name> = <op>(...)') or '}', found ${this.describe()}`)
@@ -190,10 +192,12 @@ export class Grammar extends ValueParser {
       }
       break
     }
-    if (lx.k() !== Tok.Eq) {
-      this.fail(`expected '=' or ',' after the result '${outputs[outputs.length - 1]!.name}', found ${this.describe()}`)
+    if (!noResults) {
+      if (lx.k() !== Tok.Eq) {
+        this.fail(`expected '=' or ',' after the result '${outputs[outputs.length - 1]!.name}', found ${this.describe()}`)
+      }
+      lx.next()
     }
-    lx.next()
     const op = this.ident("the operation name after '='")
     const open = this.pos()
     this.expect(Tok.LParen, `to open the argument list of ${op}`)

@@ -4,7 +4,9 @@
  *   native completion would); `per_element_next_turn_us`: completing on the next event-loop turn;
  *   `per_element_sync_us`: completing at once;
  * - `speedup_depth4`: throughput at depth 4 over depth 1 on the simulator with its latency model fixed at 100 µs
- *   per evaluation (a small program, so the simulated compute itself stays negligible).
+ *   per evaluation (a 64-element program; the interpreter's own CPU time per eval still serialises on the JS
+ *   thread); `stub_speedup_depth4`: the same against a stub whose evalAsync takes 100 µs of wall time and no CPU,
+ *   which isolates the pipeline's own cost.
  */
 import { Effect, Layer, Stream } from "effect"
 import { CompileOptions } from "../src/schema/CompileOptions.js"
@@ -12,6 +14,7 @@ import * as Ane from "../src/services/Ane.js"
 import { layerNoop, stubModel } from "../src/services/Backend.js"
 import type { Model } from "../src/services/Model.js"
 import * as RequestPool from "../src/services/RequestPool.js"
+import { nowMs, waitUntil } from "../src/sim/latency.js"
 import { round } from "./harness.js"
 
 /** Completes from a microtask, as a native completion callback would: asynchronous, but no event-loop turn. */
@@ -22,6 +25,9 @@ const microtask = Effect.async<void>((resume) => {
 const nextTurn = Effect.async<void>((resume) => {
   setImmediate(() => resume(Effect.void))
 })
+
+/** Takes 100 µs of wall time and no CPU, on the simulator's deadline poller (timers are too coarse). */
+const sleep100us = Effect.suspend(() => waitUntil(nowMs() + 0.1))
 
 const asyncStub = (evalAsync: Effect.Effect<void>) =>
   layerNoop({
@@ -35,8 +41,8 @@ const asyncStub = (evalAsync: Effect.Effect<void>) =>
 
 const smallProgram = `program(1.3)
 {
-    func main<ios18>(tensor<fp16, [1, 16, 1, 64]> x) {
-        tensor<fp16, [1, 16, 1, 64]> y = add(x = x, y = x)[name = string("y")];
+    func main<ios18>(tensor<fp16, [1, 1, 1, 64]> x) {
+        tensor<fp16, [1, 1, 1, 64]> y = add(x = x, y = x)[name = string("y")];
     } -> (y);
 }
 `
@@ -70,23 +76,29 @@ export default async function stream(): Promise<Record<string, number | string>>
   const turn = await perElement(Ane.layerBackend().pipe(Layer.provide(asyncStub(nextTurn)), Layer.orDie))
   const sync = await perElement(Ane.layerNoop())
 
-  const speed = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const model = yield* (yield* Ane.Ane).compile(CompileOptions.mil({ text: smallProgram }))
-    const elems = model.inputs[0]!.logicalElements
-    const count = 600
-    yield* timeStream(model, 4, 200, elems)
-    // Interleaved pairs, so load from other processes hits both depths alike; medians of the pairs.
-    const d1s: Array<number> = [], d4s: Array<number> = [], ratios: Array<number> = []
-    for (let r = 0; r < 5; r++) {
-      const d1 = yield* timeStream(model, 1, count, elems)
-      const d4 = yield* timeStream(model, 4, count, elems)
-      d1s.push(d1 / count)
-      d4s.push(d4 / count)
-      ratios.push(d1 / d4)
-    }
-    const median = (xs: Array<number>) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-    return { d1: median(d1s), d4: median(d4s), ratio: median(ratios) }
-  })).pipe(Effect.provide(Ane.layerSimulator({ latency: { fixedUs: 100 }, rules: "off" }))))
+  const speedup = (layer: Layer.Layer<Ane.Ane>, text: string) =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const model = yield* (yield* Ane.Ane).compile(CompileOptions.mil({ text }))
+      const elems = model.inputs[0]!.logicalElements
+      const count = 600
+      yield* timeStream(model, 4, 200, elems)
+      // Interleaved pairs, so load from other processes hits both depths alike; medians of the pairs.
+      const d1s: Array<number> = [], d4s: Array<number> = [], ratios: Array<number> = []
+      for (let r = 0; r < 5; r++) {
+        const d1 = yield* timeStream(model, 1, count, elems)
+        const d4 = yield* timeStream(model, 4, count, elems)
+        d1s.push(d1 / count)
+        d4s.push(d4 / count)
+        ratios.push(d1 / d4)
+      }
+      const median = (xs: Array<number>) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+      return { d1: median(d1s), d4: median(d4s), ratio: median(ratios) }
+    })).pipe(Effect.provide(layer)))
+  const speed = await speedup(Ane.layerSimulator({ latency: { fixedUs: 100 }, rules: "off" }), smallProgram)
+  const stubSpeed = await speedup(
+    Ane.layerBackend().pipe(Layer.provide(asyncStub(sleep100us)), Layer.orDie),
+    "program(1.3) {}"
+  )
 
   return {
     per_element_us: round(micro),
@@ -95,6 +107,9 @@ export default async function stream(): Promise<Record<string, number | string>>
     depth1_us_per_eval: round(speed.d1),
     depth4_us_per_eval: round(speed.d4),
     speedup_depth4: round(speed.ratio, 2),
-    speedup_model: "simulator, latency fixedUs 100"
+    speedup_model: "simulator, latency fixedUs 100",
+    stub_speedup_depth4: round(stubSpeed.ratio, 2),
+    stub_depth1_us_per_eval: round(stubSpeed.d1),
+    stub_depth4_us_per_eval: round(stubSpeed.d4)
   }
 }

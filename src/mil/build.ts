@@ -539,11 +539,7 @@ export class Builder {
     return this.emit("read_state", { input: s }, { dtype: s.dtype, shape: s.shape }, { id: s.id, dtype: s.dtype, shape: s.shape }, options)
   }
 
-  /**
-   * `write_state(data = v, input = s)`: the serialised form of coreml_update_state (errata row 17). It has no
-   * result; until the shared printer/parser handle result-less ops the build fails with their syntax diagnostic,
-   * so prefer {@link updateState}.
-   */
+  /** `write_state(data = v, input = s)`: no result; the serialised form of coreml_update_state (errata row 17). */
   writeState(s: StateTensor, data: Tensor, options: Named = {}): void {
     if (data.dtype !== s.dtype || data.shape.join() !== s.shape.join()) {
       this.problem(`write_state: data ${data.dtype} [${data.shape.join(", ")}] does not match the state ` +

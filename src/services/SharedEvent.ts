@@ -5,6 +5,7 @@ import { Ane } from "./Ane.js"
 import type { BackendSharedEvent } from "./Backend.js"
 import { SharedEventTypeId } from "./internal/sharedEvent.js"
 
+/** Key under which a SharedEvent carries its backend object. */
 export { SharedEventTypeId } from "./internal/sharedEvent.js"
 
 /** A monotonically signalled u64 counter shared between the CPU and the engine; released with its scope. */

@@ -25,7 +25,7 @@ import {
   UnsupportedLayoutError
 } from "../schema/errors.js"
 import type { TensorLayout } from "../schema/TensorLayout.js"
-import { applyRules, frontEnd, hasErrors, type Rules } from "./frontend.js"
+import { frontEnd, hasErrors, type Rules } from "./frontend.js"
 import { plan as planProgram, type Plan } from "./interpreter.js"
 import {
   allocSurface, bindingOrder, type Chip, layoutFor, packSurface, type SurfaceViews, unpackSurface
@@ -67,8 +67,6 @@ export const DEFAULT_FAULT_CODES: Readonly<Record<SimulatedFault["stage"], numbe
   map: 13,
   eval: 0x1d
 }
-/** Smallest surface the engine is reported to evaluate reliably (ane-constraints.md §3 row 4, ~49 KB). */
-export const MIN_SURFACE_BYTES = 49152
 
 /** A model compiled by the simulator: the port's model plus the findings `rules: "warn"` let through. */
 export interface SimModel extends BackendModel {
@@ -140,36 +138,6 @@ class SimEvent implements BackendSharedEvent {
     this.waiters = []
     for (const w of pending) w.done(false)
   }
-}
-
-const diag = (code: string, message: string, severity: "error" | "warning" = "error", hint?: string, file?: string) =>
-  new Diagnostic({
-    kind: "ane", severity, code, message, line: 1, col: 1,
-    ...(hint !== undefined ? { hint } : {}), ...(file !== undefined ? { file } : {})
-  })
-
-/** The engine's I/O size rules on the reported layouts (ane-constraints.md §3 rows 2, 4, 12). */
-const ioRuleFindings = (
-  inputs: ReadonlyArray<TensorLayout>, outputs: ReadonlyArray<TensorLayout>, file?: string
-): Array<Diagnostic> => {
-  const found: Array<Diagnostic> = []
-  for (const [role, list] of [["input", inputs], ["output", outputs]] as const) {
-    const sizes = new Set(list.map((l) => l.allocSize))
-    if (sizes.size > 1) {
-      found.push(diag("ANE-IO-ALLOC-MISMATCH",
-        `${role} surfaces differ in allocation size (${list.map((l) => `${l.name}: ${l.allocSize} B`).join(", ")}); ` +
-        `the engine fails such evaluations with status 0x1d`, "error",
-        `pad the ${role}s to one shape, or pack them into one tensor`, file))
-    }
-    for (const l of list) {
-      if (l.allocSize < MIN_SURFACE_BYTES) {
-        found.push(diag("ANE-IO-SMALL-SURFACE",
-          `${role} ${l.name} surface is ${l.allocSize} B; surfaces below ~${MIN_SURFACE_BYTES} B are reported to fail ` +
-          `at eval on some hosts`, "warning", "widen the spatial axis", file))
-      }
-    }
-  }
-  return found
 }
 
 const hashId = (text: string): string => createHash("sha256").update(text).digest("hex").slice(0, 12)
@@ -305,11 +273,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           if (l instanceof UnsupportedLayoutError) return yield* Effect.fail(l)
           outputs.push(l)
         }
-        const findings = applyRules(ioRuleFindings(inputs, outputs, src.file), rules)
-        const diagnostics = [...fe.diagnostics, ...findings]
-        if (hasErrors(findings)) {
-          return yield* Effect.fail(new CompileError({ op: "compile", model: id, diagnostics }))
-        }
+        const diagnostics = fe.diagnostics
         for (const d of diagnostics) {
           if (d.severity !== "info") yield* Effect.logWarning(`${id}: ${d.code}: ${d.message}`)
         }

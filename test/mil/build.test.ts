@@ -172,6 +172,24 @@ describe("Mil.build: less common ops and values", () => {
     expect(e.diagnostics[0]!.line).toBe(5)
   })
 
+  it("writes a state with write_state (no result) and reads it back", () => {
+    const r = buildSync({}, (b) => {
+      const s = b.state("cache", "fp16", [1, 2, 1, 4])
+      b.writeState(s, b.input("v", "fp16", [1, 2, 1, 4]), { name: "store" })
+      return { y: b.readState(s) }
+    })
+    expect(r.text).toContain('        write_state(data=v,input=cache)[name=string("store")];\n')
+    expect(reparse(r).diagnostics).toEqual([])
+    const wrong = thrown(() =>
+      buildSync({}, (b) => {
+        const s = b.state("cache", "fp16", [1, 4])
+        b.writeState(s, b.input("v", "fp32", [1, 4]))
+        return { y: b.readState(s) }
+      })
+    )
+    expect(wrong.diagnostics[0]!.message).toContain("data expected dtype fp16")
+  })
+
   it("reads and updates a state input", () => {
     const r = buildSync({}, (b) => {
       const s = b.state("cache", "fp16", [1, 2, 1, 4])

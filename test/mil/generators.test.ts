@@ -488,7 +488,7 @@ describe("numerics against a float64 reference (simulator, fp16 between ops)", (
     expectClose(simulate(G.unary({ op: "sqrt", shape }), { x: y })[0]!, y.map(Math.sqrt), 2e-3, 2e-3)
   })
 
-  it("state: readState returns the (reset, zero) state; updateState returns the written value exactly", () => {
+  it("state: readState returns the (reset, zero) state; updateState (write_state + read_state) returns the value written", () => {
     const shape = [1, 2, 1, 4]
     expectClose(simulate(G.readState({ name: "k_cache", shape }), {})[0]!, new Float64Array(8), 0, 0)
     const value = randoms(8, 29).map(fp16)

@@ -100,9 +100,9 @@ describe("SimBackend rules", () => {
     Effect.gen(function*() {
       const e = yield* Effect.flip(withSim()(compileText(twoIo)))
       expect(e._tag).toBe("CompileError")
-      expect(e._tag === "CompileError" && e.diagnostics.map((d) => d.code)).toContain("ANE-IO-ALLOC-MISMATCH")
+      expect(e._tag === "CompileError" && e.diagnostics.map((d) => d.code)).toContain("ANE004")
       const warned = yield* withSim({ rules: "warn" })(Effect.map(compileText(twoIo), (m) => (m as Sim.SimModel).diagnostics))
-      expect(warned.some((d) => d.code === "ANE-IO-ALLOC-MISMATCH" && d.severity === "warning")).toBe(true)
+      expect(warned.some((d) => d.code === "ANE004" && d.severity === "warning")).toBe(true)
       const off = yield* withSim({ rules: "off" })(Effect.map(compileText(twoIo), (m) => (m as Sim.SimModel).diagnostics))
       expect(off.filter((d) => d.kind === "ane")).toEqual([])
     }))

@@ -1,6 +1,6 @@
 /**
- * KV-cache state access (iOS18 states). `readState`: y = read_state(input = cache). `updateState`: y =
- * coreml_update_state(state = cache, value = value), which stores value and returns it. Go's generators passed the state by name as a string
+ * KV-cache state access (iOS18 states). `readState`: y = read_state(input = cache). `updateState`: write_state(data
+ * = value, input = cache) then y = read_state(input = cache). Go's generators passed the state by name as a string
  * (`read_state(name = …)`, `coreml_update_state(state = string(…))`); coremltools wants a state-typed function input
  * and serialises the update as write_state + read_state (spec §7.4, errata row 17). Supported shapes: rank 1..5,
  * last dim ≤ 16384, others ≤ 65536; dtype fp16.
@@ -30,15 +30,15 @@ export const readState = (o: StateOptions): Generated => {
   return buildSync(buildOptions(op, o, "ios18"), (b) => ({ y: b.readState(b.state(o.name, "fp16", o.shape), { name: "read" }) }))
 }
 
-/** Inputs `<name>: state<…>` and `value: tensor<fp16, shape>` → writes value into the state; `y` = value. */
+/** Inputs `<name>: state<…>` and `value: tensor<fp16, shape>` → writes value into the state; `y` = the new contents. */
 export const updateState = (o: StateOptions): Generated => {
   const op = "Generators.updateState"
   checked(op, o)
   return buildSync(buildOptions(op, o, "ios18"), (b) => {
     const s = b.state(o.name, "fp16", o.shape)
     const value = b.input("value", "fp16", o.shape)
-    // The serialised form is write_state + read_state (errata row 17); the shared printer and parser do not yet
-    // handle an op without results, so this writes the dialect op coreml_update_state, which returns the value.
-    return { y: b.updateState(s, value, { name: "update" }) }
+    // Apple's serialiser writes coreml_update_state as write_state (no result) + read_state (errata row 17).
+    b.writeState(s, value, { name: "write" })
+    return { y: b.readState(s, { name: "read" }) }
   })
 }

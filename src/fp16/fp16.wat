@@ -2,8 +2,8 @@
 ;; fp16.wasm.ts. The host copies data into this module's memory, converts there and copies the result out; counts
 ;; are rounded up to a multiple of 8 by the host, which reserves the slack. The lane math is written out inline
 ;; because Node 20's engine does not inline wasm calls, and a call per vector costs more than the math.
-;; Each direction has a full kernel and a cheaper one for the common case (finite values in the normal range or
-;; rounding to zero) that reports when a run needs the full one; the exported entry points pick for the caller.
+;; Each direction has a full kernel and a cheaper one for the common case that hands a run back (early) when it
+;; meets a value it does not cover; the exported entry points then redo that run with the full kernel.
 ;;
 ;; f32 -> fp16: IEEE round-to-nearest-even, subnormal results kept, |x| >= 65520 -> Inf, NaN -> sign|0x7E00.
 ;; fp16 -> f32: exact; subnormals normalised, Inf kept, NaN payload kept (shifted left 13).
@@ -75,7 +75,7 @@
   ;; subnormal window (-10240 <= n < 0x400, found as n + 10240 (saturating) < 11264 unsigned) or above 0x7C00
   ;; (|x| >= 65536, Inf, NaN). Returns 1 when one did; the caller then redoes the run with the full kernel.
   (func $f32_to_f16_common (param $src i32) (param $dst i32) (param $n i32) (result i32)
-    (local $end i32) (local $stop i32)
+    (local $end i32)
     (local $a v128) (local $b v128) (local $absA v128) (local $absB v128) (local $n16 v128)
     (local $low v128) (local $high v128)
     (local $kAbs v128) (local $kBias v128) (local $kOne v128) (local $k8000 v128) (local $kWindow v128)
@@ -87,63 +87,52 @@
     (local.set $low (v128.const i16x8 -1 -1 -1 -1 -1 -1 -1 -1))
     (local.set $high (local.get $k8000))
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
-    ;; Runs of 512 bytes, checking after each so a run needing the full kernel is handed back early.
     (block $done
       (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
-      (loop $chunk
-        (local.set $stop (i32.add (local.get $src) (i32.const 512)))
-        (if (i32.gt_u (local.get $stop) (local.get $end)) (then (local.set $stop (local.get $end))))
-        (loop $step
-          (local.set $a (v128.load (local.get $src)))
-          (local.set $b (v128.load offset=16 (local.get $src)))
-          (local.set $absA (v128.and (local.get $a) (local.get $kAbs)))
-          (local.set $absB (v128.and (local.get $b) (local.get $kAbs)))
-          (local.set $n16
-            (i16x8.narrow_i32x4_s
-              (i32x4.shr_s
-                (i32x4.add (i32x4.add (local.get $absA) (local.get $kBias))
-                  (v128.and (i32x4.shr_u (local.get $absA) (i32.const 13)) (local.get $kOne)))
-                (i32.const 13))
-              (i32x4.shr_s
-                (i32x4.add (i32x4.add (local.get $absB) (local.get $kBias))
-                  (v128.and (i32x4.shr_u (local.get $absB) (i32.const 13)) (local.get $kOne)))
-                (i32.const 13))))
-          (local.set $low (i16x8.min_u (local.get $low) (i16x8.add_sat_s (local.get $n16) (local.get $kWindow))))
-          (local.set $high (i16x8.max_s (local.get $high) (local.get $n16)))
-          (v128.store (local.get $dst)
-            (v128.or
-              (i16x8.max_s (local.get $n16) (v128.const i16x8 0 0 0 0 0 0 0 0))
-              (v128.and (i16x8.narrow_i32x4_s (local.get $a) (local.get $b)) (local.get $k8000))))
-          (local.set $src (i32.add (local.get $src) (i32.const 32)))
-          (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
-          (br_if $step (i32.lt_u (local.get $src) (local.get $stop))))
-        (if
-  (i32.or
-        (v128.any_true (i16x8.lt_u (local.get $low) (v128.const i16x8 11264 11264 11264 11264 11264 11264 11264 11264)))
-        (v128.any_true (i16x8.gt_s (local.get $high) (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00))))
-          (then (return (i32.const 1))))
-        (br_if $chunk (i32.lt_u (local.get $src) (local.get $end)))))
-    (i32.const 0))
+      (loop $step
+        (local.set $a (v128.load (local.get $src)))
+        (local.set $b (v128.load offset=16 (local.get $src)))
+        (local.set $absA (v128.and (local.get $a) (local.get $kAbs)))
+        (local.set $absB (v128.and (local.get $b) (local.get $kAbs)))
+        (local.set $n16
+          (i16x8.narrow_i32x4_s
+            (i32x4.shr_s
+              (i32x4.add (i32x4.add (local.get $absA) (local.get $kBias))
+                (v128.and (i32x4.shr_u (local.get $absA) (i32.const 13)) (local.get $kOne)))
+              (i32.const 13))
+            (i32x4.shr_s
+              (i32x4.add (i32x4.add (local.get $absB) (local.get $kBias))
+                (v128.and (i32x4.shr_u (local.get $absB) (i32.const 13)) (local.get $kOne)))
+              (i32.const 13))))
+        (local.set $low (i16x8.min_u (local.get $low) (i16x8.add_sat_s (local.get $n16) (local.get $kWindow))))
+        (local.set $high (i16x8.max_s (local.get $high) (local.get $n16)))
+        (v128.store (local.get $dst)
+          (v128.or
+            (i16x8.max_s (local.get $n16) (v128.const i16x8 0 0 0 0 0 0 0 0))
+            (v128.and (i16x8.narrow_i32x4_s (local.get $a) (local.get $b)) (local.get $k8000))))
+        (local.set $src (i32.add (local.get $src) (i32.const 32)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (br_if $step (i32.lt_u (local.get $src) (local.get $end)))))
+    (i32.or
+      (v128.any_true (i16x8.lt_u (local.get $low) (v128.const i16x8 11264 11264 11264 11264 11264 11264 11264 11264)))
+      (v128.any_true (i16x8.gt_s (local.get $high) (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00)))))
 
   ;; $n f32 at $src -> $n fp16 at $dst: the common-case kernel, redone in full only when needed.
   (func $f32_to_f16 (export "f32_to_f16") (param $src i32) (param $dst i32) (param $n i32)
     (if (call $f32_to_f16_common (local.get $src) (local.get $dst) (local.get $n))
       (then (call $f32_to_f16_full (local.get $src) (local.get $dst) (local.get $n)))))
 
-  ;; Full kernel: $n fp16 at $src -> $n f32 at $dst, contiguous; $n a multiple of 8. Exact for every pattern.
-  ;; Each half is doubled into a 32-bit lane ($y = h << 16 | h: interleaving the vector with itself, one instruction).
-  ;; Normal lanes: shift right by 3 keeping the sign (exponent and mantissa land in bits 13..27), mask, and one exact
-  ;; multiply by 2^112 rebiases the exponent. Zero and subnormal lanes are kept out of that multiply (a subnormal
-  ;; float operand costs x86 a slow microcode assist) and come from converting the mantissa to float times 2^-24.
-  ;; Exponent 31 (Inf/NaN) gets the f32 exponent forced to 255, keeping the payload (shifted left 13).
+  ;; Full kernel: $n fp16 at $src -> $n f32 at $dst, contiguous; $n a multiple of 8.
+  ;; Each half is doubled into a 32-bit lane (interleaving the vector with itself: one instruction), then shifted
+  ;; right by 3 with its sign: sign stays in bit 31, exponent and mantissa land in bits 13..27, the rest is masked
+  ;; off. That float is exactly 2^112 too small (fp16 subnormals become f32 subnormals); one exact multiply fixes it
+  ;; (subnormal operands are slower on x86, which only costs time on runs full of fp16 subnormals).
+  ;; Exponent 31 (Inf/NaN) then needs the f32 exponent forced to 255, keeping the payload.
   (func $f16_to_f32_full (param $src i32) (param $dst i32) (param $n i32)
-    (local $end i32) (local $h v128) (local $inf v128) (local $y v128) (local $zeroExp v128)
-    (local $kExpBits v128) (local $kMant v128) (local $kSmall v128) (local $kSign v128) (local $kKeep v128)
-    (local $kScale v128) (local $kExp v128)
-    (local.set $kExpBits (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))
-    (local.set $kMant (v128.const i32x4 0x3ff 0x3ff 0x3ff 0x3ff))
-    (local.set $kSmall (v128.const i32x4 0x33800000 0x33800000 0x33800000 0x33800000)) ;; 2^-24
-    (local.set $kSign (v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000))
+    (local $end i32) (local $h v128) (local $inf v128)
+    (local $k7FFF v128) (local $k7BFF v128) (local $kKeep v128) (local $kScale v128) (local $kExp v128)
+    (local.set $k7FFF (v128.const i16x8 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff))
+    (local.set $k7BFF (v128.const i16x8 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff))
     (local.set $kKeep (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000)) ;; sign + bits 13..27
     (local.set $kScale (v128.const i32x4 0x77800000 0x77800000 0x77800000 0x77800000)) ;; 2^112
     (local.set $kExp (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
@@ -152,88 +141,67 @@
       (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
       (loop $step
         (local.set $h (v128.load (local.get $src)))
-        (local.set $inf
-          (i16x8.gt_s
-            (v128.and (local.get $h) (v128.const i16x8 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff))
-            (v128.const i16x8 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff)))
-        (local.set $y (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $h) (local.get $h)))
-        (local.set $zeroExp (i32x4.eq (v128.and (local.get $y) (local.get $kExpBits)) (v128.const i32x4 0 0 0 0)))
+        (local.set $inf (i16x8.gt_s (v128.and (local.get $h) (local.get $k7FFF)) (local.get $k7BFF)))
         (v128.store (local.get $dst)
           (v128.or
-            (v128.bitselect
-              (v128.or
-                (f32x4.mul (f32x4.convert_i32x4_s (v128.and (local.get $y) (local.get $kMant))) (local.get $kSmall))
-                (v128.and (local.get $y) (local.get $kSign)))
-              (f32x4.mul
-                (v128.andnot (v128.and (i32x4.shr_s (local.get $y) (i32.const 3)) (local.get $kKeep)) (local.get $zeroExp))
-                (local.get $kScale))
-              (local.get $zeroExp))
-            (v128.and (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $inf) (local.get $inf)) (local.get $kExp))))
-        (local.set $y (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h)))
-        (local.set $zeroExp (i32x4.eq (v128.and (local.get $y) (local.get $kExpBits)) (v128.const i32x4 0 0 0 0)))
+            (f32x4.mul
+              (v128.and
+                (i32x4.shr_s
+                  (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $h) (local.get $h))
+                  (i32.const 3))
+                (local.get $kKeep))
+              (local.get $kScale))
+            (v128.and
+              (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $inf) (local.get $inf))
+              (local.get $kExp))))
         (v128.store offset=16 (local.get $dst)
           (v128.or
-            (v128.bitselect
-              (v128.or
-                (f32x4.mul (f32x4.convert_i32x4_s (v128.and (local.get $y) (local.get $kMant))) (local.get $kSmall))
-                (v128.and (local.get $y) (local.get $kSign)))
-              (f32x4.mul
-                (v128.andnot (v128.and (i32x4.shr_s (local.get $y) (i32.const 3)) (local.get $kKeep)) (local.get $zeroExp))
-                (local.get $kScale))
-              (local.get $zeroExp))
-            (v128.and (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $inf) (local.get $inf)) (local.get $kExp))))
+            (f32x4.mul
+              (v128.and
+                (i32x4.shr_s
+                  (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h))
+                  (i32.const 3))
+                (local.get $kKeep))
+              (local.get $kScale))
+            (v128.and
+              (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $inf) (local.get $inf))
+              (local.get $kExp))))
         (local.set $src (i32.add (local.get $src) (i32.const 16)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
         (br_if $step (i32.lt_u (local.get $src) (local.get $end))))))
 
-  ;; Common-case kernel: zeros and normal halves only (the multiply below never sees a subnormal float). Tracks
-  ;; v = |h| - 1 (16-bit, wrapping: zero becomes 0xFFFF) and returns 1 when some lane was subnormal (v < 0x3FF
-  ;; unsigned) or had exponent 31 (v > 0x7BFE signed); the caller then redoes the run with the full kernel.
+  ;; Common-case kernel: the same without the Inf/NaN fix-up (exact for zeros, subnormals and normals). Tracks the
+  ;; largest |h| and returns 1 as soon as some lane had exponent 31; the caller then redoes the run in full.
   (func $f16_to_f32_common (param $src i32) (param $dst i32) (param $n i32) (result i32)
-    (local $end i32) (local $stop i32) (local $h v128) (local $v v128) (local $low v128) (local $high v128)
-    (local $k7FFF v128) (local $kOne v128) (local $kKeep v128) (local $kScale v128)
+    (local $end i32) (local $h v128) (local $max v128)
+    (local $k7FFF v128) (local $kKeep v128) (local $kScale v128)
     (local.set $k7FFF (v128.const i16x8 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff))
-    (local.set $kOne (v128.const i16x8 1 1 1 1 1 1 1 1))
-    (local.set $kKeep (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000)) ;; sign + bits 13..27
-    (local.set $kScale (v128.const i32x4 0x77800000 0x77800000 0x77800000 0x77800000)) ;; 2^112
-    (local.set $low (v128.const i16x8 -1 -1 -1 -1 -1 -1 -1 -1))
-    (local.set $high (v128.const i16x8 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000))
+    (local.set $kKeep (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000))
+    (local.set $kScale (v128.const i32x4 0x77800000 0x77800000 0x77800000 0x77800000))
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
-    ;; Runs of 256 bytes, checking after each so a run needing the full kernel is handed back early.
     (block $done
       (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
-      (loop $chunk
-        (local.set $stop (i32.add (local.get $src) (i32.const 256)))
-        (if (i32.gt_u (local.get $stop) (local.get $end)) (then (local.set $stop (local.get $end))))
-        (loop $step
-          (local.set $h (v128.load (local.get $src)))
-          (local.set $v (i16x8.sub (v128.and (local.get $h) (local.get $k7FFF)) (local.get $kOne)))
-          (local.set $low (i16x8.min_u (local.get $low) (local.get $v)))
-          (local.set $high (i16x8.max_s (local.get $high) (local.get $v)))
-          (v128.store (local.get $dst)
-            (f32x4.mul
-              (v128.and
-                (i32x4.shr_s (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $h) (local.get $h)) (i32.const 3))
-                (local.get $kKeep))
-              (local.get $kScale)))
-          (v128.store offset=16 (local.get $dst)
-            (f32x4.mul
-              (v128.and
-                (i32x4.shr_s (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h)) (i32.const 3))
-                (local.get $kKeep))
-              (local.get $kScale)))
-          (local.set $src (i32.add (local.get $src) (i32.const 16)))
-          (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
-          (br_if $step (i32.lt_u (local.get $src) (local.get $stop))))
-        (if
-  (i32.or
-        (v128.any_true (i16x8.lt_u (local.get $low) (v128.const i16x8 0x3ff 0x3ff 0x3ff 0x3ff 0x3ff 0x3ff 0x3ff 0x3ff)))
-        (v128.any_true (i16x8.gt_s (local.get $high) (v128.const i16x8 0x7bfe 0x7bfe 0x7bfe 0x7bfe 0x7bfe 0x7bfe 0x7bfe 0x7bfe))))
-          (then (return (i32.const 1))))
-        (br_if $chunk (i32.lt_u (local.get $src) (local.get $end)))))
-    (i32.const 0))
+      (loop $step
+        (local.set $h (v128.load (local.get $src)))
+        (local.set $max (i16x8.max_s (local.get $max) (v128.and (local.get $h) (local.get $k7FFF))))
+        (v128.store (local.get $dst)
+          (f32x4.mul
+            (v128.and
+              (i32x4.shr_s (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $h) (local.get $h)) (i32.const 3))
+              (local.get $kKeep))
+            (local.get $kScale)))
+        (v128.store offset=16 (local.get $dst)
+          (f32x4.mul
+            (v128.and
+              (i32x4.shr_s (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h)) (i32.const 3))
+              (local.get $kKeep))
+            (local.get $kScale)))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+        (br_if $step (i32.lt_u (local.get $src) (local.get $end)))))
+    (v128.any_true (i16x8.gt_s (local.get $max) (v128.const i16x8 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff))))
 
-  ;; $n fp16 at $src -> $n f32 at $dst: the common-case kernel, redone in full only when needed.
+  ;; $n fp16 at $src -> $n f32 at $dst: the common-case kernel, redone in full only when Inf or NaN showed up.
   (func $f16_to_f32 (export "f16_to_f32") (param $src i32) (param $dst i32) (param $n i32)
     (if (call $f16_to_f32_common (local.get $src) (local.get $dst) (local.get $n))
       (then (call $f16_to_f32_full (local.get $src) (local.get $dst) (local.get $n)))))

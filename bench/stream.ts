@@ -80,7 +80,7 @@ export default async function stream(): Promise<Record<string, number | string>>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const model = yield* (yield* Ane.Ane).compile(CompileOptions.mil({ text }))
       const elems = model.inputs[0]!.logicalElements
-      const count = 600
+      const count = 1500
       yield* timeStream(model, 4, 200, elems)
       // Interleaved pairs, so load from other processes hits both depths alike; medians of the pairs.
       const d1s: Array<number> = [], d4s: Array<number> = [], ratios: Array<number> = []

@@ -75,7 +75,7 @@
   ;; subnormal window (-10240 <= n < 0x400, found as n + 10240 (saturating) < 11264 unsigned) or above 0x7C00
   ;; (|x| >= 65536, Inf, NaN). Returns 1 when one did; the caller then redoes the run with the full kernel.
   (func $f32_to_f16_common (param $src i32) (param $dst i32) (param $n i32) (result i32)
-    (local $end i32)
+    (local $end i32) (local $stop i32)
     (local $a v128) (local $b v128) (local $absA v128) (local $absB v128) (local $n16 v128)
     (local $low v128) (local $high v128)
     (local $kAbs v128) (local $kBias v128) (local $kOne v128) (local $k8000 v128) (local $kWindow v128)
@@ -87,35 +87,43 @@
     (local.set $low (v128.const i16x8 -1 -1 -1 -1 -1 -1 -1 -1))
     (local.set $high (local.get $k8000))
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
+    ;; Checked every 512 bytes of input, so a run that needs the full kernel is handed back early.
     (block $done
       (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
-      (loop $step
-        (local.set $a (v128.load (local.get $src)))
-        (local.set $b (v128.load offset=16 (local.get $src)))
-        (local.set $absA (v128.and (local.get $a) (local.get $kAbs)))
-        (local.set $absB (v128.and (local.get $b) (local.get $kAbs)))
-        (local.set $n16
-          (i16x8.narrow_i32x4_s
-            (i32x4.shr_s
-              (i32x4.add (i32x4.add (local.get $absA) (local.get $kBias))
-                (v128.and (i32x4.shr_u (local.get $absA) (i32.const 13)) (local.get $kOne)))
-              (i32.const 13))
-            (i32x4.shr_s
-              (i32x4.add (i32x4.add (local.get $absB) (local.get $kBias))
-                (v128.and (i32x4.shr_u (local.get $absB) (i32.const 13)) (local.get $kOne)))
-              (i32.const 13))))
-        (local.set $low (i16x8.min_u (local.get $low) (i16x8.add_sat_s (local.get $n16) (local.get $kWindow))))
-        (local.set $high (i16x8.max_s (local.get $high) (local.get $n16)))
-        (v128.store (local.get $dst)
-          (v128.or
-            (i16x8.max_s (local.get $n16) (v128.const i16x8 0 0 0 0 0 0 0 0))
-            (v128.and (i16x8.narrow_i32x4_s (local.get $a) (local.get $b)) (local.get $k8000))))
-        (local.set $src (i32.add (local.get $src) (i32.const 32)))
-        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
-        (br_if $step (i32.lt_u (local.get $src) (local.get $end)))))
-    (i32.or
-      (v128.any_true (i16x8.lt_u (local.get $low) (v128.const i16x8 11264 11264 11264 11264 11264 11264 11264 11264)))
-      (v128.any_true (i16x8.gt_s (local.get $high) (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00)))))
+      (loop $chunk
+        (local.set $stop (i32.add (local.get $src) (i32.const 512)))
+        (if (i32.gt_u (local.get $stop) (local.get $end)) (then (local.set $stop (local.get $end))))
+        (loop $step
+          (local.set $a (v128.load (local.get $src)))
+          (local.set $b (v128.load offset=16 (local.get $src)))
+          (local.set $absA (v128.and (local.get $a) (local.get $kAbs)))
+          (local.set $absB (v128.and (local.get $b) (local.get $kAbs)))
+          (local.set $n16
+            (i16x8.narrow_i32x4_s
+              (i32x4.shr_s
+                (i32x4.add (i32x4.add (local.get $absA) (local.get $kBias))
+                  (v128.and (i32x4.shr_u (local.get $absA) (i32.const 13)) (local.get $kOne)))
+                (i32.const 13))
+              (i32x4.shr_s
+                (i32x4.add (i32x4.add (local.get $absB) (local.get $kBias))
+                  (v128.and (i32x4.shr_u (local.get $absB) (i32.const 13)) (local.get $kOne)))
+                (i32.const 13))))
+          (local.set $low (i16x8.min_u (local.get $low) (i16x8.add_sat_s (local.get $n16) (local.get $kWindow))))
+          (local.set $high (i16x8.max_s (local.get $high) (local.get $n16)))
+          (v128.store (local.get $dst)
+            (v128.or
+              (i16x8.max_s (local.get $n16) (v128.const i16x8 0 0 0 0 0 0 0 0))
+              (v128.and (i16x8.narrow_i32x4_s (local.get $a) (local.get $b)) (local.get $k8000))))
+          (local.set $src (i32.add (local.get $src) (i32.const 32)))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+          (br_if $step (i32.lt_u (local.get $src) (local.get $stop))))
+        (if
+          (i32.or
+            (v128.any_true (i16x8.lt_u (local.get $low) (v128.const i16x8 11264 11264 11264 11264 11264 11264 11264 11264)))
+            (v128.any_true (i16x8.gt_s (local.get $high) (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00))))
+          (then (return (i32.const 1))))
+        (br_if $chunk (i32.lt_u (local.get $src) (local.get $end)))))
+    (i32.const 0))
 
   ;; $n f32 at $src -> $n fp16 at $dst: the common-case kernel, redone in full only when needed.
   (func $f32_to_f16 (export "f32_to_f16") (param $src i32) (param $dst i32) (param $n i32)
@@ -173,33 +181,41 @@
   ;; Common-case kernel: the same without the Inf/NaN fix-up (exact for zeros, subnormals and normals). Tracks the
   ;; largest |h| and returns 1 as soon as some lane had exponent 31; the caller then redoes the run in full.
   (func $f16_to_f32_common (param $src i32) (param $dst i32) (param $n i32) (result i32)
-    (local $end i32) (local $h v128) (local $max v128)
+    (local $end i32) (local $stop i32) (local $h v128) (local $max v128)
     (local $k7FFF v128) (local $kKeep v128) (local $kScale v128)
     (local.set $k7FFF (v128.const i16x8 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff 0x7fff))
     (local.set $kKeep (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000))
     (local.set $kScale (v128.const i32x4 0x77800000 0x77800000 0x77800000 0x77800000))
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
+    ;; Checked every 256 bytes of input, so a run that needs the full kernel is handed back early.
     (block $done
       (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
-      (loop $step
-        (local.set $h (v128.load (local.get $src)))
-        (local.set $max (i16x8.max_s (local.get $max) (v128.and (local.get $h) (local.get $k7FFF))))
-        (v128.store (local.get $dst)
-          (f32x4.mul
-            (v128.and
-              (i32x4.shr_s (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $h) (local.get $h)) (i32.const 3))
-              (local.get $kKeep))
-            (local.get $kScale)))
-        (v128.store offset=16 (local.get $dst)
-          (f32x4.mul
-            (v128.and
-              (i32x4.shr_s (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h)) (i32.const 3))
-              (local.get $kKeep))
-            (local.get $kScale)))
-        (local.set $src (i32.add (local.get $src) (i32.const 16)))
-        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
-        (br_if $step (i32.lt_u (local.get $src) (local.get $end)))))
-    (v128.any_true (i16x8.gt_s (local.get $max) (v128.const i16x8 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff))))
+      (loop $chunk
+        (local.set $stop (i32.add (local.get $src) (i32.const 256)))
+        (if (i32.gt_u (local.get $stop) (local.get $end)) (then (local.set $stop (local.get $end))))
+        (loop $step
+          (local.set $h (v128.load (local.get $src)))
+          (local.set $max (i16x8.max_s (local.get $max) (v128.and (local.get $h) (local.get $k7FFF))))
+          (v128.store (local.get $dst)
+            (f32x4.mul
+              (v128.and
+                (i32x4.shr_s (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $h) (local.get $h)) (i32.const 3))
+                (local.get $kKeep))
+              (local.get $kScale)))
+          (v128.store offset=16 (local.get $dst)
+            (f32x4.mul
+              (v128.and
+                (i32x4.shr_s (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h)) (i32.const 3))
+                (local.get $kKeep))
+              (local.get $kScale)))
+          (local.set $src (i32.add (local.get $src) (i32.const 16)))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+          (br_if $step (i32.lt_u (local.get $src) (local.get $stop))))
+        (if
+          (v128.any_true (i16x8.gt_s (local.get $max) (v128.const i16x8 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff)))
+          (then (return (i32.const 1))))
+        (br_if $chunk (i32.lt_u (local.get $src) (local.get $end)))))
+    (i32.const 0))
 
   ;; $n fp16 at $src -> $n f32 at $dst: the common-case kernel, redone in full only when Inf or NaN showed up.
   (func $f16_to_f32 (export "f16_to_f32") (param $src i32) (param $dst i32) (param $n i32)

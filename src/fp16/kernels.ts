@@ -97,16 +97,21 @@ const f16Table = (): Uint32Array => {
 }
 
 const makeJsStaging = (): Staging => {
+  // Views copied into locals: the loops then keep them in registers instead of reloading the closure's bindings.
   const f32ToF16 = (src: number, dst: number, n: number) => {
+    const from = u32
+    const to = u16
     const s = src >>> 2
     const d = dst >>> 1
-    for (let i = 0; i < n; i++) u16[d + i] = f32BitsToFp16(u32[s + i]!)
+    for (let i = 0; i < n; i++) to[d + i] = f32BitsToFp16(from[s + i]!)
   }
   const f16ToF32 = (src: number, dst: number, n: number) => {
     const t = f16Table()
+    const from = u16
+    const to = u32
     const s = src >>> 1
     const d = dst >>> 2
-    for (let i = 0; i < n; i++) u32[d + i] = t[u16[s + i]!]!
+    for (let i = 0; i < n; i++) to[d + i] = t[from[s + i]!]!
   }
   let buffer = new ArrayBuffer(65536)
   let u8 = new Uint8Array(buffer)

@@ -215,13 +215,15 @@ describe.runIf(wasmSimdAvailable)("wasm SIMD and JS kernels", () => {
     const edges = [0, -0, 1e-30, -1e-30, 2 ** -25 * 0.999, 2 ** -14, 65504, 65519.99, -65519.99, 1, -2.5]
     // Each sends its block to the full kernel: subnormal results, the 2^-25 tie, overflow, Inf, NaN.
     const forcing = [2 ** -20, -(2 ** -15), 2 ** -25, 65520, 1e9, Infinity, -Infinity, NaN]
-    const width = 64
+    const width = 640
     const l = TensorLayout.packed({ channels: 2, height: 1, width, elemSize: 2 })
     const cases: Array<Float32Array> = [Float32Array.from({ length: 2 * width }, (_, i) => edges[i % edges.length]!)]
     for (const f of forcing) {
-      const block = Float32Array.from({ length: 2 * width }, (_, i) => edges[i % edges.length]!)
-      block[37] = f
-      cases.push(block)
+      for (const at of [3, 700, 2 * width - 1]) { // first check, a later one, the last lane
+        const block = Float32Array.from({ length: 2 * width }, (_, i) => edges[i % edges.length]!)
+        block[at] = f
+        cases.push(block)
+      }
     }
     for (const src of cases) {
       const viaWasm = new Uint8Array(l.allocSize)

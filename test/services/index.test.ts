@@ -1,3 +1,4 @@
+/** The package barrel, exercised through the DESIGN.md example. */
 import { expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import { Ane, CompileOptions, RequestPool, TensorLayout } from "../../src/index.js"

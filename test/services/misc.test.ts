@@ -1,3 +1,4 @@
+/** StateHandle, ModelCache, the shared-event package rule, opt-in eval spans, and the hardware backend off macOS. */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Option, Scope, TestClock, Tracer } from "effect"
 import { DeviceInfo } from "../../src/schema/DeviceInfo.js"

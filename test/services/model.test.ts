@@ -1,3 +1,4 @@
+/** Ane and Model over a controllable fake backend: budget, validation, typed I/O, bad arguments, use after close. */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"

@@ -1,3 +1,4 @@
+/** RequestPool and RequestPool.evalStream: exclusivity, waiting, ordering, depth bound, back-pressure, interruption. */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"

@@ -1,3 +1,4 @@
+/** The services on the CPU simulator: numerics, injected faults, resource safety under interruption, events, layers, metrics. */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Logger, Metric, Option, Schema, Scope, Stream } from "effect"
 import * as Ane from "../../src/services/Ane.js"

@@ -1,12 +1,23 @@
 /**
- * The hardware Backend: loads the private AppleNeuralEngine framework through koffi and the Objective-C runtime
- * and probes `_ANEDeviceInfo` (spec/native-protocol.md §1–§2). Compiling on hardware is not implemented yet:
- * compile, surfaces and shared events fail with typed errors saying so. Not verified on a Mac.
+ * The hardware Backend: loads the Objective-C runtime and the private AppleNeuralEngine framework through koffi,
+ * probes `_ANEDeviceInfo` (spec/native-protocol.md §1–§2) and compiles, maps and evaluates in-memory MIL (§4, §7).
+ * Exercised on Linux against a fake runtime (test/native-fake); not verified on a Mac.
  */
+import { tmpdir } from "node:os"
 import { Effect, Layer } from "effect"
+import { compileOptionsProblem } from "../schema/CompileOptions.js"
 import { DeviceInfo } from "../schema/DeviceInfo.js"
-import { CompileError, EvalError, MapError, NoAneError } from "../schema/errors.js"
+import {
+  CompileBudgetExhaustedError,
+  CompileError,
+  EvalError,
+  InvalidArgumentError,
+  MapError,
+  NoAneError
+} from "../schema/errors.js"
 import { Backend } from "../services/Backend.js"
+import { compileMil, type NativeEnv, standaloneSurface } from "./model.js"
+import type { Id, Objc, ObjcPaths } from "./objc.js"
 
 /** Where the private framework lives (inside the dyld shared cache since macOS 11, so never checked on disk). */
 export const ANE_FRAMEWORK_PATH = "/System/Library/PrivateFrameworks/AppleNeuralEngine.framework/AppleNeuralEngine"
@@ -15,8 +26,10 @@ export const OBJC_PATH = "/usr/lib/libobjc.A.dylib"
 /** The per-client compile budget the engine's daemon is reported to enforce (spec/native-protocol.md §3). */
 export const HARDWARE_COMPILE_LIMIT = 119
 
-const NOT_IMPLEMENTED = "compiling and running programs on the ANE hardware is not implemented in effect-ane yet; " +
-  "use Ane.layerSimulator (or Ane.layerAuto) meanwhile"
+const NOT_IMPLEMENTED = "compiling is not implemented by a backend built from DeviceInfo alone (no Objective-C " +
+  "runtime loaded); use NativeBackend.layer on macOS, or Ane.layerSimulator (or Ane.layerAuto)"
+const PACKAGE_NOT_IMPLEMENTED = "compiling .mlmodelc packages (_ANEClient path) is not implemented by the hardware " +
+  "backend yet; compile in-memory MIL, or use Ane.layerSimulator"
 
 /** The few Objective-C calls the probe needs; one typed `objc_msgSend` cast per signature. */
 export interface ObjcProbeRuntime {
@@ -74,48 +87,54 @@ export const probeWith = (rt: ObjcProbeRuntime): Effect.Effect<DeviceInfo, NoAne
       : Effect.fail(new NoAneError({ op: "probe", reason: `this ${product || "machine"} reports no ANE (hasANE = NO)` }))
   })
 
-type KoffiModule = typeof import("koffi")
-
-/** Opens libobjc and the framework through koffi and builds the probe runtime. */
-const openRuntime = (koffi: KoffiModule): ObjcProbeRuntime => {
-  const objc = koffi.load(OBJC_PATH)
-  // Loading the framework registers its _ANE* classes with the runtime; nothing is called on the handle itself.
-  koffi.load(ANE_FRAMEWORK_PATH)
-  const getClass = objc.func("objc_getClass", "void *", ["const char *"])
-  const selCache = new Map<string, unknown>()
-  const sel = (name: string) => {
-    let s = selCache.get(name)
-    if (s === undefined) {
-      s = objc.func("sel_registerName", "void *", ["const char *"])(name)
-      selCache.set(name, s)
-    }
-    return s
-  }
-  // objc_msgSend must be cast to the exact prototype per call site: never declared variadic.
-  const sendBool = objc.func("objc_msgSend", "bool", ["void *", "void *"])
-  const sendU32 = objc.func("objc_msgSend", "uint32_t", ["void *", "void *"])
-  const sendI64 = objc.func("objc_msgSend", "int64_t", ["void *", "void *"])
-  const sendId = objc.func("objc_msgSend", "void *", ["void *", "void *"])
-  const sendCString = objc.func("objc_msgSend", "const char *", ["void *", "void *"])
-  const sendBoolSel = objc.func("objc_msgSend", "bool", ["void *", "void *", "void *"])
+/** The probe runtime over a loaded {@link Objc}; each string answer is read inside its own autorelease pool. */
+export const probeRuntime = (rt: Objc): ObjcProbeRuntime => {
+  const id = (p: unknown): Id => (typeof p === "bigint" ? p : 0n)
   return {
-    getClass: (name) => getClass(name),
-    responds: (cls, s) => Boolean(sendBoolSel(cls, sel("respondsToSelector:"), sel(s))),
-    sendBool: (cls, s) => Boolean(sendBool(cls, sel(s))),
-    sendU32: (cls, s) => Number(sendU32(cls, sel(s))),
-    sendI64: (cls, s) => Number(sendI64(cls, sel(s))),
-    sendString: (cls, s) => {
-      const obj = sendId(cls, sel(s))
-      if (isNull(obj)) return ""
-      const description = sendId(obj, sel("description"))
-      if (isNull(description)) return ""
-      const text = sendCString(description, sel("UTF8String")) as string | null
-      return text ?? ""
-    }
+    getClass: (name) => {
+      const cls = rt.cls(name)
+      return cls === 0n ? null : cls
+    },
+    responds: (cls, s) => rt.responds(id(cls), s),
+    sendBool: (cls, s) => rt.bool(id(cls), s),
+    sendU32: (cls, s) => rt.int(id(cls), s, "uint32()"),
+    sendI64: (cls, s) => rt.int(id(cls), s, "int64()"),
+    sendString: (cls, s) => rt.autoreleasePool(() => rt.describe(rt.id(id(cls), s)))
   }
 }
 
-/** The hardware Backend over a probed device; everything past the probe fails with "not implemented". */
+/** Options of {@link layerWith}: where the libraries are and the backend's limits. */
+export interface NativeOptions {
+  /** Library paths (default {@link MACOS_PATHS}); tests point every one at the fake runtime. */
+  readonly paths?: ObjcPaths
+  /** Successful compiles allowed per backend (default {@link HARDWARE_COMPILE_LIMIT}). */
+  readonly compileLimit?: number
+  /** Directory holding the `<hex>/model.mil` the in-memory compiler reads (default `os.tmpdir()`). */
+  readonly tempDir?: () => string
+  /** Pause before the single load retry (default 100 ms). */
+  readonly loadRetryMs?: number
+  /** Off-thread evaluations in flight at once (default 128, below koffi's limit of 256). */
+  readonly maxAsyncEvals?: number
+  /** Observes every message's selector and cast signature (tests check them against the spec). */
+  readonly onSend?: (selector: string, signature: string) => void
+}
+
+/** Loads the libraries and binds the runtime; any failure is a NoAneError naming it. */
+export const openRuntime = (options: NativeOptions = {}): Effect.Effect<Objc, NoAneError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const { openObjc, MACOS_PATHS } = await import("./objc.js")
+      return openObjc(options.paths ?? MACOS_PATHS, options.onSend !== undefined ? { onSend: options.onSend } : {})
+    },
+    catch: (cause) =>
+      new NoAneError({
+        op: "probe",
+        reason: `the Objective-C runtime or the AppleNeuralEngine framework would not load: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause
+      })
+  })
+
+/** A Backend over a DeviceInfo with no runtime loaded: everything past the probe fails with "not implemented". */
 export const makeBackend = (info: DeviceInfo): Backend["Type"] => ({
   kind: "hardware",
   probe: Effect.succeed(info),
@@ -142,24 +161,80 @@ export const probe: Effect.Effect<DeviceInfo, NoAneError> = Effect.suspend(() =>
       new NoAneError({ op: "probe", reason: `platform ${process.platform} is not macOS (darwin); the ANE exists only on Apple silicon Macs` })
     )
   }
-  return Effect.tryPromise({
-    try: () => import("koffi").then((m) => openRuntime(((m as unknown as { default?: KoffiModule }).default ?? m) as KoffiModule)),
-    catch: (cause) =>
-      new NoAneError({
-        op: "probe",
-        reason: `the AppleNeuralEngine framework would not load: ${cause instanceof Error ? cause.message : String(cause)}`,
-        cause
-      })
-  }).pipe(
-    Effect.flatMap((rt) =>
-      Effect.try({
-        try: () => probeWith(rt),
-        catch: (cause) => new NoAneError({ op: "probe", reason: `probing _ANEDeviceInfo failed: ${String(cause)}`, cause })
-      })
-    ),
-    Effect.flatten
-  )
+  return Effect.flatMap(openRuntime(), probeObjc)
 })
 
-/** The hardware Backend layer (unverified on a Mac): NoAneError where there is no usable engine. */
-export const layer: Layer.Layer<Backend, NoAneError> = Layer.effect(Backend, Effect.map(probe, makeBackend))
+/** Runs the §2 probe over a loaded runtime. */
+export const probeObjc = (rt: Objc): Effect.Effect<DeviceInfo, NoAneError> =>
+  Effect.try({
+    try: () => probeWith(probeRuntime(rt)),
+    catch: (cause) => new NoAneError({ op: "probe", reason: `probing _ANEDeviceInfo failed: ${String(cause)}`, cause })
+  }).pipe(Effect.flatten)
+
+/** The hardware Backend over a loaded runtime and its probe answers. */
+export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = {}): Effect.Effect<Backend["Type"]> =>
+  Effect.map(Effect.makeSemaphore(options.maxAsyncEvals ?? 128), (asyncPermits) => {
+    const env: NativeEnv = {
+      rt,
+      live: 0,
+      compiles: 0,
+      tempDir: options.tempDir ?? tmpdir,
+      loadRetryMs: options.loadRetryMs ?? 100,
+      asyncPermits,
+      keepAlive: { pending: 0, timer: undefined }
+    }
+    const limit = options.compileLimit ?? HARDWARE_COMPILE_LIMIT
+    const backend: Backend["Type"] = {
+      kind: "hardware",
+      probe: Effect.succeed(info),
+      compile: (compileOptions) =>
+        Effect.suspend(() => {
+          const problem = compileOptionsProblem(compileOptions)
+          if (problem !== undefined) return Effect.fail(problem)
+          if (compileOptions._tag === "package") {
+            return Effect.fail(
+              new CompileError({ op: "Ane.compile", model: compileOptions.path, diagnostics: [], hint: PACKAGE_NOT_IMPLEMENTED })
+            )
+          }
+          // The engine's daemon refuses compiles past its budget; count them here so the failure is typed.
+          if (env.compiles >= limit) {
+            return Effect.fail(new CompileBudgetExhaustedError({ op: "Ane.compile", used: env.compiles, limit }))
+          }
+          return compileMil(env, compileOptions)
+        }),
+      compileCount: Effect.sync(() => env.compiles),
+      compileLimit: limit,
+      createSurface: (bytes) =>
+        Number.isSafeInteger(bytes) && bytes > 0
+          ? standaloneSurface(env, bytes)
+          : Effect.fail(new InvalidArgumentError({ op: "Ane.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes) })),
+      createSharedEvent: Effect.fail(
+        new EvalError({
+          op: "Ane.createSharedEvent",
+          model: "shared event",
+          hint: "IOSurfaceSharedEvent is not implemented by the hardware backend yet; shared-event evaluation needs a package model"
+        })
+      ),
+      liveHandles: Effect.sync(() => env.live)
+    }
+    return backend
+  })
+
+/**
+ * The hardware Backend over the libraries at `options.paths` (default: the macOS ones), on any platform: loads
+ * them, probes, and builds the backend. Tests use it with the fake runtime.
+ */
+export const layerWith = (options: NativeOptions = {}): Layer.Layer<Backend, NoAneError> =>
+  Layer.effect(
+    Backend,
+    Effect.gen(function*() {
+      const rt = yield* openRuntime(options)
+      const info = yield* probeObjc(rt)
+      return yield* makeNative(rt, info, options)
+    })
+  )
+
+/** The hardware Backend layer (unverified on a Mac): NoAneError off macOS or where there is no usable engine. */
+export const layer: Layer.Layer<Backend, NoAneError> = Layer.unwrapEffect(
+  Effect.map(probe, () => layerWith())
+)

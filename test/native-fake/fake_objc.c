@@ -1,0 +1,779 @@
+/*
+ * A fake Objective-C runtime plus fake Foundation, CoreFoundation, IOSurface and AppleNeuralEngine classes, so the
+ * native backend runs on Linux. objc_msgSend dispatches on (receiver class, selector) and reads arguments per the
+ * signature of spec/native-protocol.md Appendix A; selectors outside that table are rejected (logged, nil/NO
+ * returned). Every message is logged as "+Class sel" / "-Class sel"; live instances are counted; evaluation calls a
+ * registered callback with the surfaces' base addresses. Failures can be injected per stage.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef uint64_t u64;
+
+enum Kind {
+  K_NSString, K_NSNumber, K_NSArray, K_NSMutableArray, K_NSDictionary, K_NSMutableDictionary, K_NSData, K_NSError,
+  K_ANEDeviceInfo, K_ANEInMemoryModelDescriptor, K_ANEInMemoryModel, K_ANEModel, K_ANEClient, K_ANERequest,
+  K_ANEIOSurfaceObject, K_IOSurface, K_COUNT
+};
+
+static const char *const NAMES[K_COUNT] = {
+  "NSString", "NSNumber", "NSArray", "NSMutableArray", "NSDictionary", "NSMutableDictionary", "NSData", "NSError",
+  "_ANEDeviceInfo", "_ANEInMemoryModelDescriptor", "_ANEInMemoryModel", "_ANEModel", "_ANEClient", "_ANERequest",
+  "_ANEIOSurfaceObject", "IOSurface"
+};
+
+#define MAGIC_CLASS 0xC1A55u
+#define MAGIC_OBJ 0x0B1ECu
+
+typedef struct Obj Obj;
+struct Obj {
+  unsigned magic;
+  int kind;
+  int rc;
+  int initialised;
+  /* payload (only the fields of this kind are used) */
+  char *str;               /* NSString */
+  int64_t num;             /* NSNumber */
+  Obj **items;             /* NSArray: retained values; NSDictionary: values */
+  Obj **keys;              /* NSDictionary: retained NSString keys */
+  size_t n, cap;
+  unsigned char *bytes;    /* NSData, IOSurface */
+  size_t len;
+  Obj *a, *b, *c, *d, *e;  /* related objects, retained */
+  int64_t code;            /* NSError code */
+  u64 mask;                /* perfStatsMask */
+  int compiled, loaded, mapped;
+  char hex[17];
+};
+
+static Obj CLASSES[K_COUNT];
+static pthread_mutex_t LOCK = PTHREAD_MUTEX_INITIALIZER;
+static long live = 0, rejected = 0, orphans = 0, sig_mismatches = 0;
+static char last_rejection[512];
+static char *logbuf = NULL;
+static size_t loglen = 0, logcap = 0;
+static Obj *attributes = NULL;
+typedef int (*EvalCallback)(const char *hex, int nin, void **inputs, int nout, void **outputs);
+static EvalCallback eval_cb = NULL;
+
+/* Injected failures: stage index -> calls so far, first failing call, number of failing calls, code. */
+enum Stage { S_DESCRIPTOR, S_COMPILE, S_LOAD, S_MAP, S_EVAL, S_SURFACE, S_REQUEST, S_COUNT };
+static const char *const STAGES[S_COUNT] = {"descriptor", "compile", "load", "map", "eval", "surface", "request"};
+static long calls[S_COUNT], fail_from[S_COUNT], fail_count[S_COUNT];
+static int64_t fail_code[S_COUNT];
+
+static void log_line(const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof line) n = sizeof line - 1;
+  if (loglen + n + 2 > logcap) {
+    logcap = (logcap + n + 2) * 2;
+    logbuf = realloc(logbuf, logcap);
+  }
+  memcpy(logbuf + loglen, line, n);
+  loglen += n;
+  logbuf[loglen++] = '\n';
+  logbuf[loglen] = 0;
+}
+
+/* ---- object lifetime ---- */
+
+static Obj *mk(int kind) {
+  Obj *o = calloc(1, sizeof(Obj));
+  o->magic = MAGIC_OBJ;
+  o->kind = kind;
+  o->rc = 1;
+  o->initialised = 1;
+  live++;
+  return o;
+}
+
+static int is_obj(const void *p) { return p != NULL && ((const Obj *)p)->magic == MAGIC_OBJ; }
+static int is_class(const void *p) { return p != NULL && ((const Obj *)p)->magic == MAGIC_CLASS; }
+
+static Obj *retain(Obj *o) {
+  if (is_obj(o)) o->rc++;
+  return o;
+}
+
+static void release(Obj *o);
+
+static void dealloc(Obj *o) {
+  for (size_t i = 0; i < o->n; i++) {
+    release(o->items[i]);
+    if (o->keys) release(o->keys[i]);
+  }
+  free(o->items);
+  free(o->keys);
+  free(o->str);
+  free(o->bytes);
+  release(o->a); release(o->b); release(o->c); release(o->d); release(o->e);
+  o->magic = 0;
+  free(o);
+  live--;
+}
+
+static void release(Obj *o) {
+  if (!is_obj(o)) return;
+  if (--o->rc == 0) dealloc(o);
+}
+
+/* Autorelease pools are per thread; autoreleasing with no pool pushed leaks (counted as an orphan). */
+typedef struct Pool { Obj **objs; size_t n, cap; struct Pool *prev; } Pool;
+static __thread Pool *pool_top = NULL;
+
+static Obj *autorelease(Obj *o) {
+  if (!is_obj(o)) return o;
+  if (pool_top == NULL) {
+    orphans++;
+    return o;
+  }
+  if (pool_top->n == pool_top->cap) {
+    pool_top->cap = pool_top->cap ? pool_top->cap * 2 : 16;
+    pool_top->objs = realloc(pool_top->objs, pool_top->cap * sizeof(Obj *));
+  }
+  pool_top->objs[pool_top->n++] = o;
+  return o;
+}
+
+void *objc_autoreleasePoolPush(void) {
+  Pool *p = calloc(1, sizeof(Pool));
+  p->prev = pool_top;
+  pool_top = p;
+  return p;
+}
+
+void objc_autoreleasePoolPop(void *token) {
+  pthread_mutex_lock(&LOCK);
+  while (pool_top != NULL) {
+    Pool *p = pool_top;
+    pool_top = p->prev;
+    for (size_t i = 0; i < p->n; i++) release(p->objs[i]);
+    free(p->objs);
+    free(p);
+    if ((void *)p == token) break;
+  }
+  pthread_mutex_unlock(&LOCK);
+}
+
+/* ---- helpers for building values ---- */
+
+static Obj *str_new(const char *s) {
+  Obj *o = mk(K_NSString);
+  o->str = strdup(s ? s : "");
+  return o;
+}
+
+static Obj *num_new(int64_t v) {
+  Obj *o = mk(K_NSNumber);
+  o->num = v;
+  return o;
+}
+
+static void arr_add(Obj *arr, Obj *v) {
+  if (arr->n == arr->cap) {
+    arr->cap = arr->cap ? arr->cap * 2 : 4;
+    arr->items = realloc(arr->items, arr->cap * sizeof(Obj *));
+    if (arr->kind == K_NSDictionary || arr->kind == K_NSMutableDictionary) {
+      arr->keys = realloc(arr->keys, arr->cap * sizeof(Obj *));
+    }
+  }
+  arr->items[arr->n++] = retain(v);
+}
+
+static Obj *dict_get(Obj *d, const char *key) {
+  if (!is_obj(d) || (d->kind != K_NSDictionary && d->kind != K_NSMutableDictionary)) return NULL;
+  for (size_t i = 0; i < d->n; i++) {
+    if (strcmp(d->keys[i]->str, key) == 0) return d->items[i];
+  }
+  return NULL;
+}
+
+static void dict_set(Obj *d, Obj *key, Obj *value) {
+  for (size_t i = 0; i < d->n; i++) {
+    if (strcmp(d->keys[i]->str, key->str) == 0) {
+      retain(value);
+      release(d->items[i]);
+      d->items[i] = value;
+      return;
+    }
+  }
+  arr_add(d, value);
+  d->keys[d->n - 1] = str_new(key->str);
+}
+
+static int stage_fails(int stage) {
+  long k = ++calls[stage];
+  return fail_count[stage] > 0 && k >= fail_from[stage] && k < fail_from[stage] + fail_count[stage];
+}
+
+static Obj *error_new(int stage, const char *text) {
+  Obj *e = mk(K_NSError);
+  e->a = str_new("com.apple.appleneuralengine");
+  e->code = fail_code[stage];
+  char buf[200];
+  snprintf(buf, sizeof buf, "%s (injected %s failure)", text, STAGES[stage]);
+  e->b = str_new(buf);
+  return e;
+}
+
+/* Sets *slot to a +0 NSError and returns NO. */
+static u64 fail_with(int stage, u64 slot, const char *text) {
+  Obj *e = autorelease(error_new(stage, text));
+  if (slot) *(Obj **)slot = e;
+  else release(e);
+  return 0;
+}
+
+/* ---- Appendix A: selector -> signature (ret(args) without self and _cmd) ---- */
+
+static const char *const SIGS[][2] = {
+  {"hasANE", "bool()"}, {"isVirtualMachine", "bool()"}, {"isInternalBuild", "bool()"},
+  {"numANECores", "uint32()"}, {"numANEs", "uint32()"}, {"aneBoardType", "int64()"},
+  {"aneArchitectureType", "id()"}, {"productName", "id()"}, {"buildVersion", "id()"}, {"aneSubType", "id()"},
+  {"sharedPrivateConnection", "id()"}, {"sharedConnection", "id()"}, {"new", "id()"}, {"alloc", "id()"},
+  {"initWithRestrictedAccessAllowed:", "id(bool)"},
+  {"modelWithMILText:weights:optionsPlist:", "id(id,id,id)"},
+  {"inMemoryModelWithDescriptor:", "id(id)"},
+  {"setPerfStatsMask:", "void(uint32)"},
+  {"hexStringIdentifier", "id()"},
+  {"compileWithQoS:options:error:", "bool(uint32,id,err)"},
+  {"loadWithQoS:options:error:", "bool(uint32,id,err)"},
+  {"unloadWithQoS:error:", "bool(uint32,err)"},
+  {"model", "id()"}, {"program", "id()"}, {"modelAttributes", "id()"},
+  {"mapIOSurfacesWithRequest:cacheInference:error:", "bool(id,bool,err)"},
+  {"unmapIOSurfacesWithRequest:", "void(id)"},
+  {"evaluateWithQoS:options:request:error:", "bool(uint32,id,id,err)"},
+  {"objectWithIOSurface:", "id(ptr)"},
+  {"requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:sharedEvents:transactionHandle:",
+   "id(id,id,id,id,id,id,id,id,id)"},
+  {"requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:", "id(id,id,id,id,id,id,id)"},
+  {"validate", "bool()"}, {"transactionHandle", "id()"}, {"setTransactionHandle:", "void(id)"},
+  {"respondsToSelector:", "bool(SEL)"}, {"description", "id()"}, {"UTF8String", "str()"},
+  {"retain", "id()"}, {"release", "void()"},
+  {"initWithBytes:length:", "id(ptr,uint64)"},
+  {"setObject:forKey:", "void(id,id)"}, {"objectForKey:", "id(id)"}, {"allKeys", "id()"},
+  {"addObject:", "void(id)"}, {"count", "uint64()"}, {"objectAtIndex:", "id(uint64)"},
+  {"numberWithInt:", "id(int32)"}, {"numberWithUnsignedLongLong:", "id(uint64)"}, {"numberWithBool:", "id(bool)"},
+  {"numberWithInteger:", "id(int64)"},
+  {"intValue", "int32()"}, {"unsignedLongLongValue", "uint64()"}, {"integerValue", "int64()"},
+  {"stringWithUTF8String:", "id(str)"}, {"initWithString:", "id(id)"},
+  {"localizedDescription", "id()"}, {"domain", "id()"}, {"code", "int64()"},
+};
+#define NSIGS (sizeof SIGS / sizeof SIGS[0])
+
+static const char *sig_of(const char *sel) {
+  for (size_t i = 0; i < NSIGS; i++) {
+    if (strcmp(SIGS[i][0], sel) == 0) return SIGS[i][1];
+  }
+  return NULL;
+}
+
+/* Checks the signature a caller cast objc_msgSend to; returns 1 when it matches Appendix A. */
+int fake_check_signature(const char *sel, const char *sig) {
+  const char *want = sig_of(sel);
+  if (want != NULL && strcmp(want, sig) == 0) return 1;
+  pthread_mutex_lock(&LOCK);
+  sig_mismatches++;
+  snprintf(last_rejection, sizeof last_rejection, "signature %s for %s (Appendix A: %s)", sig, sel, want ? want : "none");
+  log_line("!signature %s %s", sel, sig);
+  pthread_mutex_unlock(&LOCK);
+  return 0;
+}
+
+/* ---- runtime entry points ---- */
+
+typedef struct Sel { char *name; struct Sel *next; } Sel;
+static Sel *sels = NULL;
+
+void *sel_registerName(const char *name) {
+  pthread_mutex_lock(&LOCK);
+  Sel *s = sels;
+  while (s != NULL && strcmp(s->name, name) != 0) s = s->next;
+  if (s == NULL) {
+    s = calloc(1, sizeof(Sel));
+    s->name = strdup(name);
+    s->next = sels;
+    sels = s;
+  }
+  pthread_mutex_unlock(&LOCK);
+  return s;
+}
+
+static void init_classes(void) {
+  static int done = 0;
+  if (done) return;
+  done = 1;
+  for (int k = 0; k < K_COUNT; k++) {
+    CLASSES[k].magic = MAGIC_CLASS;
+    CLASSES[k].kind = k;
+  }
+}
+
+void *objc_getClass(const char *name) {
+  init_classes();
+  for (int k = 0; k < K_COUNT; k++) {
+    if (strcmp(NAMES[k], name) == 0) return &CLASSES[k];
+  }
+  return NULL;
+}
+
+/* Writes the MIL file check: compile only succeeds when $TMPDIR/<hex>/model.mil exists (§4.3). */
+static int model_dir_ready(const char *hex) {
+  const char *tmp = getenv("TMPDIR");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s/model.mil", tmp && *tmp ? tmp : "/tmp", hex);
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+static int is_dict(Obj *o) { return is_obj(o) && (o->kind == K_NSDictionary || o->kind == K_NSMutableDictionary); }
+static int is_array(Obj *o) { return is_obj(o) && (o->kind == K_NSArray || o->kind == K_NSMutableArray); }
+
+#define ON(name) if (strcmp(s, name) == 0 && !(dry && (found = 1)))
+
+/* Handles one message; returns 1 when (receiver kind, selector) is implemented. With dry set, only answers that. */
+static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int dry) {
+  int found = 0;
+  int k = self->kind;
+  ON("respondsToSelector:") {
+    u64 r = 0;
+    *ret = handle(self, cls, ((Sel *)a[0])->name, a, &r, 1);
+    return 1;
+  }
+  if (cls) {
+    switch (k) {
+      case K_ANEDeviceInfo:
+        ON("hasANE") { *ret = 1; return 1; }
+        ON("numANECores") { *ret = 16; return 1; }
+        ON("isVirtualMachine") { *ret = 0; return 1; }
+        ON("aneArchitectureType") { *ret = (u64)autorelease(str_new("h16")); return 1; }
+        ON("productName") { *ret = (u64)autorelease(str_new("FakeMac")); return 1; }
+        ON("buildVersion") { *ret = (u64)autorelease(str_new("0A000")); return 1; }
+        ON("numANEs") { *ret = 1; return 1; }
+        ON("aneBoardType") { *ret = 208; return 1; }
+        /* aneSubType and isInternalBuild are deliberately not answered, so the probe's gating is exercised. */
+        break;
+      case K_NSString:
+        ON("stringWithUTF8String:") { *ret = (u64)autorelease(str_new((const char *)a[0])); return 1; }
+        ON("alloc") { Obj *o = mk(K_NSString); o->initialised = 0; *ret = (u64)o; return 1; }
+        break;
+      case K_NSNumber:
+        ON("numberWithInt:") { *ret = (u64)autorelease(num_new((int32_t)a[0])); return 1; }
+        ON("numberWithUnsignedLongLong:") { *ret = (u64)autorelease(num_new((int64_t)a[0])); return 1; }
+        ON("numberWithBool:") { *ret = (u64)autorelease(num_new(a[0] & 0xff ? 1 : 0)); return 1; }
+        ON("numberWithInteger:") { *ret = (u64)autorelease(num_new((int64_t)a[0])); return 1; }
+        break;
+      case K_NSData:
+        ON("new") { *ret = (u64)mk(K_NSData); return 1; }
+        ON("alloc") { Obj *o = mk(K_NSData); o->initialised = 0; *ret = (u64)o; return 1; }
+        break;
+      case K_NSMutableDictionary:
+        ON("new") { *ret = (u64)mk(K_NSMutableDictionary); return 1; }
+        break;
+      case K_NSMutableArray:
+        ON("new") { *ret = (u64)mk(K_NSMutableArray); return 1; }
+        break;
+      case K_ANEClient:
+        ON("sharedConnection") { *ret = 0; return 1; }
+        break;
+      case K_ANEInMemoryModelDescriptor:
+        ON("modelWithMILText:weights:optionsPlist:") {
+          Obj *text = (Obj *)a[0], *weights = (Obj *)a[1];
+          if (!is_obj(text) || text->kind != K_NSData || !is_dict(weights) || a[2] != 0 || stage_fails(S_DESCRIPTOR)) {
+            *ret = 0;
+            return 1;
+          }
+          Obj *d = mk(K_ANEInMemoryModelDescriptor);
+          d->a = retain(text);
+          d->b = retain(weights);
+          /* The identifier is a hash of the text, as the real one is derived from the model. */
+          u64 h = 1469598103934665603ULL;
+          for (size_t i = 0; i < text->len; i++) h = (h ^ text->bytes[i]) * 1099511628211ULL;
+          snprintf(d->hex, sizeof d->hex, "%016llx", (unsigned long long)h);
+          *ret = (u64)autorelease(d);
+          return 1;
+        }
+        break;
+      case K_ANEInMemoryModel:
+        ON("inMemoryModelWithDescriptor:") {
+          Obj *d = (Obj *)a[0];
+          if (!is_obj(d) || d->kind != K_ANEInMemoryModelDescriptor) { *ret = 0; return 1; }
+          Obj *m = mk(K_ANEInMemoryModel);
+          m->a = retain(d);
+          memcpy(m->hex, d->hex, sizeof m->hex);
+          *ret = (u64)autorelease(m);
+          return 1;
+        }
+        break;
+      case K_ANEIOSurfaceObject:
+        ON("objectWithIOSurface:") {
+          Obj *sf = (Obj *)a[0];
+          if (!is_obj(sf) || sf->kind != K_IOSurface) { *ret = 0; return 1; }
+          Obj *o = mk(K_ANEIOSurfaceObject);
+          o->a = retain(sf);
+          *ret = (u64)autorelease(o);
+          return 1;
+        }
+        break;
+      case K_ANERequest:
+        ON("requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:sharedEvents:transactionHandle:") {
+          for (int i = 0; i < 4; i++) {
+            if (!is_array((Obj *)a[i])) { *ret = 0; return 1; }
+          }
+          if (((Obj *)a[0])->n != ((Obj *)a[1])->n || ((Obj *)a[2])->n != ((Obj *)a[3])->n || a[4] != 0 || a[5] != 0 ||
+              !is_obj((Obj *)a[6]) || stage_fails(S_REQUEST)) {
+            *ret = 0;
+            return 1;
+          }
+          Obj *r = mk(K_ANERequest);
+          r->a = retain((Obj *)a[0]);
+          r->b = retain((Obj *)a[1]);
+          r->c = retain((Obj *)a[2]);
+          r->d = retain((Obj *)a[3]);
+          r->e = retain((Obj *)a[8]);
+          *ret = (u64)autorelease(r);
+          return 1;
+        }
+        ON("requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:") {
+          /* The short factory is only a fallback; the fake never builds requests through it. */
+          *ret = 0;
+          return 1;
+        }
+        break;
+      default:
+        break;
+    }
+    return found;
+  }
+  /* instance methods */
+  ON("retain") { *ret = (u64)retain(self); return 1; }
+  ON("release") { release(self); return 1; }
+  ON("description") {
+    if (k == K_NSString) { *ret = (u64)self; return 1; }
+    char buf[64];
+    if (k == K_NSNumber) snprintf(buf, sizeof buf, "%lld", (long long)self->num);
+    else snprintf(buf, sizeof buf, "<%s>", NAMES[k]);
+    *ret = (u64)autorelease(str_new(buf));
+    return 1;
+  }
+  switch (k) {
+    case K_NSString:
+      ON("UTF8String") { *ret = (u64)self->str; return 1; }
+      ON("initWithString:") {
+        Obj *src = (Obj *)a[0];
+        self->str = strdup(is_obj(src) && src->kind == K_NSString ? src->str : "");
+        self->initialised = 1;
+        *ret = (u64)self;
+        return 1;
+      }
+      break;
+    case K_NSNumber:
+      ON("intValue") { *ret = (u64)(uint32_t)(int32_t)self->num; return 1; }
+      ON("integerValue") { *ret = (u64)self->num; return 1; }
+      ON("unsignedLongLongValue") { *ret = (u64)self->num; return 1; }
+      break;
+    case K_NSData:
+      ON("initWithBytes:length:") {
+        self->len = (size_t)a[1];
+        self->bytes = malloc(self->len ? self->len : 1);
+        memcpy(self->bytes, (const void *)a[0], self->len);
+        self->initialised = 1;
+        *ret = (u64)self;
+        return 1;
+      }
+      break;
+    case K_NSArray:
+    case K_NSMutableArray:
+      ON("count") { *ret = self->n; return 1; }
+      ON("objectAtIndex:") { *ret = a[0] < self->n ? (u64)self->items[a[0]] : 0; return 1; }
+      if (k == K_NSMutableArray) {
+        ON("addObject:") { arr_add(self, (Obj *)a[0]); return 1; }
+      }
+      break;
+    case K_NSDictionary:
+    case K_NSMutableDictionary:
+      ON("objectForKey:") {
+        Obj *key = (Obj *)a[0];
+        *ret = is_obj(key) && key->kind == K_NSString ? (u64)dict_get(self, key->str) : 0;
+        return 1;
+      }
+      ON("count") { *ret = self->n; return 1; }
+      if (k == K_NSMutableDictionary) {
+        ON("setObject:forKey:") {
+          Obj *v = (Obj *)a[0], *key = (Obj *)a[1];
+          if (is_obj(v) && is_obj(key) && key->kind == K_NSString) dict_set(self, key, v);
+          return 1;
+        }
+      }
+      break;
+    case K_NSError:
+      ON("domain") { *ret = (u64)self->a; return 1; }
+      ON("code") { *ret = (u64)self->code; return 1; }
+      ON("localizedDescription") { *ret = (u64)self->b; return 1; }
+      break;
+    case K_ANEInMemoryModel:
+      ON("setPerfStatsMask:") { self->mask = (uint32_t)a[0]; return 1; }
+      ON("hexStringIdentifier") { *ret = (u64)autorelease(str_new(self->hex)); return 1; }
+      ON("compileWithQoS:options:error:") {
+        if (!is_dict((Obj *)a[1])) { *ret = fail_with(S_COMPILE, a[2], "options must be a dictionary"); return 1; }
+        if (!model_dir_ready(self->hex)) {
+          *ret = fail_with(S_COMPILE, a[2], "model.mil not found in the temporary directory");
+          return 1;
+        }
+        if (stage_fails(S_COMPILE)) { *ret = fail_with(S_COMPILE, a[2], "compilation failed"); return 1; }
+        self->compiled = 1;
+        *ret = 1;
+        return 1;
+      }
+      ON("loadWithQoS:options:error:") {
+        if (!self->compiled) { *ret = fail_with(S_LOAD, a[2], "not compiled"); return 1; }
+        if (stage_fails(S_LOAD)) { *ret = fail_with(S_LOAD, a[2], "load failed"); return 1; }
+        self->loaded = 1;
+        self->mask = 0; /* load clears the mask (§14.3) */
+        if (self->b == NULL) {
+          self->b = mk(K_ANEModel);
+          self->b->a = retain(attributes);
+        }
+        *ret = 1;
+        return 1;
+      }
+      ON("unloadWithQoS:error:") {
+        if (self->mapped) { *ret = fail_with(S_LOAD, a[1], "unload while mapped"); return 1; }
+        self->loaded = 0;
+        *ret = 1;
+        return 1;
+      }
+      ON("model") { *ret = (u64)self->b; return 1; }
+      ON("mapIOSurfacesWithRequest:cacheInference:error:") {
+        Obj *r = (Obj *)a[0];
+        if (!self->loaded || !is_obj(r) || r->kind != K_ANERequest) {
+          *ret = fail_with(S_MAP, a[2], "bad request or model not loaded");
+          return 1;
+        }
+        if (stage_fails(S_MAP)) { *ret = fail_with(S_MAP, a[2], "map failed"); return 1; }
+        self->mapped++;
+        r->mapped = 1;
+        *ret = 1;
+        return 1;
+      }
+      ON("unmapIOSurfacesWithRequest:") {
+        Obj *r = (Obj *)a[0];
+        if (is_obj(r) && r->mapped) {
+          r->mapped = 0;
+          self->mapped--;
+        }
+        return 1;
+      }
+      ON("evaluateWithQoS:options:request:error:") {
+        Obj *r = (Obj *)a[2];
+        if (!is_obj(r) || r->kind != K_ANERequest || !r->mapped || !is_dict((Obj *)a[1])) {
+          *ret = fail_with(S_EVAL, a[3], "request not mapped");
+          return 1;
+        }
+        if (stage_fails(S_EVAL)) { *ret = fail_with(S_EVAL, a[3], "evaluation failed"); return 1; }
+        int nin = (int)r->a->n, nout = (int)r->c->n;
+        void **ins = calloc(nin + 1, sizeof(void *)), **outs = calloc(nout + 1, sizeof(void *));
+        for (int i = 0; i < nin; i++) ins[i] = r->a->items[i]->a->bytes;
+        for (int i = 0; i < nout; i++) outs[i] = r->c->items[i]->a->bytes;
+        EvalCallback cb = eval_cb;
+        int status = 0;
+        if (cb != NULL) {
+          /* The callback runs JS; it must not hold the lock (it may send messages itself). */
+          pthread_mutex_unlock(&LOCK);
+          status = cb(self->hex, nin, ins, nout, outs);
+          pthread_mutex_lock(&LOCK);
+        } else {
+          /* Without a callback: output[i] is a byte copy of input[min(i, nin-1)]. */
+          for (int i = 0; i < nout && nin > 0; i++) {
+            Obj *src = r->a->items[i < nin ? i : nin - 1]->a, *dst = r->c->items[i]->a;
+            size_t n = src->len < dst->len ? src->len : dst->len;
+            memcpy(dst->bytes, src->bytes, n);
+          }
+        }
+        free(ins);
+        free(outs);
+        if (status != 0) { *ret = fail_with(S_EVAL, a[3], "evaluation callback reported failure"); return 1; }
+        *ret = 1;
+        return 1;
+      }
+      break;
+    case K_ANEModel:
+      ON("setPerfStatsMask:") { self->mask = (uint32_t)a[0]; return 1; }
+      ON("modelAttributes") { *ret = (u64)self->a; return 1; }
+      break;
+    case K_ANERequest:
+      ON("validate") { *ret = self->a->n > 0 && self->c->n > 0; return 1; }
+      ON("transactionHandle") { *ret = (u64)self->e; return 1; }
+      ON("setTransactionHandle:") {
+        Obj *t = retain((Obj *)a[0]);
+        release(self->e);
+        self->e = t;
+        return 1;
+      }
+      break;
+    default:
+      break;
+  }
+  return found;
+}
+
+u64 objc_msgSend(void *receiver, void *op, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5, u64 a6, u64 a7, u64 a8) {
+  init_classes();
+  const char *s = op ? ((Sel *)op)->name : "(null)";
+  if (receiver == NULL) return 0; /* messages to nil return nil/NO/0 */
+  pthread_mutex_lock(&LOCK);
+  int cls = is_class(receiver);
+  Obj *self = (Obj *)receiver;
+  const char *kname = (cls || is_obj(receiver)) ? NAMES[self->kind] : "?";
+  log_line("%c%s %s", cls ? '+' : '-', kname, s);
+  u64 args[9] = {a0, a1, a2, a3, a4, a5, a6, a7, a8};
+  u64 ret = 0;
+  if ((!cls && !is_obj(receiver)) || sig_of(s) == NULL || !handle(self, cls, s, args, &ret, 0)) {
+    rejected++;
+    snprintf(last_rejection, sizeof last_rejection, "%c[%s %s]", cls ? '+' : '-', kname, s);
+    log_line("!rejected %c%s %s", cls ? '+' : '-', kname, s);
+    ret = 0;
+  }
+  pthread_mutex_unlock(&LOCK);
+  return ret;
+}
+
+/* ---- CoreFoundation (toll-free bridged: CF objects are the fake NS objects) ---- */
+
+void *CFStringCreateWithCString(void *alloc, const char *s, uint32_t encoding) {
+  (void)alloc; (void)encoding;
+  pthread_mutex_lock(&LOCK);
+  Obj *o = str_new(s);
+  pthread_mutex_unlock(&LOCK);
+  return o;
+}
+
+void *CFNumberCreate(void *alloc, int64_t type, const void *value) {
+  (void)alloc;
+  if (type != 4) return NULL;
+  pthread_mutex_lock(&LOCK);
+  Obj *o = num_new(*(const int64_t *)value);
+  pthread_mutex_unlock(&LOCK);
+  return o;
+}
+
+void *CFDictionaryCreate(void *alloc, void **keys, void **values, int64_t n, void *kcb, void *vcb) {
+  (void)alloc; (void)kcb; (void)vcb;
+  pthread_mutex_lock(&LOCK);
+  Obj *d = mk(K_NSDictionary);
+  for (int64_t i = 0; i < n; i++) {
+    if (is_obj(keys[i]) && ((Obj *)keys[i])->kind == K_NSString) dict_set(d, (Obj *)keys[i], (Obj *)values[i]);
+  }
+  pthread_mutex_unlock(&LOCK);
+  return d;
+}
+
+void CFRelease(void *o) {
+  pthread_mutex_lock(&LOCK);
+  release((Obj *)o);
+  pthread_mutex_unlock(&LOCK);
+}
+
+void *CFRetain(void *o) {
+  pthread_mutex_lock(&LOCK);
+  retain((Obj *)o);
+  pthread_mutex_unlock(&LOCK);
+  return o;
+}
+
+/* ---- IOSurface C API ---- */
+
+static int64_t prop(Obj *d, const char *key) {
+  Obj *v = dict_get(d, key);
+  return is_obj(v) && v->kind == K_NSNumber ? v->num : -1;
+}
+
+void *IOSurfaceCreate(void *properties) {
+  pthread_mutex_lock(&LOCK);
+  Obj *d = (Obj *)properties;
+  Obj *sf = NULL;
+  int64_t w = prop(d, "IOSurfaceWidth"), h = prop(d, "IOSurfaceHeight"), bpe = prop(d, "IOSurfaceBytesPerElement");
+  int64_t bpr = prop(d, "IOSurfaceBytesPerRow"), size = prop(d, "IOSurfaceAllocSize"), pf = prop(d, "IOSurfacePixelFormat");
+  log_line("IOSurfaceCreate %lld %lld %lld %lld %lld", (long long)w, (long long)h, (long long)bpe, (long long)bpr, (long long)size);
+  if (is_dict(d) && d->n == 6 && w > 0 && h > 0 && (bpe == 2 || bpe == 4) && bpr >= w * bpe && bpr % 64 == 0 && pf == 0 &&
+      size >= h * bpr && !stage_fails(S_SURFACE)) {
+    sf = mk(K_IOSurface);
+    sf->len = (size_t)size;
+    sf->bytes = calloc(1, sf->len);
+  }
+  pthread_mutex_unlock(&LOCK);
+  return sf;
+}
+
+int32_t IOSurfaceLock(void *sf, uint32_t options, uint32_t *seed) {
+  (void)seed;
+  if (!is_obj(sf) || ((Obj *)sf)->kind != K_IOSurface || options > 1) return 1;
+  return 0;
+}
+
+int32_t IOSurfaceUnlock(void *sf, uint32_t options, uint32_t *seed) {
+  (void)seed;
+  if (!is_obj(sf) || ((Obj *)sf)->kind != K_IOSurface || options > 1) return 1;
+  return 0;
+}
+
+void *IOSurfaceGetBaseAddress(void *sf) { return is_obj(sf) ? ((Obj *)sf)->bytes : NULL; }
+
+uint64_t IOSurfaceGetAllocSize(void *sf) { return is_obj(sf) ? ((Obj *)sf)->len : 0; }
+
+/* ---- test controls ---- */
+
+/* Clears the log, the counters and the injected failures (live objects are not touched). */
+void fake_reset(void) {
+  pthread_mutex_lock(&LOCK);
+  loglen = 0;
+  if (logbuf) logbuf[0] = 0;
+  rejected = 0;
+  sig_mismatches = 0;
+  last_rejection[0] = 0;
+  for (int i = 0; i < S_COUNT; i++) calls[i] = fail_from[i] = fail_count[i] = fail_code[i] = 0;
+  pthread_mutex_unlock(&LOCK);
+}
+
+/* Makes calls nth..nth+count-1 (1-based, counted since fake_reset) of a stage fail with `code`; 0 on unknown stage. */
+int fake_fail(const char *stage, long nth, long count, int64_t code) {
+  for (int i = 0; i < S_COUNT; i++) {
+    if (strcmp(STAGES[i], stage) == 0) {
+      pthread_mutex_lock(&LOCK);
+      fail_from[i] = nth;
+      fail_count[i] = count;
+      fail_code[i] = code;
+      pthread_mutex_unlock(&LOCK);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The attributes dictionary every later-loaded model reports (retained; NULL clears it). */
+void fake_set_attributes(void *dict) {
+  pthread_mutex_lock(&LOCK);
+  Obj *old = attributes;
+  attributes = is_dict((Obj *)dict) ? retain((Obj *)dict) : NULL;
+  release(old);
+  pthread_mutex_unlock(&LOCK);
+}
+
+void fake_set_eval_callback(EvalCallback cb) { eval_cb = cb; }
+
+const char *fake_log(void) { return logbuf ? logbuf : ""; }
+long fake_live(void) { return live; }
+long fake_rejected(void) { return rejected; }
+long fake_signature_mismatches(void) { return sig_mismatches; }
+long fake_orphans(void) { return orphans; }
+const char *fake_last_rejection(void) { return last_rejection; }

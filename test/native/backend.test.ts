@@ -1,0 +1,403 @@
+import { existsSync } from "node:fs"
+import { join } from "node:path"
+import { tmpdir } from "node:os"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Scope } from "effect"
+import koffi from "koffi"
+import * as NativeBackend from "../../src/native/NativeBackend.js"
+import { Backend, type BackendModel } from "../../src/services/Backend.js"
+import { CompileOptions } from "../../src/schema/CompileOptions.js"
+import type { TensorLayout } from "../../src/schema/TensorLayout.js"
+import * as SimBackend from "../../src/sim/SimBackend.js"
+import { packSurface, type SurfaceViews, unpackSurface } from "../../src/sim/layout.js"
+import { doubleText, pattern } from "../services/programs.js"
+import { type AttributeTensor, attributeOf, loadFake } from "./fake.js"
+
+const fake = loadFake()
+
+const layerWith = (options: NativeBackend.NativeOptions = {}) =>
+  NativeBackend.layerWith({
+    paths: fake.paths,
+    loadRetryMs: 1,
+    onSend: (selector, signature) => {
+      fake.checkSignature(selector, signature)
+    },
+    ...options
+  })
+
+const viewsOf = (bytes: Uint8Array): SurfaceViews => ({
+  bytes,
+  u16: new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 1),
+  f32: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2)
+})
+
+const writeF32 = (layout: TensorLayout, bytes: Uint8Array, values: Float32Array) => packSurface(layout, values, viewsOf(bytes))
+const readF32 = (layout: TensorLayout, bytes: Uint8Array) => {
+  const out = new Float32Array(layout.logicalElements)
+  unpackSurface(layout, viewsOf(bytes), out)
+  return out
+}
+
+/**
+ * Makes the fake behave like the engine for `text`: the simulator compiles it, its layouts become the fake's
+ * modelAttributes, and every fake evaluation runs the simulator on the surfaces' bytes.
+ */
+const engineFor = (text: string) =>
+  Effect.gen(function*() {
+    const sim = yield* SimBackend.make({ rules: "warn", latency: "off" })
+    const simModel = yield* sim.compile(CompileOptions.mil({ text }))
+    fake.setAttributes({ inputs: simModel.inputs.map(attributeOf), outputs: simModel.outputs.map(attributeOf) })
+    let evals = 0
+    fake.setEval((_hex, inputs, outputs) => {
+      evals++
+      simModel.inputs.forEach((l, i) => simModel.request.inputs[i]!.set(new Uint8Array(koffi.view(inputs[i]!, l.allocSize))))
+      const exit = Effect.runSyncExit(simModel.request.eval)
+      if (Exit.isFailure(exit)) return 1
+      simModel.outputs.forEach((l, i) => new Uint8Array(koffi.view(outputs[i]!, l.allocSize)).set(simModel.request.outputs[i]!))
+      return 0
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => {
+      fake.setEval(undefined)
+      fake.setAttributes(undefined)
+    }))
+    return { simModel, evals: () => evals }
+  })
+
+/** Protocol lines of the fake's log: _ANE* messages (retain/release aside) and IOSurfaceCreate. */
+const protocol = () =>
+  fake.log()
+    .filter((l) => (l.includes("_ANE") && !/ (retain|release)$/.test(l)) || l.startsWith("IOSurfaceCreate"))
+    .map((l) => (l.startsWith("IOSurfaceCreate") ? "IOSurfaceCreate" : l))
+
+const text = doubleText(4, 32)
+const options = CompileOptions.mil({ text })
+
+const clean = () =>
+  Effect.gen(function*() {
+    const backend = yield* Backend
+    expect(yield* backend.liveHandles).toBe(0)
+    expect(fake.rejected()).toBe(0)
+    expect(fake.mismatches()).toBe(0)
+  })
+
+describe("NativeBackend over the fake runtime", () => {
+  it.scoped("probes _ANEDeviceInfo, gating the selectors the class does not answer", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend
+      const info = yield* backend.probe
+      expect(info.backend).toBe("hardware")
+      expect([info.hasAne, info.numCores, info.architecture, info.product, info.numAnes, info.boardType]).toEqual([
+        true, 16, "h16", "FakeMac", 1, 208
+      ])
+      expect(info.subType).toBe("")
+      expect(backend.kind).toBe("hardware")
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("compile → write → eval → read → evalAsync → close follows the spec's call order and frees everything", () =>
+    Effect.gen(function*() {
+      const { evals } = yield* engineFor(text)
+      const backend = yield* Backend
+      const liveBefore = fake.live()
+      fake.reset()
+      const input = pattern(4 * 32, 3)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* backend.compile(options)
+        expect(model.id).toMatch(/^mil:[0-9a-f]{16}$/)
+        expect(model.capabilities).toEqual({ sharedEvents: "package-only", asyncEval: true })
+        const [inLayout, outLayout] = [model.inputs[0]!, model.outputs[0]!]
+        expect([inLayout.channels, inLayout.height, inLayout.width, inLayout.elemSize]).toEqual([4, 1, 32, 2])
+        expect(model.request.inputs[0]!.length).toBe(inLayout.allocSize)
+        expect(existsSync(join(tmpdir(), model.id.slice(4), "model.mil"))).toBe(true)
+        // 1 model + 1 request + 2 surfaces.
+        expect(yield* backend.liveHandles).toBe(4)
+        writeF32(inLayout, model.request.inputs[0]!, input)
+        yield* model.request.eval
+        expect(Array.from(readF32(outLayout, model.request.outputs[0]!))).toEqual(Array.from(input, (x) => 2 * x))
+        writeF32(inLayout, model.request.inputs[0]!, input.map((x) => x + 1))
+        yield* model.request.evalAsync
+        expect(Array.from(readF32(outLayout, model.request.outputs[0]!))).toEqual(Array.from(input, (x) => 2 * (x + 1)))
+        expect(evals()).toBe(2)
+      }))
+      expect(protocol()).toEqual([
+        "+_ANEInMemoryModelDescriptor modelWithMILText:weights:optionsPlist:",
+        "+_ANEInMemoryModel inMemoryModelWithDescriptor:",
+        "-_ANEInMemoryModel hexStringIdentifier",
+        "-_ANEInMemoryModel compileWithQoS:options:error:",
+        "-_ANEInMemoryModel loadWithQoS:options:error:",
+        "-_ANEInMemoryModel model",
+        "-_ANEModel modelAttributes",
+        "IOSurfaceCreate",
+        "+_ANEIOSurfaceObject objectWithIOSurface:",
+        "IOSurfaceCreate",
+        "+_ANEIOSurfaceObject objectWithIOSurface:",
+        "+_ANERequest requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:sharedEvents:transactionHandle:",
+        "-_ANERequest transactionHandle",
+        "-_ANEInMemoryModel mapIOSurfacesWithRequest:cacheInference:error:",
+        "-_ANERequest validate",
+        "-_ANEInMemoryModel evaluateWithQoS:options:request:error:",
+        "-_ANERequest validate",
+        "-_ANEInMemoryModel evaluateWithQoS:options:request:error:",
+        "-_ANEInMemoryModel unmapIOSurfacesWithRequest:",
+        "-_ANEInMemoryModel unloadWithQoS:error:"
+      ])
+      expect(fake.live()).toBe(liveBefore)
+      expect(fake.orphans()).toBe(0)
+      yield* clean()
+      expect(yield* backend.compileCount).toBe(1)
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("passes weights as a dictionary of {offset, data} and writes them beside model.mil", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      const backend = yield* Backend
+      const before = fake.live()
+      const weights = [
+        { path: "@model_path/weights/weight.bin", bytes: new Uint8Array([1, 2, 3]) },
+        { path: "@model_path/weights/extra/w2.bin", bytes: new Uint8Array([4]) }
+      ]
+      let dir = ""
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* backend.compile(CompileOptions.mil({ text, weights }))
+        dir = join(tmpdir(), model.id.slice(4))
+        expect(existsSync(join(dir, "weights", "weight.bin"))).toBe(true)
+        expect(existsSync(join(dir, "weights", "extra", "w2.bin"))).toBe(true)
+      }))
+      // The directory goes with the model; the weight NSData objects are freed with it.
+      expect(existsSync(dir)).toBe(false)
+      expect(fake.live()).toBe(before)
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("re-sets perfStatsMask after compile and after load, on the wrapper and the inner model", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      const backend = yield* Backend
+      fake.reset()
+      yield* Effect.scoped(backend.compile(CompileOptions.mil({ text, perfStatsMask: 3 })))
+      const masks = fake.log().filter((l) => l.endsWith("setPerfStatsMask:"))
+      expect(masks).toEqual([
+        "-_ANEInMemoryModel setPerfStatsMask:",
+        "-_ANEInMemoryModel setPerfStatsMask:",
+        "-_ANEInMemoryModel setPerfStatsMask:",
+        "-_ANEModel setPerfStatsMask:"
+      ])
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("retries a failed load once and a failed map with cacheInference NO", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      const backend = yield* Backend
+      fake.reset()
+      fake.fail("load", 1, 1, 5)
+      fake.fail("map", 1, 1, 13)
+      yield* Effect.scoped(backend.compile(options))
+      const log = protocol()
+      expect(log.filter((l) => l.endsWith("loadWithQoS:options:error:"))).toHaveLength(2)
+      expect(log.filter((l) => l.endsWith("mapIOSurfacesWithRequest:cacheInference:error:"))).toHaveLength(2)
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  const failures: ReadonlyArray<{
+    readonly stage: "descriptor" | "compile" | "load" | "surface" | "request" | "map"
+    readonly count: number
+    readonly tag: string
+    readonly native: boolean
+  }> = [
+    { stage: "descriptor", count: 1, tag: "CompileError", native: false },
+    { stage: "compile", count: 1, tag: "CompileError", native: true },
+    { stage: "load", count: 2, tag: "ModelLoadError", native: true },
+    { stage: "surface", count: 1, tag: "MapError", native: false },
+    { stage: "request", count: 1, tag: "MapError", native: false },
+    { stage: "map", count: 2, tag: "MapError", native: true }
+  ]
+  for (const f of failures) {
+    it.scoped(`a ${f.stage} failure is a ${f.tag} and releases everything acquired`, () =>
+      Effect.gen(function*() {
+        yield* engineFor(text)
+        const backend = yield* Backend
+        const before = fake.live()
+        fake.reset()
+        fake.fail(f.stage, 1, f.count, 42)
+        const error = yield* Effect.flip(Effect.scoped(backend.compile(options)))
+        expect(error._tag).toBe(f.tag)
+        if (f.native && "domain" in error) {
+          expect([error.domain, error.code]).toEqual(["com.apple.appleneuralengine", 42])
+          expect(error.message).toContain("injected")
+        }
+        expect(fake.live()).toBe(before)
+        expect(fake.log().some((l) => l.endsWith("unloadWithQoS:error:"))).toBe(f.stage === "surface" || f.stage === "request" || f.stage === "map")
+        yield* clean()
+        expect(yield* backend.compileCount).toBe(0)
+      }).pipe(Effect.provide(layerWith())))
+  }
+
+  it.scoped("a failed evaluation is an EvalError with the NSError's domain and code, sync and async", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      const backend = yield* Backend
+      const before = fake.live()
+      const orphansBefore = fake.orphans()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* backend.compile(options)
+        fake.reset()
+        fake.fail("eval", 1, 2, 0x1d)
+        const sync = yield* Effect.flip(model.request.eval)
+        const async = yield* Effect.flip(model.request.evalAsync)
+        for (const e of [sync, async]) {
+          expect(e._tag).toBe("EvalError")
+          if (e._tag === "EvalError") expect([e.domain, e.code]).toEqual(["com.apple.appleneuralengine", 0x1d])
+        }
+        // The model still works after a failed evaluation.
+        yield* model.request.eval
+      }))
+      // The async NSError was autoreleased on a worker thread with no pool of ours: that one object is leaked.
+      expect(fake.orphans() - orphansBefore).toBe(1)
+      expect(fake.live()).toBe(before + 1)
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("maps extra requests with their own surfaces and unmaps them with their scope", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      const backend = yield* Backend
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* backend.compile(options)
+        const layout = model.inputs[0]!
+        yield* Effect.scoped(Effect.gen(function*() {
+          const extra = yield* model.mapRequest
+          expect(yield* backend.liveHandles).toBe(7)
+          expect(extra.inputs[0]!.buffer).not.toBe(model.request.inputs[0]!.buffer)
+          writeF32(layout, extra.inputs[0]!, pattern(128, 9))
+          writeF32(layout, model.request.inputs[0]!, pattern(128, 1))
+          yield* extra.eval
+          expect(Array.from(readF32(model.outputs[0]!, extra.outputs[0]!))).toEqual(Array.from(pattern(128, 9), (x) => 2 * x))
+        }))
+        expect(yield* backend.liveHandles).toBe(4)
+      }))
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("use after close is a ClosedError; shared events are refused for MIL models", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      const backend = yield* Backend
+      const scope = yield* Scope.make()
+      const model: BackendModel = yield* Scope.extend(backend.compile(options), scope)
+      const refused = yield* Effect.flip(model.request.evalWithSharedEvents({}))
+      expect(refused._tag).toBe("SharedEventRequiresPackageError")
+      yield* Scope.close(scope, Exit.void)
+      for (const e of [model.request.eval, model.request.evalAsync, Effect.scoped(model.mapRequest)]) {
+        const error = yield* Effect.flip(e)
+        expect(error._tag).toBe("ClosedError")
+      }
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("refuses compiles past the budget with CompileBudgetExhaustedError", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      const backend = yield* Backend
+      expect(backend.compileLimit).toBe(1)
+      yield* Effect.scoped(backend.compile(options))
+      const error = yield* Effect.flip(Effect.scoped(backend.compile(options)))
+      expect(error._tag).toBe("CompileBudgetExhaustedError")
+      expect(yield* backend.compileCount).toBe(1)
+    }).pipe(Effect.provide(layerWith({ compileLimit: 1 }))))
+
+  it.scoped("bad options and package models fail typed, before any native call", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend
+      fake.reset()
+      const bad = yield* Effect.flip(Effect.scoped(backend.compile(CompileOptions.mil({ text, qos: 99 }))))
+      expect(bad._tag).toBe("InvalidArgumentError")
+      const pkg = yield* Effect.flip(Effect.scoped(backend.compile(CompileOptions.package({ path: "/x.mlmodelc" }))))
+      expect(pkg._tag).toBe("CompileError")
+      expect(pkg.message).toContain("not implemented")
+      expect(protocol()).toEqual([])
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("standalone surfaces are zero-copy, sized as asked, and freed with their scope", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend
+      const before = fake.live()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const s = yield* backend.createSurface(100)
+        expect(s.bytes.length).toBe(100)
+        s.bytes[99] = 7
+        expect(s.bytes[99]).toBe(7)
+        expect(yield* backend.liveHandles).toBe(1)
+      }))
+      expect(fake.live()).toBe(before)
+      const bad = yield* Effect.flip(Effect.scoped(backend.createSurface(0)))
+      expect(bad._tag).toBe("InvalidArgumentError")
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("layer fails with NoAneError off macOS; layerWith names a library that will not load", () =>
+    Effect.gen(function*() {
+      const missing = "/nonexistent/libobjc.so"
+      const error = yield* Effect.flip(Layer.build(NativeBackend.layerWith({
+        paths: { objc: missing, foundation: missing, coreFoundation: missing, ioSurface: missing, ane: missing }
+      })))
+      expect(error._tag).toBe("NoAneError")
+      expect(error.reason).toContain("would not load")
+      if (process.platform !== "darwin") {
+        const off = yield* Effect.flip(Layer.build(NativeBackend.layer))
+        expect(off.reason).toContain(`platform ${process.platform}`)
+      }
+    }).pipe(Effect.scoped))
+})
+
+describe("layouts from modelAttributes", () => {
+  const entry = (over: Partial<AttributeTensor> = {}): AttributeTensor => ({
+    Channels: 4, Width: 32, Height: 1, RowStride: 64, PlaneStride: 64, Type: "Float16", Name: "x", ...over
+  })
+  const withAttributes = (inputs: ReadonlyArray<AttributeTensor>, outputs: ReadonlyArray<AttributeTensor>) =>
+    Effect.acquireRelease(
+      Effect.sync(() => fake.setAttributes({ inputs, outputs })),
+      () => Effect.sync(() => fake.setAttributes(undefined))
+    )
+
+  it.scoped("takes padded strides verbatim and resolves symbol indices", () =>
+    Effect.gen(function*() {
+      yield* withAttributes(
+        [entry({ Name: "a", RowStride: 128, PlaneStride: 384, Height: 2 }), entry({ Name: "b", Type: "Float32", Width: 16 })],
+        [entry({ Name: "y" })]
+      )
+      const backend = yield* Backend
+      const model = yield* backend.compile(options)
+      const [a, b] = model.inputs
+      expect([a!.rowStride, a!.planeStride, a!.height, a!.allocSize, a!.name]).toEqual([128, 384, 2, 4 * 384, "a"])
+      expect([b!.elemSize, b!.width, b!.rowStride]).toEqual([4, 16, 64])
+      expect(model.request.inputs.map((v) => v.length)).toEqual([4 * 384, 4 * 64])
+    }).pipe(Effect.scoped, Effect.provide(layerWith())))
+
+  it.scoped("an unaligned RowStride is an UnsupportedLayoutError naming the tensor, and nothing is left behind", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend
+      const before = fake.live()
+      fake.reset()
+      const error = yield* Effect.flip(
+        Effect.scoped(Effect.zipRight(withAttributes([entry()], [entry({ Name: "y", RowStride: 96, PlaneStride: 96 })]), backend.compile(options)))
+      )
+      expect(error._tag).toBe("UnsupportedLayoutError")
+      if (error._tag === "UnsupportedLayoutError") {
+        expect(error.tensor).toBe("output[0] (y)")
+        expect(error.reason).toContain("RowStride 96 is not 64-byte aligned")
+      }
+      expect(fake.log().some((l) => l.endsWith("unloadWithQoS:error:"))).toBe(true)
+      expect(fake.live()).toBe(before)
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scoped("missing attributes are a CompileError saying so", () =>
+    Effect.gen(function*() {
+      fake.setAttributes(undefined)
+      const backend = yield* Backend
+      const error = yield* Effect.flip(Effect.scoped(backend.compile(options)))
+      expect(error._tag).toBe("CompileError")
+      expect(error.message).toContain("model attributes are nil")
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+})

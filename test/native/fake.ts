@@ -1,0 +1,191 @@
+/**
+ * Builds test/native-fake/fake_objc.c with `cc` into a temporary directory (once per content hash) and wraps its
+ * test controls. Missing `cc` is a hard failure: the native tests must not pass without the fake.
+ */
+import { execFileSync } from "node:child_process"
+import { createHash } from "node:crypto"
+import { existsSync, mkdtempSync, readFileSync, renameSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import koffi from "koffi"
+import { type Id, nil, type Objc, type ObjcPaths, openObjc } from "../../src/native/objc.js"
+import type { TensorLayout } from "../../src/schema/TensorLayout.js"
+
+const source = join(dirname(fileURLToPath(import.meta.url)), "..", "native-fake", "fake_objc.c")
+
+/** Compiles the fake (cached by source hash) and returns the shared-library path. */
+export const buildFake = (): string => {
+  const text = readFileSync(source)
+  const hash = createHash("sha256").update(text).digest("hex").slice(0, 16)
+  const out = join(tmpdir(), `effect-ane-fake-objc-${hash}.so`)
+  if (existsSync(out)) return out
+  const work = mkdtempSync(join(tmpdir(), "effect-ane-fake-"))
+  const tmp = join(work, "fake_objc.so")
+  try {
+    execFileSync("cc", ["-shared", "-fPIC", "-O1", "-Wall", "-o", tmp, source, "-lpthread"], { stdio: "pipe" })
+  } catch (cause) {
+    const text = cause instanceof Error ? cause.message : String(cause)
+    throw new Error(
+      `the native backend tests need a C compiler: building ${source} with \`cc -shared -fPIC -O1\` failed (${text}). ` +
+        "Install cc (e.g. build-essential); these tests do not skip."
+    )
+  }
+  // Rename is atomic, so parallel test files never load a half-written library.
+  renameSync(tmp, out)
+  return out
+}
+
+/** A tensor entry of a fake `modelAttributes` dictionary (what LiveInputList / LiveOutputList carry). */
+export interface AttributeTensor {
+  readonly Channels: number
+  readonly Width: number
+  readonly Height: number
+  readonly RowStride: number
+  readonly PlaneStride: number
+  readonly Type: string
+  readonly Name: string
+  readonly Symbol?: string
+}
+
+/** The attribute entry the engine would report for a layout. */
+export const attributeOf = (l: TensorLayout): AttributeTensor => ({
+  Channels: l.channels,
+  Width: l.width,
+  Height: l.height,
+  RowStride: l.rowStride,
+  PlaneStride: l.planeStride,
+  Type: l.elemSize === 4 ? "Float32" : "Float16",
+  Name: l.name,
+  Symbol: l.symbol || l.name
+})
+
+/** Signature of the evaluation callback the fake calls with the surfaces' base addresses. */
+export type EvalHook = (hex: string, inputs: ReadonlyArray<bigint>, outputs: ReadonlyArray<bigint>) => number
+
+/** The loaded fake and its controls. */
+export interface Fake {
+  readonly paths: ObjcPaths
+  readonly rt: Objc
+  readonly reset: () => void
+  readonly fail: (stage: "descriptor" | "compile" | "load" | "map" | "eval" | "surface" | "request", nth: number, count: number, code: number) => void
+  /** Every message since the last reset: "+Class selector" / "-Class selector", plus "IOSurfaceCreate …" lines. */
+  readonly log: () => ReadonlyArray<string>
+  readonly live: () => number
+  readonly rejected: () => number
+  readonly mismatches: () => number
+  readonly orphans: () => number
+  readonly lastRejection: () => string
+  readonly checkSignature: (selector: string, signature: string) => boolean
+  /** Sets the attributes later-loaded models report (built with the fake's own NSDictionary), or clears them. */
+  readonly setAttributes: (spec: {
+    readonly inputs: ReadonlyArray<AttributeTensor>
+    readonly outputs: ReadonlyArray<AttributeTensor>
+    readonly inputSymbols?: ReadonlyArray<string>
+    readonly outputSymbols?: ReadonlyArray<string>
+  } | undefined) => void
+  readonly setEval: (hook: EvalHook | undefined) => void
+}
+
+let cached: Fake | undefined
+
+/** Loads the fake once per test process. */
+export const loadFake = (): Fake => {
+  if (cached !== undefined) return cached
+  const path = buildFake()
+  const lib = koffi.load(path)
+  const paths: ObjcPaths = { objc: path, foundation: path, coreFoundation: path, ioSurface: path, ane: path }
+  const rt = openObjc(paths)
+  const fn = (name: string, ret: string, args: Array<string>) => lib.func(name, ret, args)
+  const reset = fn("fake_reset", "void", [])
+  const fail = fn("fake_fail", "int", ["const char *", "long", "long", "int64_t"])
+  const log = fn("fake_log", "const char *", [])
+  const live = fn("fake_live", "long", [])
+  const rejected = fn("fake_rejected", "long", [])
+  const mismatches = fn("fake_signature_mismatches", "long", [])
+  const orphans = fn("fake_orphans", "long", [])
+  const lastRejection = fn("fake_last_rejection", "const char *", [])
+  const check = fn("fake_check_signature", "int", ["const char *", "const char *"])
+  const setAttrs = fn("fake_set_attributes", "void", ["void *"])
+  const EvalProto = koffi.proto("int FakeEvalCallback(const char *hex, int nin, void *inputs, int nout, void *outputs)")
+  const setCb = fn("fake_set_eval_callback", "void", [koffi.pointer(EvalProto) as unknown as string])
+  let registered: bigint | undefined
+
+  const dictOf = (entries: Record<string, Id>) => {
+    const d = rt.mutableDictionary()
+    for (const [k, v] of Object.entries(entries)) rt.setObject(d, k, v)
+    return d
+  }
+  const tensorDict = (t: AttributeTensor): Id => {
+    const d = rt.mutableDictionary()
+    for (const key of ["Channels", "Width", "Height", "RowStride", "PlaneStride"] as const) rt.setObject(d, key, rt.numberInt(t[key]))
+    for (const key of ["Type", "Name", "Symbol"] as const) {
+      const v = t[key]
+      if (v !== undefined) rt.setObject(d, key, rt.nsString(v))
+    }
+    return d
+  }
+  const arrayOf = (items: ReadonlyArray<Id>) => {
+    const a = rt.mutableArray()
+    for (const item of items) rt.addObject(a, item)
+    return a
+  }
+  const owned: Array<Id> = []
+  const own = (id: Id) => {
+    owned.push(id)
+    return id
+  }
+
+  cached = {
+    paths,
+    rt,
+    reset: () => reset(),
+    fail: (stage, nth, count, code) => {
+      if (!fail(stage, nth, count, code)) throw new Error(`unknown fake stage ${stage}`)
+    },
+    log: () => (log() as string).split("\n").filter((l) => l !== ""),
+    live: () => Number(live()),
+    rejected: () => Number(rejected()),
+    mismatches: () => Number(mismatches()),
+    orphans: () => Number(orphans()),
+    lastRejection: () => lastRejection() as string,
+    checkSignature: (selector, signature) => check(selector, signature) === 1,
+    setAttributes: (spec) => {
+      if (spec === undefined) {
+        setAttrs(null)
+        return
+      }
+      rt.autoreleasePool(() => {
+        const inputs = own(arrayOf(spec.inputs.map((t) => own(tensorDict(t)))))
+        const outputs = own(arrayOf(spec.outputs.map((t) => own(tensorDict(t)))))
+        const procedure = own(dictOf({ LiveInputList: inputs, LiveOutputList: outputs }))
+        const status = own(arrayOf([procedure]))
+        const description = own(dictOf({
+          kANEFModelInputSymbolsArrayKey: own(arrayOf((spec.inputSymbols ?? spec.inputs.map((t) => t.Symbol ?? t.Name)).map((s) => rt.nsString(s)))),
+          kANEFModelOutputSymbolsArrayKey: own(arrayOf((spec.outputSymbols ?? spec.outputs.map((t) => t.Symbol ?? t.Name)).map((s) => rt.nsString(s))))
+        }))
+        const attributes = own(dictOf({ NetworkStatusList: status, ANEFModelDescription: description }))
+        setAttrs(attributes)
+        // The fake retains the dictionary; our +1 references go now.
+        for (const o of owned.splice(0)) rt.release(o)
+      })
+    },
+    setEval: (hook) => {
+      if (registered !== undefined) {
+        setCb(null)
+        koffi.unregister(registered)
+        registered = undefined
+      }
+      if (hook === undefined) return
+      registered = koffi.register((hex: string, nin: number, inputs: bigint, nout: number, outputs: bigint) => {
+        const ins = nin > 0 ? (koffi.decode(inputs, koffi.array("void *", nin)) as Array<bigint>) : []
+        const outs = nout > 0 ? (koffi.decode(outputs, koffi.array("void *", nout)) as Array<bigint>) : []
+        return hook(hex, ins, outs)
+      }, koffi.pointer(EvalProto))
+      setCb(registered)
+    }
+  }
+  return cached
+}
+
+export { nil }

@@ -1,7 +1,8 @@
 /**
  * The hardware Backend: loads the Objective-C runtime and the private AppleNeuralEngine framework through koffi,
- * probes `_ANEDeviceInfo` (spec/native-protocol.md §1–§2) and compiles, maps and evaluates in-memory MIL (§4, §7).
- * Exercised on Linux against a fake runtime (test/native-fake); not verified on a Mac.
+ * probes `_ANEDeviceInfo` (spec/native-protocol.md §1–§2), compiles in-memory MIL and `.mlmodelc` packages (§4–§5),
+ * maps and evaluates requests (§7) and drives shared events (§9). Exercised on Linux against a fake runtime
+ * (test/native-fake); not verified on a Mac.
  */
 import { tmpdir } from "node:os"
 import { Effect, Layer } from "effect"
@@ -16,7 +17,8 @@ import {
   NoAneError
 } from "../schema/errors.js"
 import { Backend } from "../services/Backend.js"
-import { compileMil, type NativeEnv, standaloneSurface } from "./model.js"
+import { compileModel, type NativeEnv, standaloneSurface } from "./model.js"
+import { sharedEvent } from "./sharedEvent.js"
 import type { Id, Objc, ObjcPaths } from "./objc.js"
 
 /** Where the private framework lives (inside the dyld shared cache since macOS 11, so never checked on disk). */
@@ -28,8 +30,6 @@ export const HARDWARE_COMPILE_LIMIT = 119
 
 const NOT_IMPLEMENTED = "compiling is not implemented by a backend built from DeviceInfo alone (no Objective-C " +
   "runtime loaded); use NativeBackend.layer on macOS, or Ane.layerSimulator (or Ane.layerAuto)"
-const PACKAGE_NOT_IMPLEMENTED = "compiling .mlmodelc packages (_ANEClient path) is not implemented by the hardware " +
-  "backend yet; compile in-memory MIL, or use Ane.layerSimulator"
 
 /** The few Objective-C calls the probe needs; one typed `objc_msgSend` cast per signature. */
 export interface ObjcProbeRuntime {
@@ -191,16 +191,11 @@ export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = 
         Effect.suspend(() => {
           const problem = compileOptionsProblem(compileOptions)
           if (problem !== undefined) return Effect.fail(problem)
-          if (compileOptions._tag === "package") {
-            return Effect.fail(
-              new CompileError({ op: "Ane.compile", model: compileOptions.path, diagnostics: [], hint: PACKAGE_NOT_IMPLEMENTED })
-            )
-          }
           // The engine's daemon refuses compiles past its budget; count them here so the failure is typed.
           if (env.compiles >= limit) {
             return Effect.fail(new CompileBudgetExhaustedError({ op: "Ane.compile", used: env.compiles, limit }))
           }
-          return compileMil(env, compileOptions)
+          return compileModel(env, compileOptions)
         }),
       compileCount: Effect.sync(() => env.compiles),
       compileLimit: limit,
@@ -208,13 +203,7 @@ export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = 
         Number.isSafeInteger(bytes) && bytes > 0
           ? standaloneSurface(env, bytes)
           : Effect.fail(new InvalidArgumentError({ op: "Ane.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes) })),
-      createSharedEvent: Effect.fail(
-        new EvalError({
-          op: "Ane.createSharedEvent",
-          model: "shared event",
-          hint: "IOSurfaceSharedEvent is not implemented by the hardware backend yet; shared-event evaluation needs a package model"
-        })
-      ),
+      createSharedEvent: sharedEvent(env),
       liveHandles: Effect.sync(() => env.live)
     }
     return backend

@@ -1,13 +1,14 @@
 /**
- * Compile path A (in-memory MIL, spec/native-protocol.md §4), IOSurfaces and requests (§7.1–§7.4), evaluation
- * (§7.5–§7.6) and release on close (§7.7) over the {@link Objc} binding. Every object stored is retained and
+ * Compile paths A (in-memory MIL, spec/native-protocol.md §4) and B (packages, §5), IOSurfaces and requests
+ * (§7.1–§7.4), evaluation (§7.5–§7.6), shared-event evaluation (§9.2) and release on close (§7.7) over the
+ * {@link Objc} binding. Every object stored is retained and
  * released on close; every synchronous native section runs inside its own autorelease pool (§14.1).
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { Effect, Exit } from "effect"
-import type { BackendModel, BackendRequest } from "../services/Backend.js"
-import type { MilCompileOptions } from "../schema/CompileOptions.js"
+import type { BackendModel, BackendRequest, BackendSharedEvent, SharedEventEval } from "../services/Backend.js"
+import type { MilCompileOptions, PackageCompileOptions } from "../schema/CompileOptions.js"
 import { CompileStats } from "../schema/CompileStats.js"
 import {
   ClosedError,
@@ -62,6 +63,7 @@ class RequestState {
   readonly outputs: Array<Uint8Array> = []
   request: Id = nil
   mapped = false
+  via: MapVia = "model"
   closed = false
   pending = 0
   private idle: Array<() => void> = []
@@ -92,7 +94,8 @@ class RequestState {
     const rt = this.env.rt
     rt.autoreleasePool(() => {
       if (this.mapped) {
-        rt.send(this.model.model, "unmapIOSurfacesWithRequest:", "void(id)", this.request)
+        // After a shared-event evaluation a package model is neither unmapped nor unloaded (§7.7, §14.3).
+        if (!(this.model.kind === "package" && this.model.sharedEventUsed)) unmapRequest(this.model, this.request, this.via)
         this.mapped = false
       }
       if (this.request !== nil) {
@@ -111,6 +114,14 @@ class RequestState {
 
 /** The Objective-C objects behind one compiled model. */
 class ModelState {
+  url: Id = nil
+  key: Id = nil
+  client: Id = nil
+  /** The client answers the map/unmap selectors (in-memory models map through it then). */
+  clientMap = false
+  /** The client answers `doEvaluateDirectWithModel:…`. */
+  directEval = false
+  sharedEventUsed = false
   milData: Id = nil
   weights: Id = nil
   descriptor: Id = nil
@@ -123,7 +134,7 @@ class ModelState {
   counted = false
   readonly requests = new Set<RequestState>()
 
-  constructor(readonly env: NativeEnv, readonly qos: number) {}
+  constructor(readonly env: NativeEnv, readonly qos: number, readonly kind: "mil" | "package") {}
 
   /** Unmaps every request, unloads, releases every object and removes the temporary directory; idempotent. */
   release(): void {
@@ -134,14 +145,114 @@ class ModelState {
     rt.autoreleasePool(() => {
       if (this.loaded) {
         // Unload errors are ignored, as on every close path (§7.7).
-        rt.sendError(this.model, "unloadWithQoS:error:", "bool(uint32,err)", this.qos)
+        if (this.kind === "mil") rt.sendError(this.model, "unloadWithQoS:error:", "bool(uint32,err)", this.qos)
+        else if (!this.sharedEventUsed) {
+          rt.sendError(this.client, "unloadModel:options:qos:error:", "bool(id,id,uint32,err)", this.model, nil, this.qos)
+        }
         this.loaded = false
       }
-      for (const o of [this.inner, this.model, this.descriptor, this.options, this.weights, this.milData]) rt.release(o)
+      for (const o of [this.inner, this.model, this.descriptor, this.options, this.weights, this.milData, this.url, this.key, this.client]) {
+        rt.release(o)
+      }
     })
     if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true })
     if (this.counted) this.env.live--
   }
+}
+
+/** Which object a request was mapped through: the client with the `_ANEModel`, or the in-memory model. */
+type MapVia = "client" | "model"
+
+const CLIENT_MAP = "mapIOSurfacesWithModel:request:cacheInference:error:"
+const CLIENT_UNMAP = "unmapIOSurfacesWithModel:request:"
+const MODEL_MAP = "mapIOSurfacesWithRequest:cacheInference:error:"
+const DIRECT_EVAL = "doEvaluateDirectWithModel:options:request:qos:error:"
+
+/** The `_ANEModel` the client selectors take: the inner model of an in-memory model, or the package model. */
+const clientModel = (m: ModelState): Id => (m.kind === "mil" ? m.inner : m.model)
+
+const mapVia = (m: ModelState, request: Id, cacheInference: boolean, via: MapVia): ErrorResult =>
+  via === "model"
+    ? m.env.rt.sendError(m.model, MODEL_MAP, "bool(id,bool,err)", request, cacheInference)
+    : m.env.rt.sendError(m.client, CLIENT_MAP, "bool(id,id,bool,err)", clientModel(m), request, cacheInference)
+
+/**
+ * Maps with the fallbacks of §7.4 (order per errata D11): packages through the client, YES then NO; in-memory
+ * models through the client when it answers both map selectors (client YES, model YES, client NO, model NO),
+ * else through the model (YES, NO). Returns the last attempt's result and the path that was used.
+ */
+const mapWithFallback = (m: ModelState, request: Id): { readonly result: ErrorResult; readonly via: MapVia; readonly selector: string } => {
+  const order: ReadonlyArray<readonly [MapVia, boolean]> = m.kind === "package"
+    ? [["client", true], ["client", false]]
+    : m.clientMap
+    ? [["client", true], ["model", true], ["client", false], ["model", false]]
+    : [["model", true], ["model", false]]
+  let last: { result: ErrorResult; via: MapVia; selector: string } | undefined
+  for (const [via, cache] of order) {
+    last = { result: mapVia(m, request, cache, via), via, selector: via === "model" ? MODEL_MAP : CLIENT_MAP }
+    if (last.result.ok) return last
+  }
+  return last!
+}
+
+const unmapRequest = (m: ModelState, request: Id, via: MapVia): void => {
+  if (via === "model") m.env.rt.send(m.model, "unmapIOSurfacesWithRequest:", "void(id)", request)
+  else m.env.rt.send(m.client, CLIENT_UNMAP, "void(id,id)", clientModel(m), request)
+}
+
+/** One evaluate message to try. */
+interface EvalCall {
+  readonly receiver: Id
+  readonly selector: string
+  readonly signature: string
+  readonly args: ReadonlyArray<unknown>
+}
+
+/**
+ * The evaluate messages to try in order (§7.5): the client's direct evaluation first when preferred and answered,
+ * then the model kind's own (QoS first on the in-memory model, last on the client).
+ */
+const evaluateCalls = (m: ModelState, request: Id, options: Id, preferDirect: boolean): ReadonlyArray<EvalCall> => {
+  const calls: Array<EvalCall> = []
+  if (preferDirect && m.directEval) {
+    calls.push({ receiver: m.client, selector: DIRECT_EVAL, signature: "bool(id,id,id,uint32,err)", args: [clientModel(m), options, request, m.qos] })
+  }
+  calls.push(
+    m.kind === "mil"
+      ? { receiver: m.model, selector: "evaluateWithQoS:options:request:error:", signature: "bool(uint32,id,id,err)", args: [m.qos, options, request] }
+      : { receiver: m.client, selector: "evaluateWithModel:options:request:qos:error:", signature: "bool(id,id,id,uint32,err)", args: [m.model, options, request, m.qos] }
+  )
+  return calls
+}
+
+/** Tries `calls` in order synchronously; the first success, or the last failure with its selector. */
+const runCalls = (rt: Objc, calls: ReadonlyArray<EvalCall>): { readonly result: ErrorResult; readonly selector: string } => {
+  let last: { result: ErrorResult; selector: string } | undefined
+  for (const call of calls) {
+    last = { result: rt.sendError(call.receiver, call.selector, call.signature, ...call.args), selector: call.selector }
+    if (last.result.ok) break
+  }
+  return last!
+}
+
+/** Tries `calls` in order, each on a koffi worker thread; `done` gets the first success or the last failure. */
+const runCallsAsync = (
+  rt: Objc,
+  calls: ReadonlyArray<EvalCall>,
+  done: (result: ErrorResult | { readonly ok: false; readonly thrown: unknown }, selector: string) => void
+): void => {
+  const attempt = (i: number) => {
+    const call = calls[i]!
+    try {
+      rt.sendErrorAsync(call.receiver, call.selector, call.signature, call.args, (res) => {
+        if (!res.ok && !("thrown" in res) && i + 1 < calls.length) return attempt(i + 1)
+        done(res, call.selector)
+      })
+    } catch (thrown) {
+      done({ ok: false, thrown }, call.selector)
+    }
+  }
+  attempt(0)
 }
 
 const MODEL_PATH_PREFIX = "@model_path/"
@@ -247,12 +358,10 @@ const buildRequest = (env: NativeEnv, m: ModelState, layouts: NativeLayouts, sta
   state.request = rt.retain(request)
   env.live++
   if (rt.id(request, "transactionHandle") === nil) rt.send(request, "setTransactionHandle:", "void(id)", txn)
-  const mapSig = "bool(id,bool,err)"
-  const mapSel = "mapIOSurfacesWithRequest:cacheInference:error:"
-  let mapped = rt.sendError(m.model, mapSel, mapSig, request, true)
-  if (!mapped.ok) mapped = rt.sendError(m.model, mapSel, mapSig, request, false)
-  if (!mapped.ok) throw new Stop(nativeError("map", op, id, mapSel, failed(mapped)))
+  const mapped = mapWithFallback(m, request)
+  if (!mapped.result.ok) throw new Stop(nativeError("map", op, id, mapped.selector, failed(mapped.result)))
   state.mapped = true
+  state.via = mapped.via
   m.requests.add(state)
 }
 
@@ -349,6 +458,15 @@ const compileSteps = (env: NativeEnv, options: MilCompileOptions, state: ModelSt
       }
       state.inner = rt.retain(inner)
       setMask(inner)
+      // The in-memory model's own client, used for mapping and direct evaluation when it answers them (§7.4–§7.5).
+      if (rt.responds(state.model, "sharedConnection")) {
+        const client = rt.id(state.model, "sharedConnection")
+        if (client !== nil) {
+          state.client = rt.retain(client)
+          state.clientMap = rt.responds(client, CLIENT_MAP) && rt.responds(client, CLIENT_UNMAP)
+          state.directEval = rt.responds(client, DIRECT_EVAL)
+        }
+      }
       const parsed = parseLayouts(rt, rt.id(inner, "modelAttributes"), op, id)
       if (parsed instanceof CompileError || parsed instanceof UnsupportedLayoutError) throw new Stop(parsed)
       return parsed
@@ -376,17 +494,20 @@ const evalSync = (env: NativeEnv, c: Compiled, r: RequestState, op: string): Eff
     return native<void, EvalError, "eval">(env, "eval", op, c.id, "evaluating", () => {
       const rt = env.rt
       if (!rt.bool(r.request, "validate")) throw new Stop(new EvalError({ op, model: c.id, hint: "request validation failed" }))
-      const opts = rt.mutableDictionary()
-      const result = rt.sendError(c.state.model, "evaluateWithQoS:options:request:error:", "bool(uint32,id,id,err)", c.state.qos, opts, r.request)
+      // A fresh options dictionary per MIL evaluation; nil for packages (§7.5).
+      const opts = c.state.kind === "mil" ? rt.mutableDictionary() : nil
+      const { result, selector } = runCalls(rt, evaluateCalls(c.state, r.request, opts, true))
       rt.release(opts)
-      if (!result.ok) throw new Stop(nativeError("eval", op, c.id, "evaluateWithQoS:options:request:error:", result.error))
+      if (!result.ok) throw new Stop(nativeError("eval", op, c.id, selector, result.error))
     })
   })
 
-const holdNode = (env: NativeEnv) => {
+/** Holds the Node event loop open while an off-thread native call is pending (koffi does not). */
+export const holdNode = (env: NativeEnv): void => {
   if (env.keepAlive.pending++ === 0) env.keepAlive.timer = setInterval(() => undefined, 1 << 30)
 }
-const releaseNode = (env: NativeEnv) => {
+/** Releases one {@link holdNode}. */
+export const releaseNode = (env: NativeEnv): void => {
   if (--env.keepAlive.pending === 0 && env.keepAlive.timer !== undefined) {
     clearInterval(env.keepAlive.timer)
     env.keepAlive.timer = undefined
@@ -399,66 +520,264 @@ const releaseNode = (env: NativeEnv) => {
  * any pool of ours.
  */
 const evalAsync = (env: NativeEnv, c: Compiled, r: RequestState, op: string): Effect.Effect<void, EvalError | ClosedError> =>
-  Effect.suspend((): Effect.Effect<void, EvalError | ClosedError> => {
+  // The closed check runs after the permit is taken: the scope may close while this evaluation queues.
+  env.asyncPermits.withPermits(1)(Effect.suspend((): Effect.Effect<void, EvalError | ClosedError> => {
     if (r.closed) return Effect.fail(closed(op, c.id))
     const rt = env.rt
     return native<Id, EvalError, "eval">(env, "eval", op, c.id, "preparing evaluation", () => {
       if (!rt.bool(r.request, "validate")) throw new Stop(new EvalError({ op, model: c.id, hint: "request validation failed" }))
-      return rt.mutableDictionary()
+      return c.state.kind === "mil" ? rt.mutableDictionary() : nil
     }).pipe(
       Effect.flatMap((opts) =>
-        Effect.async<void, EvalError>((resume) => {
+        Effect.async<void, EvalError | ClosedError>((resume) => {
+          if (r.closed) {
+            rt.release(opts)
+            return resume(Effect.fail(closed(op, c.id)))
+          }
           r.begin()
           holdNode(env)
-          const sel = "evaluateWithQoS:options:request:error:"
-          try {
-            rt.sendErrorAsync(c.state.model, sel, "bool(uint32,id,id,err)", [c.state.qos, opts, r.request], (res) => {
-              rt.release(opts)
-              releaseNode(env)
-              r.end()
-              if (res.ok) return resume(Effect.void)
-              resume(Effect.fail("thrown" in res
-                ? thrownError("eval", op, c.id, "evaluating off the JS thread", res.thrown)
-                : nativeError("eval", op, c.id, sel, res.error)))
-            })
-          } catch (cause) {
+          runCallsAsync(rt, evaluateCalls(c.state, r.request, opts, true), (res, selector) => {
             rt.release(opts)
             releaseNode(env)
             r.end()
-            resume(Effect.fail(thrownError("eval", op, c.id, "evaluating off the JS thread", cause)))
-          }
+            if (res.ok) return resume(Effect.void)
+            resume(Effect.fail("thrown" in res
+              ? thrownError("eval", op, c.id, "evaluating off the JS thread", res.thrown)
+              : nativeError("eval", op, c.id, selector, res.error)))
+          })
         })
-      ),
-      env.asyncPermits.withPermits(1)
+      )
     )
-  })
+  }))
+
+/** The native side of a shared event created by this backend. */
+export interface NativeEventState {
+  readonly event: Id
+  readonly port: number
+  closed: boolean
+}
+
+const nativeEvents = new WeakMap<BackendSharedEvent, NativeEventState>()
+
+/** Records the native object behind a BackendSharedEvent, so shared-event evaluations can find it. */
+export const registerEvent = (event: BackendSharedEvent, state: NativeEventState): void => {
+  nativeEvents.set(event, state)
+}
+
+/**
+ * Shared-event evaluation of a package model's request (§9.2): signal/wait events, a new request over the same
+ * surfaces carrying them, option keys looked up with dlsym (literal fallback), validate, map (YES→NO), evaluate on
+ * a worker thread (a wait event may need the JS thread to signal it), unmap, release. Marks the model so close
+ * skips unmap/unload (§7.7).
+ */
+const evalWithEvents = (
+  env: NativeEnv,
+  c: Compiled,
+  r: RequestState,
+  spec: SharedEventEval
+): Effect.Effect<void, EvalError | ClosedError | SharedEventRequiresPackageError> =>
+  env.asyncPermits.withPermits(1)(Effect.suspend((): Effect.Effect<void, EvalError | ClosedError | SharedEventRequiresPackageError> => {
+    const op = "BackendRequest.evalWithSharedEvents"
+    if (r.closed) return Effect.fail(closed(op, c.id))
+    if (c.state.kind !== "package") return Effect.fail(new SharedEventRequiresPackageError({ op, model: c.id }))
+    const sides = [spec.wait, spec.signal]
+    const states: Array<NativeEventState | undefined> = []
+    for (const side of sides) {
+      if (side === undefined) {
+        states.push(undefined)
+        continue
+      }
+      const state = nativeEvents.get(side.event)
+      if (state === undefined) {
+        return Effect.fail(new EvalError({ op, model: c.id, hint: "the shared event was not created by this hardware backend" }))
+      }
+      if (state.closed) return Effect.fail(new ClosedError({ op, resource: `shared event ${state.port}` }))
+      states.push(state)
+    }
+    const rt = env.rt
+    const m = c.state
+    const held: Array<Id> = []
+    let request: Id = nil
+    let mapped = false
+    let via: MapVia = "client"
+    let cleaned = false
+    const cleanup = () => {
+      if (cleaned) return
+      cleaned = true
+      rt.autoreleasePool(() => {
+        if (mapped) unmapRequest(m, request, via)
+        rt.release(request)
+        for (const o of held) rt.release(o)
+      })
+    }
+    const prepare = native<Id, EvalError, "eval">(env, "eval", op, c.id, "preparing a shared-event evaluation", () => {
+      m.sharedEventUsed = true
+      const signals = rt.mutableArray()
+      held.push(signals)
+      const waits = rt.mutableArray()
+      held.push(waits)
+      const [waitState, signalState] = states
+      if (spec.signal !== undefined && signalState !== undefined) {
+        const symbol = c.layouts.outputs[0]?.symbolIndex ?? 0
+        const signal = rt.id(
+          rt.cls("_ANESharedSignalEvent"), "signalEventWithValue:symbolIndex:eventType:sharedEvent:", "id(uint64,uint32,int64,id)",
+          spec.signal.value, symbol >= 0 ? symbol : 0, 5, signalState.event
+        )
+        if (signal === nil) throw new Stop(new EvalError({ op, model: c.id, hint: "failed to create ANESharedSignalEvent" }))
+        rt.addObject(signals, signal)
+      }
+      if (spec.wait !== undefined && waitState !== undefined) {
+        const wait = rt.id(rt.cls("_ANESharedWaitEvent"), "waitEventWithValue:sharedEvent:", "id(uint64,id)", spec.wait.value, waitState.event)
+        if (wait === nil) throw new Stop(new EvalError({ op, model: c.id, hint: "failed to create ANESharedWaitEvent" }))
+        rt.addObject(waits, wait)
+      }
+      const events = rt.id(rt.cls("_ANESharedEvents"), "sharedEventsWithSignalEvents:waitEvents:", "id(id,id)", signals, waits)
+      if (events === nil) throw new Stop(new EvalError({ op, model: c.id, hint: "failed to create ANESharedEvents" }))
+      held.push(rt.retain(events))
+      const [inArr, inIdx, outArr, outIdx] = r.arrays
+      const txn = rt.numberU64(1n)
+      const created = rt.id(
+        rt.cls("_ANERequest"),
+        "requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:sharedEvents:transactionHandle:",
+        "id(id,id,id,id,id,id,id,id,id)",
+        inArr, inIdx, outArr, outIdx, nil, nil, rt.numberInt(0), events, txn
+      )
+      if (created === nil) throw new Stop(new EvalError({ op, model: c.id, hint: "failed to create request with shared events" }))
+      request = rt.retain(created)
+      if (rt.id(request, "transactionHandle") === nil) rt.send(request, "setTransactionHandle:", "void(id)", txn)
+      const options = rt.mutableDictionary()
+      held.push(options)
+      const flag = (symbol: string, on: boolean | undefined) => {
+        if (!on) return
+        const key = rt.constant(symbol)
+        rt.setObjectForKeyObject(options, key !== nil ? key : rt.nsString(symbol), rt.numberBool(true))
+      }
+      flag("kANEFDisableIOFencesUseSharedEventsKey", spec.options?.disableIoFencesUseSharedEvents)
+      flag("kANEFEnableFWToFWSignal", spec.options?.enableFwToFwSignal)
+      if (!rt.bool(request, "validate")) throw new Stop(new EvalError({ op, model: c.id, hint: "request validation failed" }))
+      const map = mapWithFallback(m, request)
+      if (!map.result.ok) throw new Stop(nativeError("eval", op, c.id, map.selector, failed(map.result)))
+      mapped = true
+      via = map.via
+      return options
+    })
+    const run = (options: Id) =>
+      Effect.async<void, EvalError>((resume) => {
+        r.begin()
+        holdNode(env)
+        // Direct evaluation only when ANE_SHARED_USE_DIRECT is set, as §9.2 step 9 describes.
+        const preferDirect = (process.env["ANE_SHARED_USE_DIRECT"] ?? "") !== ""
+        // Cleanup waits for the native call even when the fiber was interrupted meanwhile.
+        const finish = (error: EvalError | undefined) => {
+          cleanup()
+          releaseNode(env)
+          r.end()
+          resume(error === undefined ? Effect.void : Effect.fail(error))
+        }
+        runCallsAsync(rt, evaluateCalls(m, request, options, preferDirect), (res, selector) => {
+          if (res.ok) return finish(undefined)
+          finish("thrown" in res
+            ? thrownError("eval", op, c.id, "evaluating off the JS thread", res.thrown)
+            : nativeError("eval", op, c.id, selector, res.error))
+        })
+      })
+    return prepare.pipe(
+      Effect.tapErrorCause(() => Effect.sync(cleanup)),
+      Effect.flatMap(run)
+    )
+  }))
 
 const toBackendRequest = (env: NativeEnv, c: Compiled, r: RequestState): BackendRequest => ({
   inputs: r.inputs,
   outputs: r.outputs,
   eval: evalSync(env, c, r, "BackendRequest.eval"),
   evalAsync: evalAsync(env, c, r, "BackendRequest.evalAsync"),
-  evalWithSharedEvents: () =>
-    Effect.suspend((): Effect.Effect<never, ClosedError | SharedEventRequiresPackageError> =>
-      r.closed
-        ? Effect.fail(closed("BackendRequest.evalWithSharedEvents", c.id))
-        : Effect.fail(new SharedEventRequiresPackageError({ op: "BackendRequest.evalWithSharedEvents", model: c.id }))
-    )
+  evalWithSharedEvents: (spec) => evalWithEvents(env, c, r, spec)
 })
 
 const closeRequest = (r: RequestState) => Effect.zipRight(r.drained, Effect.sync(() => r.release()))
 
 /**
- * Compiles, loads and maps in-memory MIL (§4.2) as a scoped model. On failure everything acquired so far is
- * released at once; on success it is released when the scope closes (requests unmapped, model unloaded, objects
- * released, surfaces freed).
+ * Compile path B (§5): `_ANEModel modelAtURL:key:`, then compile, load (one retry) and unload through the client
+ * (`+[_ANEClient sharedConnection]`, else `sharedPrivateConnection`); layouts from the model's attributes.
  */
-export const compileMil = (env: NativeEnv, options: MilCompileOptions) =>
+const packageSteps = (env: NativeEnv, options: PackageCompileOptions, state: ModelState, op: string) =>
+  Effect.gen(function*() {
+    const rt = env.rt
+    const id = options.path
+    const mask = options.perfStatsMask
+    const setMask = () => {
+      if (mask !== 0) rt.send(state.model, "setPerfStatsMask:", "void(uint32)", mask)
+    }
+    const qosSig = "bool(id,id,uint32,err)"
+    const t0 = process.hrtime.bigint()
+    const first = yield* native<{ result: ErrorResult; compileNs: number; t1: bigint }, CompileFailure, "compile">(
+      env, "compile", op, id, "building the package model", () => {
+        state.url = rt.id(rt.id(rt.cls("NSURL"), "alloc"), "initFileURLWithPath:", "id(id)", rt.nsString(options.path))
+        state.key = rt.id(rt.id(rt.cls("NSString"), "alloc"), "initWithString:", "id(id)", rt.nsString(options.modelKey))
+        const model = rt.id(rt.cls("_ANEModel"), "modelAtURL:key:", "id(id,id)", state.url, state.key)
+        if (model === nil) {
+          throw new Stop(new CompileError({ op, model: id, diagnostics: [], hint: `failed to create model from ${options.path}` }))
+        }
+        state.model = rt.retain(model)
+        env.live++
+        state.counted = true
+        setMask()
+        const cls = rt.cls("_ANEClient")
+        let client = rt.id(cls, "sharedConnection")
+        if (client === nil && rt.responds(cls, "sharedPrivateConnection")) client = rt.id(cls, "sharedPrivateConnection")
+        if (client === nil) {
+          throw new Stop(new CompileError({ op, model: id, diagnostics: [], hint: "could not acquire an _ANEClient connection" }))
+        }
+        state.client = rt.retain(client)
+        state.clientMap = true
+        state.directEval = rt.responds(client, DIRECT_EVAL)
+        state.options = rt.mutableDictionary()
+        const compiled = rt.sendError(client, "compileModel:options:qos:error:", qosSig, model, state.options, options.qos)
+        if (!compiled.ok) throw new Stop(nativeError("compile", op, id, "compileModel:options:qos:error:", compiled.error))
+        const t1 = process.hrtime.bigint()
+        setMask()
+        return {
+          result: rt.sendError(client, "loadModel:options:qos:error:", qosSig, model, state.options, options.qos),
+          compileNs: Number(t1 - t0),
+          t1
+        }
+      })
+    let load = first.result
+    if (!load.ok) {
+      yield* Effect.sleep(env.loadRetryMs)
+      load = yield* native<ErrorResult, CompileFailure, "load">(env, "load", op, id, "loading the model", () => {
+        setMask()
+        return rt.sendError(state.client, "loadModel:options:qos:error:", qosSig, state.model, state.options, options.qos)
+      })
+    }
+    if (!load.ok) return yield* nativeError("load", op, id, "loadModel:options:qos:error:", load.error)
+    state.loaded = true
+    const loadNs = ns(first.t1)
+    const layouts = yield* native<NativeLayouts, CompileFailure, "compile">(env, "compile", op, id, "reading model layouts", () => {
+      setMask()
+      const parsed = parseLayouts(rt, rt.id(state.model, "modelAttributes"), op, id)
+      if (parsed instanceof CompileError || parsed instanceof UnsupportedLayoutError) throw new Stop(parsed)
+      return parsed
+    })
+    const stats = CompileStats.make({ compileNs: first.compileNs, loadNs, totalNs: ns(t0) })
+    return { state, id, layouts, stats } satisfies Compiled
+  })
+
+/**
+ * Compiles, loads and maps in-memory MIL (§4.2) or a package (§5) as a scoped model. On failure everything
+ * acquired so far is released at once; on success it is released when the scope closes (requests unmapped, model
+ * unloaded, objects released, surfaces freed).
+ */
+export const compileModel = (env: NativeEnv, options: MilCompileOptions | PackageCompileOptions) =>
   Effect.acquireRelease(
     Effect.suspend(() => {
       const op = "Ane.compile"
-      const state = new ModelState(env, options.qos)
-      return compileSteps(env, options, state, op).pipe(
+      const state = new ModelState(env, options.qos, options._tag)
+      const steps: Effect.Effect<Compiled, CompileFailure> = options._tag === "mil"
+        ? compileSteps(env, options, state, op)
+        : packageSteps(env, options, state, op)
+      return steps.pipe(
         Effect.flatMap((c) => Effect.map(mapOne(env, c, op), (r0) => ({ c, r0 }))),
         Effect.onExit((exit) => (Exit.isFailure(exit) ? Effect.sync(() => state.release()) : Effect.void))
       )
@@ -469,7 +788,7 @@ export const compileMil = (env: NativeEnv, options: MilCompileOptions) =>
       env.compiles++
       return {
         id: c.id,
-        kind: "mil",
+        kind: c.state.kind,
         inputs: c.layouts.inputs.map((t) => t.layout),
         outputs: c.layouts.outputs.map((t) => t.layout),
         stats: c.stats,

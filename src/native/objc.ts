@@ -108,7 +108,12 @@ export class Objc {
   }
 
   constructor(
-    readonly libs: { readonly objc: ReturnType<typeof koffi.load>; readonly cf: ReturnType<typeof koffi.load>; readonly io: ReturnType<typeof koffi.load> },
+    readonly libs: {
+      readonly objc: ReturnType<typeof koffi.load>
+      readonly cf: ReturnType<typeof koffi.load>
+      readonly io: ReturnType<typeof koffi.load>
+      readonly ane: ReturnType<typeof koffi.load>
+    },
     private readonly options: ObjcOptions = {}
   ) {
     const o = libs.objc
@@ -138,6 +143,19 @@ export class Objc {
   /** `objc_getClass`; nil when the class is not registered. */
   cls(name: string): Id {
     return toId(this.getClassFn(name))
+  }
+
+  /**
+   * An exported `NSString *` constant of the AppleNeuralEngine framework (dlsym, then dereference), or nil when the
+   * symbol is missing; its value need not equal its name (errata D1).
+   */
+  constant(name: string): Id {
+    try {
+      const address = toId(this.libs.ane.symbol(name))
+      return address === nil ? nil : toId(koffi.decode(address, "void *"))
+    } catch {
+      return nil
+    }
   }
 
   /** `sel_registerName`, cached per name. */
@@ -312,6 +330,11 @@ export class Objc {
     return this.id(this.cls("NSMutableDictionary"), "new")
   }
 
+  /** `-setObject:forKey:` with an object key. */
+  setObjectForKeyObject(dictionary: Id, key: Id, value: Id): void {
+    this.send(dictionary, "setObject:forKey:", "void(id,id)", value, key)
+  }
+
   /** `-setObject:forKey:` with an NSString key. */
   setObject(dictionary: Id, key: string, value: Id): void {
     this.send(dictionary, "setObject:forKey:", "void(id,id)", value, this.nsString(key))
@@ -416,6 +439,6 @@ export const openObjc = (paths: ObjcPaths, options: ObjcOptions = {}): Objc => {
   load(paths.foundation)
   const cf = load(paths.coreFoundation)
   const io = load(paths.ioSurface)
-  load(paths.ane)
-  return new Objc({ objc, cf, io }, options)
+  const ane = load(paths.ane)
+  return new Objc({ objc, cf, io, ane }, options)
 }

@@ -50,7 +50,10 @@ export interface SimulatorOptions {
   readonly chip?: Chip
   /** Successful compiles allowed per backend instance (the daemon's ~119 per client). */
   readonly compileBudget?: number
-  /** Latency model for evalAsync / shared-event evals; "off" (default for none given: the chip's model). */
+  /**
+   * Latency model of evalAsync and shared-event evals (sync `eval` never waits): "off", or overrides of the chip's
+   * model (dispatch floor + FLOPs / throughput); default: the chip's model.
+   */
   readonly latency?: LatencyOptions | "off"
   /** Native failures to inject. */
   readonly faults?: ReadonlyArray<SimulatedFault>
@@ -274,9 +277,6 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           outputs.push(l)
         }
         const diagnostics = fe.diagnostics
-        for (const d of diagnostics) {
-          if (d.severity !== "info") yield* Effect.logWarning(`${id}: ${d.code}: ${d.message}`)
-        }
 
         const loadFault = fault("load")
         if (loadFault !== undefined) {
@@ -297,7 +297,9 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
             for (let i = 0; i < outVals.length; i++) packSurface(outputs[i]!, outVals[i]!.data, req.outputs[i]!)
             return undefined
           } catch (e) {
-            return new EvalError({ op: "eval", model: id, hint: e instanceof Error ? e.message : String(e), cause: e })
+            const step = p.lastStep()
+            const where = step !== undefined ? `${step.op} at line ${step.line}: ` : ""
+            return new EvalError({ op: "eval", model: id, hint: where + (e instanceof Error ? e.message : String(e)), cause: e })
           }
         }
         const evalNow = (req: Request, op: string): Effect.Effect<void, EvalError | ClosedError> =>

@@ -3,7 +3,7 @@
  * ("error": they fail the compile, as the engine would; "warn": demoted to warnings and reported; "off": dropped).
  */
 import type { Program } from "../mil/ast.js"
-import { parse } from "../mil/parser.js"
+import { analyze } from "../mil/analyze.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import type { Chip } from "./layout.js"
 
@@ -27,10 +27,10 @@ export const applyRules = (diagnostics: ReadonlyArray<Diagnostic>, rules: Rules)
   return out
 }
 
-/** Parses (and, where the checker is available, checks) MIL text. */
+/** Parses, type-checks and ANE-validates MIL text (src/mil/analyze.ts), rules applied. */
 export const frontEnd = (text: string, options: { readonly file?: string; readonly chip: Chip; readonly rules: Rules }): FrontEnd => {
-  const parsed = parse(text, options.file !== undefined ? { file: options.file } : {})
-  return { program: parsed.program, diagnostics: applyRules(parsed.diagnostics, options.rules) }
+  const r = analyze(text, { ...(options.file !== undefined ? { file: options.file } : {}), chip: options.chip, rules: options.rules })
+  return { program: r.program, diagnostics: applyRules(r.diagnostics, options.rules) }
 }
 
 /** True when any diagnostic is an error. */

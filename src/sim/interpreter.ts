@@ -3,7 +3,7 @@
  * and constexpr chains are folded, and each remaining op becomes a closure over preallocated buffers, so an
  * evaluation is a straight run of closures that allocates nothing.
  */
-import type { Binding, Literal, MilFunction, NamedValue, Operation, Program, TypeExpr, Value } from "../mil/ast.js"
+import type { Binding, Literal, MilFunction, NamedValue, Program, TypeExpr, Value } from "../mil/ast.js"
 import { decodeBlob, readBlobAt } from "../mil/blob.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { InvalidArgumentError } from "../schema/errors.js"
@@ -43,6 +43,8 @@ export interface Plan {
   readonly bufferBytes: number
   /** Resets state-typed inputs to zero. */
   readonly resetState: () => void
+  /** The op (name and line) of the step that ran last: the one that threw, after a failed `run`. */
+  readonly lastStep: () => { readonly op: string; readonly line: number } | undefined
 }
 
 /** How the planner resolves BLOBFILE paths and rounds. */
@@ -397,13 +399,18 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
   )
   const runSteps = steps.map((s) => s.run)
   const n = runSteps.length
+  let at = -1
   return {
     functionName: fn.name,
     inputs,
     outputs,
     run: () => {
-      for (let i = 0; i < n; i++) runSteps[i]!()
+      for (let i = 0; i < n; i++) {
+        at = i
+        runSteps[i]!()
+      }
     },
+    lastStep: () => steps[at],
     flops,
     opCount,
     stepCount: n,

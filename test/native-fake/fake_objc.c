@@ -12,19 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 typedef uint64_t u64;
 
 enum Kind {
   K_NSString, K_NSNumber, K_NSArray, K_NSMutableArray, K_NSDictionary, K_NSMutableDictionary, K_NSData, K_NSError,
   K_ANEDeviceInfo, K_ANEInMemoryModelDescriptor, K_ANEInMemoryModel, K_ANEModel, K_ANEClient, K_ANERequest,
-  K_ANEIOSurfaceObject, K_IOSurface, K_COUNT
+  K_ANEIOSurfaceObject, K_IOSurface, K_IOSurfaceSharedEvent, K_NSURL, K_ANESharedSignalEvent, K_ANESharedWaitEvent,
+  K_ANESharedEvents, K_COUNT
 };
 
 static const char *const NAMES[K_COUNT] = {
   "NSString", "NSNumber", "NSArray", "NSMutableArray", "NSDictionary", "NSMutableDictionary", "NSData", "NSError",
   "_ANEDeviceInfo", "_ANEInMemoryModelDescriptor", "_ANEInMemoryModel", "_ANEModel", "_ANEClient", "_ANERequest",
-  "_ANEIOSurfaceObject", "IOSurface"
+  "_ANEIOSurfaceObject", "IOSurface", "IOSurfaceSharedEvent", "NSURL", "_ANESharedSignalEvent", "_ANESharedWaitEvent",
+  "_ANESharedEvents"
 };
 
 #define MAGIC_CLASS 0xC1A55u
@@ -44,7 +47,7 @@ struct Obj {
   size_t n, cap;
   unsigned char *bytes;    /* NSData, IOSurface */
   size_t len;
-  Obj *a, *b, *c, *d, *e;  /* related objects, retained */
+  Obj *a, *b, *c, *d, *e, *f;  /* related objects, retained */
   int64_t code;            /* NSError code */
   u64 mask;                /* perfStatsMask */
   int compiled, loaded, mapped;
@@ -53,11 +56,15 @@ struct Obj {
 
 static Obj CLASSES[K_COUNT];
 static pthread_mutex_t LOCK = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t SIGNALED = PTHREAD_COND_INITIALIZER;
+static unsigned next_port = 0x1000;
 static long live = 0, rejected = 0, orphans = 0, sig_mismatches = 0;
 static char last_rejection[512];
 static char *logbuf = NULL;
 static size_t loglen = 0, logcap = 0;
 static Obj *attributes = NULL;
+static int client_path = 1; /* whether in-memory models expose -sharedConnection */
+static Obj the_client;
 typedef int (*EvalCallback)(const char *hex, int nin, void **inputs, int nout, void **outputs);
 static EvalCallback eval_cb = NULL;
 
@@ -116,7 +123,7 @@ static void dealloc(Obj *o) {
   free(o->keys);
   free(o->str);
   free(o->bytes);
-  release(o->a); release(o->b); release(o->c); release(o->d); release(o->e);
+  release(o->a); release(o->b); release(o->c); release(o->d); release(o->e); release(o->f);
   o->magic = 0;
   free(o);
   live--;
@@ -268,6 +275,18 @@ static const char *const SIGS[][2] = {
   {"intValue", "int32()"}, {"unsignedLongLongValue", "uint64()"}, {"integerValue", "int64()"},
   {"stringWithUTF8String:", "id(str)"}, {"initWithString:", "id(id)"},
   {"localizedDescription", "id()"}, {"domain", "id()"}, {"code", "int64()"},
+  {"eventPort", "uint32()"}, {"signaledValue", "uint64()"}, {"setSignaledValue:", "void(uint64)"},
+  {"waitUntilSignaledValue:timeoutMS:", "bool(uint64,uint64)"},
+  {"initFileURLWithPath:", "id(id)"}, {"modelAtURL:key:", "id(id,id)"},
+  {"compileModel:options:qos:error:", "bool(id,id,uint32,err)"}, {"loadModel:options:qos:error:", "bool(id,id,uint32,err)"},
+  {"unloadModel:options:qos:error:", "bool(id,id,uint32,err)"},
+  {"mapIOSurfacesWithModel:request:cacheInference:error:", "bool(id,id,bool,err)"},
+  {"unmapIOSurfacesWithModel:request:", "void(id,id)"},
+  {"evaluateWithModel:options:request:qos:error:", "bool(id,id,id,uint32,err)"},
+  {"doEvaluateDirectWithModel:options:request:qos:error:", "bool(id,id,id,uint32,err)"},
+  {"signalEventWithValue:symbolIndex:eventType:sharedEvent:", "id(uint64,uint32,int64,id)"},
+  {"waitEventWithValue:sharedEvent:", "id(uint64,id)"},
+  {"sharedEventsWithSignalEvents:waitEvents:", "id(id,id)"},
 };
 #define NSIGS (sizeof SIGS / sizeof SIGS[0])
 
@@ -339,6 +358,61 @@ static int model_dir_ready(const char *hex) {
 static int is_dict(Obj *o) { return is_obj(o) && (o->kind == K_NSDictionary || o->kind == K_NSMutableDictionary); }
 static int is_array(Obj *o) { return is_obj(o) && (o->kind == K_NSArray || o->kind == K_NSMutableArray); }
 
+/* Waits until `ev` reaches `value` (lock held; released while waiting); 0 on a 5 s timeout. */
+static int wait_event(Obj *ev, u64 value) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 5;
+  while (ev->mask < value) {
+    if (pthread_cond_timedwait(&SIGNALED, &LOCK, &deadline) != 0) break;
+  }
+  return ev->mask >= value;
+}
+
+/* Evaluates a mapped request of `model`: shared-event waits, the JS callback (or a byte copy), shared-event signals. */
+static u64 do_eval(Obj *model, Obj *r, u64 slot) {
+  if (!is_obj(model) || !is_obj(r) || r->kind != K_ANERequest || !r->mapped) return fail_with(S_EVAL, slot, "request not mapped");
+  if (stage_fails(S_EVAL)) return fail_with(S_EVAL, slot, "evaluation failed");
+  Obj *events = r->f;
+  if (events != NULL) {
+    for (size_t i = 0; i < events->b->n; i++) {
+      Obj *w = events->b->items[i];
+      if (!wait_event(w->a, w->mask)) return fail_with(S_EVAL, slot, "shared-event wait timed out");
+    }
+  }
+  int nin = (int)r->a->n, nout = (int)r->c->n;
+  void **ins = calloc(nin + 1, sizeof(void *)), **outs = calloc(nout + 1, sizeof(void *));
+  for (int i = 0; i < nin; i++) ins[i] = r->a->items[i]->a->bytes;
+  for (int i = 0; i < nout; i++) outs[i] = r->c->items[i]->a->bytes;
+  EvalCallback cb = eval_cb;
+  int status = 0;
+  if (cb != NULL) {
+    /* The callback runs JS; it must not hold the lock (it may send messages itself). */
+    char hex[17];
+    memcpy(hex, model->hex, sizeof hex);
+    pthread_mutex_unlock(&LOCK);
+    status = cb(hex, nin, ins, nout, outs);
+    pthread_mutex_lock(&LOCK);
+  } else {
+    /* Without a callback: output[i] is a byte copy of input[min(i, nin-1)]. */
+    for (int i = 0; i < nout && nin > 0; i++) {
+      Obj *src = r->a->items[i < nin ? i : nin - 1]->a, *dst = r->c->items[i]->a;
+      memcpy(dst->bytes, src->bytes, src->len < dst->len ? src->len : dst->len);
+    }
+  }
+  free(ins);
+  free(outs);
+  if (status != 0) return fail_with(S_EVAL, slot, "evaluation callback reported failure");
+  if (events != NULL) {
+    for (size_t i = 0; i < events->a->n; i++) {
+      Obj *sg = events->a->items[i];
+      if (sg->a->mask < sg->mask) sg->a->mask = sg->mask;
+    }
+    pthread_cond_broadcast(&SIGNALED);
+  }
+  return 1;
+}
+
 #define ON(name) if (strcmp(s, name) == 0 && !(dry && (found = 1)))
 
 /* Handles one message; returns 1 when (receiver kind, selector) is implemented. With dry set, only answers that. */
@@ -384,7 +458,75 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         ON("new") { *ret = (u64)mk(K_NSMutableArray); return 1; }
         break;
       case K_ANEClient:
-        ON("sharedConnection") { *ret = 0; return 1; }
+        ON("sharedConnection") {
+          /* One process-wide client that is never freed (not counted as live). */
+          the_client.magic = MAGIC_OBJ;
+          the_client.kind = K_ANEClient;
+          the_client.rc = 1 << 30;
+          *ret = (u64)&the_client;
+          return 1;
+        }
+        break;
+      case K_NSURL:
+        ON("alloc") { Obj *o = mk(K_NSURL); o->initialised = 0; *ret = (u64)o; return 1; }
+        break;
+      case K_ANEModel:
+        ON("modelAtURL:key:") {
+          Obj *url = (Obj *)a[0], *key = (Obj *)a[1];
+          struct stat st;
+          if (!is_obj(url) || url->kind != K_NSURL || !is_obj(key) || key->kind != K_NSString || stat(url->str, &st) != 0) {
+            *ret = 0;
+            return 1;
+          }
+          Obj *m = mk(K_ANEModel);
+          m->c = retain(key);
+          u64 h = 1469598103934665603ULL;
+          for (const char *p = url->str; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+          snprintf(m->hex, sizeof m->hex, "%016llx", (unsigned long long)h);
+          *ret = (u64)autorelease(m);
+          return 1;
+        }
+        break;
+      case K_ANESharedSignalEvent:
+        ON("signalEventWithValue:symbolIndex:eventType:sharedEvent:") {
+          Obj *ev = (Obj *)a[3];
+          if (!is_obj(ev) || ev->kind != K_IOSurfaceSharedEvent || (int64_t)a[2] != 5) { *ret = 0; return 1; }
+          Obj *o = mk(K_ANESharedSignalEvent);
+          o->mask = a[0];
+          o->code = (uint32_t)a[1];
+          o->a = retain(ev);
+          *ret = (u64)autorelease(o);
+          return 1;
+        }
+        break;
+      case K_ANESharedWaitEvent:
+        ON("waitEventWithValue:sharedEvent:") {
+          Obj *ev = (Obj *)a[1];
+          if (!is_obj(ev) || ev->kind != K_IOSurfaceSharedEvent) { *ret = 0; return 1; }
+          Obj *o = mk(K_ANESharedWaitEvent);
+          o->mask = a[0];
+          o->a = retain(ev);
+          *ret = (u64)autorelease(o);
+          return 1;
+        }
+        break;
+      case K_ANESharedEvents:
+        ON("sharedEventsWithSignalEvents:waitEvents:") {
+          if (!is_array((Obj *)a[0]) || !is_array((Obj *)a[1])) { *ret = 0; return 1; }
+          Obj *o = mk(K_ANESharedEvents);
+          o->a = retain((Obj *)a[0]);
+          o->b = retain((Obj *)a[1]);
+          *ret = (u64)autorelease(o);
+          return 1;
+        }
+        break;
+      case K_IOSurfaceSharedEvent:
+        ON("new") {
+          Obj *e = mk(K_IOSurfaceSharedEvent);
+          e->code = next_port++;
+          *ret = (u64)e;
+          return 1;
+        }
         break;
       case K_ANEInMemoryModelDescriptor:
         ON("modelWithMILText:weights:optionsPlist:") {
@@ -435,12 +577,25 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
             *ret = 0;
             return 1;
           }
+          /* Logs the symbol indices the request carries, e.g. "request in=1,0 out=0". */
+          char idx[160] = "request in=";
+          for (int side = 1; side <= 3; side += 2) {
+            Obj *arr = (Obj *)a[side];
+            if (side == 3) strncat(idx, " out=", sizeof idx - strlen(idx) - 1);
+            for (size_t i = 0; i < arr->n; i++) {
+              char one[24];
+              snprintf(one, sizeof one, i ? ",%lld" : "%lld", is_obj(arr->items[i]) ? (long long)arr->items[i]->num : -1LL);
+              strncat(idx, one, sizeof idx - strlen(idx) - 1);
+            }
+          }
+          log_line("%s", idx);
           Obj *r = mk(K_ANERequest);
           r->a = retain((Obj *)a[0]);
           r->b = retain((Obj *)a[1]);
           r->c = retain((Obj *)a[2]);
           r->d = retain((Obj *)a[3]);
           r->e = retain((Obj *)a[8]);
+          if (is_obj((Obj *)a[7])) r->f = retain((Obj *)a[7]);
           *ret = (u64)autorelease(r);
           return 1;
         }
@@ -543,17 +698,29 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         if (self->b == NULL) {
           self->b = mk(K_ANEModel);
           self->b->a = retain(attributes);
+          memcpy(self->b->hex, self->hex, sizeof self->hex);
         }
+        self->b->loaded = 1;
         *ret = 1;
         return 1;
       }
       ON("unloadWithQoS:error:") {
-        if (self->mapped) { *ret = fail_with(S_LOAD, a[1], "unload while mapped"); return 1; }
+        if (self->mapped || (self->b && self->b->mapped)) { *ret = fail_with(S_LOAD, a[1], "unload while mapped"); return 1; }
         self->loaded = 0;
+        if (self->b) self->b->loaded = 0;
         *ret = 1;
         return 1;
       }
       ON("model") { *ret = (u64)self->b; return 1; }
+      if (client_path) {
+        ON("sharedConnection") {
+          the_client.magic = MAGIC_OBJ;
+          the_client.kind = K_ANEClient;
+          the_client.rc = 1 << 30;
+          *ret = (u64)&the_client;
+          return 1;
+        }
+      }
       ON("mapIOSurfacesWithRequest:cacheInference:error:") {
         Obj *r = (Obj *)a[0];
         if (!self->loaded || !is_obj(r) || r->kind != K_ANERequest) {
@@ -575,35 +742,104 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         return 1;
       }
       ON("evaluateWithQoS:options:request:error:") {
-        Obj *r = (Obj *)a[2];
-        if (!is_obj(r) || r->kind != K_ANERequest || !r->mapped || !is_dict((Obj *)a[1])) {
-          *ret = fail_with(S_EVAL, a[3], "request not mapped");
+        if (!is_dict((Obj *)a[1])) { *ret = fail_with(S_EVAL, a[3], "options must be a dictionary"); return 1; }
+        *ret = do_eval(self, (Obj *)a[2], a[3]);
+        return 1;
+      }
+      break;
+    case K_ANEClient:
+      ON("compileModel:options:qos:error:") {
+        Obj *m = (Obj *)a[0];
+        if (!is_obj(m) || m->kind != K_ANEModel) { *ret = fail_with(S_COMPILE, a[3], "not a model"); return 1; }
+        if (stage_fails(S_COMPILE)) { *ret = fail_with(S_COMPILE, a[3], "compilation failed"); return 1; }
+        m->compiled = 1;
+        *ret = 1;
+        return 1;
+      }
+      ON("loadModel:options:qos:error:") {
+        Obj *m = (Obj *)a[0];
+        if (!is_obj(m) || m->kind != K_ANEModel || !m->compiled) { *ret = fail_with(S_LOAD, a[3], "not compiled"); return 1; }
+        if (stage_fails(S_LOAD)) { *ret = fail_with(S_LOAD, a[3], "load failed"); return 1; }
+        m->loaded = 1;
+        m->mask = 0;
+        if (m->a == NULL) m->a = retain(attributes);
+        *ret = 1;
+        return 1;
+      }
+      ON("unloadModel:options:qos:error:") {
+        Obj *m = (Obj *)a[0];
+        if (!is_obj(m) || m->mapped) { *ret = fail_with(S_LOAD, a[3], "unload while mapped"); return 1; }
+        m->loaded = 0;
+        *ret = 1;
+        return 1;
+      }
+      ON("mapIOSurfacesWithModel:request:cacheInference:error:") {
+        Obj *m = (Obj *)a[0], *r = (Obj *)a[1];
+        if (!is_obj(m) || !m->loaded || !is_obj(r) || r->kind != K_ANERequest) {
+          *ret = fail_with(S_MAP, a[3], "bad request or model not loaded");
           return 1;
         }
-        if (stage_fails(S_EVAL)) { *ret = fail_with(S_EVAL, a[3], "evaluation failed"); return 1; }
-        int nin = (int)r->a->n, nout = (int)r->c->n;
-        void **ins = calloc(nin + 1, sizeof(void *)), **outs = calloc(nout + 1, sizeof(void *));
-        for (int i = 0; i < nin; i++) ins[i] = r->a->items[i]->a->bytes;
-        for (int i = 0; i < nout; i++) outs[i] = r->c->items[i]->a->bytes;
-        EvalCallback cb = eval_cb;
-        int status = 0;
-        if (cb != NULL) {
-          /* The callback runs JS; it must not hold the lock (it may send messages itself). */
-          pthread_mutex_unlock(&LOCK);
-          status = cb(self->hex, nin, ins, nout, outs);
-          pthread_mutex_lock(&LOCK);
-        } else {
-          /* Without a callback: output[i] is a byte copy of input[min(i, nin-1)]. */
-          for (int i = 0; i < nout && nin > 0; i++) {
-            Obj *src = r->a->items[i < nin ? i : nin - 1]->a, *dst = r->c->items[i]->a;
-            size_t n = src->len < dst->len ? src->len : dst->len;
-            memcpy(dst->bytes, src->bytes, n);
-          }
-        }
-        free(ins);
-        free(outs);
-        if (status != 0) { *ret = fail_with(S_EVAL, a[3], "evaluation callback reported failure"); return 1; }
+        if (stage_fails(S_MAP)) { *ret = fail_with(S_MAP, a[3], "map failed"); return 1; }
+        m->mapped++;
+        r->mapped = 1;
         *ret = 1;
+        return 1;
+      }
+      ON("unmapIOSurfacesWithModel:request:") {
+        Obj *m = (Obj *)a[0], *r = (Obj *)a[1];
+        if (is_obj(m) && is_obj(r) && r->mapped) {
+          r->mapped = 0;
+          m->mapped--;
+        }
+        return 1;
+      }
+      ON("doEvaluateDirectWithModel:options:request:qos:error:") {
+        *ret = do_eval((Obj *)a[0], (Obj *)a[2], a[4]);
+        return 1;
+      }
+      ON("evaluateWithModel:options:request:qos:error:") {
+        Obj *o = (Obj *)a[1];
+        if (is_dict(o)) {
+          char keys[200] = "options";
+          for (size_t i = 0; i < o->n; i++) {
+            strncat(keys, i ? "," : " ", sizeof keys - strlen(keys) - 1);
+            strncat(keys, o->keys[i]->str, sizeof keys - strlen(keys) - 1);
+          }
+          log_line("%s", keys);
+        }
+        *ret = do_eval((Obj *)a[0], (Obj *)a[2], a[4]);
+        return 1;
+      }
+      break;
+    case K_NSURL:
+      ON("initFileURLWithPath:") {
+        Obj *p = (Obj *)a[0];
+        self->str = strdup(is_obj(p) && p->kind == K_NSString ? p->str : "");
+        self->initialised = 1;
+        *ret = (u64)self;
+        return 1;
+      }
+      break;
+    case K_IOSurfaceSharedEvent:
+      ON("eventPort") { *ret = (u64)self->code; return 1; }
+      ON("signaledValue") { *ret = self->mask; return 1; }
+      ON("setSignaledValue:") {
+        self->mask = a[0];
+        pthread_cond_broadcast(&SIGNALED);
+        return 1;
+      }
+      ON("waitUntilSignaledValue:timeoutMS:") {
+        /* Blocks this thread (the caller's worker) with the lock released until the value is reached or timeout. */
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        u64 ms = a[1] > 86400000ULL ? 86400000ULL : a[1];
+        deadline.tv_sec += (time_t)(ms / 1000);
+        deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+        while (self->mask < a[0]) {
+          if (pthread_cond_timedwait(&SIGNALED, &LOCK, &deadline) != 0) break;
+        }
+        *ret = self->mask >= a[0];
         return 1;
       }
       break;
@@ -731,6 +967,18 @@ void *IOSurfaceGetBaseAddress(void *sf) { return is_obj(sf) ? ((Obj *)sf)->bytes
 
 uint64_t IOSurfaceGetAllocSize(void *sf) { return is_obj(sf) ? ((Obj *)sf)->len : 0; }
 
+/* ---- exported constants (the engine's option keys are NSString globals looked up with dlsym) ---- */
+
+void *kANEFDisableIOFencesUseSharedEventsKey = NULL;
+void *kANEFEnableFWToFWSignal = NULL;
+
+__attribute__((constructor)) static void init_constants(void) {
+  /* Values differ from the symbol names on purpose: tests see whether the key came from the symbol. */
+  kANEFDisableIOFencesUseSharedEventsKey = str_new("fake.DisableIOFencesUseSharedEvents");
+  kANEFEnableFWToFWSignal = str_new("fake.EnableFWToFWSignal");
+  live -= 2; /* process-lifetime constants are not counted */
+}
+
 /* ---- test controls ---- */
 
 /* Clears the log, the counters and the injected failures (live objects are not touched). */
@@ -770,6 +1018,9 @@ void fake_set_attributes(void *dict) {
 }
 
 void fake_set_eval_callback(EvalCallback cb) { eval_cb = cb; }
+
+/* Whether in-memory models answer -sharedConnection (the client path of spec §7.4/§7.5); on by default. */
+void fake_set_client_path(int on) { client_path = on; }
 
 const char *fake_log(void) { return logbuf ? logbuf : ""; }
 long fake_live(void) { return live; }

@@ -1,12 +1,13 @@
-import { existsSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { tmpdir } from "node:os"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import koffi from "koffi"
 import * as NativeBackend from "../../src/native/NativeBackend.js"
 import { Backend, type BackendModel } from "../../src/services/Backend.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
+import { SharedEventEvalOptions } from "../../src/schema/SharedEventEvalOptions.js"
 import type { TensorLayout } from "../../src/schema/TensorLayout.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { packSurface, type SurfaceViews, unpackSurface } from "../../src/sim/layout.js"
@@ -81,7 +82,13 @@ const clean = () =>
   })
 
 describe("NativeBackend over the fake runtime", () => {
-  it.scoped("probes _ANEDeviceInfo, gating the selectors the class does not answer", () =>
+  const packageDir = () =>
+    Effect.acquireRelease(
+      Effect.sync(() => mkdtempSync(join(tmpdir(), "effect-ane-pkg-"))),
+      (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+    )
+
+  it.scopedLive("probes _ANEDeviceInfo, gating the selectors the class does not answer", () =>
     Effect.gen(function*() {
       const backend = yield* Backend
       const info = yield* backend.probe
@@ -93,11 +100,12 @@ describe("NativeBackend over the fake runtime", () => {
       expect(backend.kind).toBe("hardware")
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("compile → write → eval → read → evalAsync → close follows the spec's call order and frees everything", () =>
+  it.scopedLive("compile → write → eval → read → evalAsync → close follows the spec's call order and frees everything", () =>
     Effect.gen(function*() {
       const { evals } = yield* engineFor(text)
       const backend = yield* Backend
       const liveBefore = fake.live()
+      const orphansBefore = fake.orphans()
       fake.reset()
       const input = pattern(4 * 32, 3)
       yield* Effect.scoped(Effect.gen(function*() {
@@ -141,12 +149,12 @@ describe("NativeBackend over the fake runtime", () => {
         "-_ANEInMemoryModel unloadWithQoS:error:"
       ])
       expect(fake.live()).toBe(liveBefore)
-      expect(fake.orphans()).toBe(0)
+      expect(fake.orphans()).toBe(orphansBefore)
       yield* clean()
       expect(yield* backend.compileCount).toBe(1)
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("passes weights as a dictionary of {offset, data} and writes them beside model.mil", () =>
+  it.scopedLive("passes weights as a dictionary of {offset, data} and writes them beside model.mil", () =>
     Effect.gen(function*() {
       yield* engineFor(text)
       const backend = yield* Backend
@@ -168,7 +176,7 @@ describe("NativeBackend over the fake runtime", () => {
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("re-sets perfStatsMask after compile and after load, on the wrapper and the inner model", () =>
+  it.scopedLive("re-sets perfStatsMask after compile and after load, on the wrapper and the inner model", () =>
     Effect.gen(function*() {
       yield* engineFor(text)
       const backend = yield* Backend
@@ -184,7 +192,7 @@ describe("NativeBackend over the fake runtime", () => {
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("retries a failed load once and a failed map with cacheInference NO", () =>
+  it.scopedLive("retries a failed load once and a failed map with cacheInference NO", () =>
     Effect.gen(function*() {
       yield* engineFor(text)
       const backend = yield* Backend
@@ -212,7 +220,7 @@ describe("NativeBackend over the fake runtime", () => {
     { stage: "map", count: 2, tag: "MapError", native: true }
   ]
   for (const f of failures) {
-    it.scoped(`a ${f.stage} failure is a ${f.tag} and releases everything acquired`, () =>
+    it.scopedLive(`a ${f.stage} failure is a ${f.tag} and releases everything acquired`, () =>
       Effect.gen(function*() {
         yield* engineFor(text)
         const backend = yield* Backend
@@ -232,7 +240,25 @@ describe("NativeBackend over the fake runtime", () => {
       }).pipe(Effect.provide(layerWith())))
   }
 
-  it.scoped("a failed evaluation is an EvalError with the NSError's domain and code, sync and async", () =>
+  for (const f of [{ stage: "compile", count: 1, tag: "CompileError" }, { stage: "load", count: 2, tag: "ModelLoadError" }, { stage: "map", count: 2, tag: "MapError" }] as const) {
+    it.scopedLive(`a package ${f.stage} failure is a ${f.tag} and releases everything acquired`, () =>
+      Effect.gen(function*() {
+        yield* engineFor(text)
+        const path = yield* packageDir()
+        const backend = yield* Backend
+        const before = fake.live()
+        fake.reset()
+        fake.fail(f.stage, 1, f.count, 7)
+        const error = yield* Effect.flip(Effect.scoped(backend.compile(CompileOptions.package({ path }))))
+        expect(error._tag).toBe(f.tag)
+        if ("code" in error) expect(error.code).toBe(7)
+        expect(fake.log().some((l) => l.endsWith("unloadModel:options:qos:error:"))).toBe(f.stage === "map")
+        expect(fake.live()).toBe(before)
+        yield* clean()
+      }).pipe(Effect.provide(layerWith())))
+  }
+
+  it.scopedLive("a failed evaluation is an EvalError with the NSError's domain and code, sync and async", () =>
     Effect.gen(function*() {
       yield* engineFor(text)
       const backend = yield* Backend
@@ -251,13 +277,31 @@ describe("NativeBackend over the fake runtime", () => {
         // The model still works after a failed evaluation.
         yield* model.request.eval
       }))
-      // The async NSError was autoreleased on a worker thread with no pool of ours: that one object is leaked.
+      // The async NSError was autoreleased on a worker thread with no pool of ours: it stays alive, with its
+      // domain and description strings (3 objects); everything else is freed.
       expect(fake.orphans() - orphansBefore).toBe(1)
-      expect(fake.live()).toBe(before + 1)
+      expect(fake.live()).toBe(before + 3)
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("maps extra requests with their own surfaces and unmaps them with their scope", () =>
+  it.scopedLive("an interrupted evalAsync is abandoned; closing waits for the native call before freeing the surfaces", () =>
+    Effect.gen(function*() {
+      const { evals } = yield* engineFor(text)
+      const backend = yield* Backend
+      const before = fake.live()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* backend.compile(options)
+        const fiber = yield* Effect.fork(model.request.evalAsync)
+        yield* Effect.yieldNow()
+        yield* Fiber.interrupt(fiber)
+      }))
+      // The evaluation still ran to completion (its callback fired) before the model was released.
+      expect(evals()).toBe(1)
+      expect(fake.live()).toBe(before)
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scopedLive("maps extra requests with their own surfaces and unmaps them with their scope", () =>
     Effect.gen(function*() {
       yield* engineFor(text)
       const backend = yield* Backend
@@ -278,7 +322,7 @@ describe("NativeBackend over the fake runtime", () => {
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("use after close is a ClosedError; shared events are refused for MIL models", () =>
+  it.scopedLive("use after close is a ClosedError; shared events are refused for MIL models", () =>
     Effect.gen(function*() {
       yield* engineFor(text)
       const backend = yield* Backend
@@ -287,14 +331,17 @@ describe("NativeBackend over the fake runtime", () => {
       const refused = yield* Effect.flip(model.request.evalWithSharedEvents({}))
       expect(refused._tag).toBe("SharedEventRequiresPackageError")
       yield* Scope.close(scope, Exit.void)
-      for (const e of [model.request.eval, model.request.evalAsync, Effect.scoped(model.mapRequest)]) {
+      const uses: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>> = [
+        model.request.eval, model.request.evalAsync, Effect.scoped(model.mapRequest)
+      ]
+      for (const e of uses) {
         const error = yield* Effect.flip(e)
         expect(error._tag).toBe("ClosedError")
       }
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("refuses compiles past the budget with CompileBudgetExhaustedError", () =>
+  it.scopedLive("refuses compiles past the budget with CompileBudgetExhaustedError", () =>
     Effect.gen(function*() {
       yield* engineFor(text)
       const backend = yield* Backend
@@ -305,19 +352,97 @@ describe("NativeBackend over the fake runtime", () => {
       expect(yield* backend.compileCount).toBe(1)
     }).pipe(Effect.provide(layerWith({ compileLimit: 1 }))))
 
-  it.scoped("bad options and package models fail typed, before any native call", () =>
+  it.scopedLive("bad options fail typed before any native call; a missing package is a CompileError", () =>
     Effect.gen(function*() {
       const backend = yield* Backend
+      const before = fake.live()
       fake.reset()
       const bad = yield* Effect.flip(Effect.scoped(backend.compile(CompileOptions.mil({ text, qos: 99 }))))
       expect(bad._tag).toBe("InvalidArgumentError")
-      const pkg = yield* Effect.flip(Effect.scoped(backend.compile(CompileOptions.package({ path: "/x.mlmodelc" }))))
-      expect(pkg._tag).toBe("CompileError")
-      expect(pkg.message).toContain("not implemented")
       expect(protocol()).toEqual([])
+      const pkg = yield* Effect.flip(Effect.scoped(backend.compile(CompileOptions.package({ path: "/nonexistent/x.mlmodelc" }))))
+      expect(pkg._tag).toBe("CompileError")
+      expect(pkg.message).toContain("failed to create model from /nonexistent/x.mlmodelc")
+      expect(fake.live()).toBe(before)
+      yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("standalone surfaces are zero-copy, sized as asked, and freed with their scope", () =>
+  it.scopedLive("compiles a package through _ANEClient and evaluates it with nil options", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      const path = yield* packageDir()
+      const backend = yield* Backend
+      const before = fake.live()
+      fake.reset()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* backend.compile(CompileOptions.package({ path }))
+        expect([model.id, model.kind]).toEqual([path, "package"])
+        writeF32(model.inputs[0]!, model.request.inputs[0]!, pattern(128, 5))
+        yield* model.request.eval
+        expect(Array.from(readF32(model.outputs[0]!, model.request.outputs[0]!))).toEqual(Array.from(pattern(128, 5), (x) => 2 * x))
+      }))
+      expect(protocol()).toEqual([
+        "+_ANEModel modelAtURL:key:",
+        "+_ANEClient sharedConnection",
+        "-_ANEClient compileModel:options:qos:error:",
+        "-_ANEClient loadModel:options:qos:error:",
+        "-_ANEModel modelAttributes",
+        "IOSurfaceCreate",
+        "+_ANEIOSurfaceObject objectWithIOSurface:",
+        "IOSurfaceCreate",
+        "+_ANEIOSurfaceObject objectWithIOSurface:",
+        "+_ANERequest requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:sharedEvents:transactionHandle:",
+        "-_ANERequest transactionHandle",
+        "-_ANEClient mapIOSurfacesWithModel:request:cacheInference:error:",
+        "-_ANERequest validate",
+        "-_ANEClient evaluateWithModel:options:request:qos:error:",
+        "-_ANEClient unmapIOSurfacesWithModel:request:",
+        "-_ANEClient unloadModel:options:qos:error:"
+      ])
+      expect(fake.log().slice(0, 5)).toEqual([
+        "+NSURL alloc", "+NSString stringWithUTF8String:", "-NSURL initFileURLWithPath:", "+NSString alloc", "+NSString stringWithUTF8String:"
+      ])
+      expect(fake.live()).toBe(before)
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scopedLive("package shared-event evaluation signals and waits through IOSurfaceSharedEvent, then skips unmap/unload", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      const path = yield* packageDir()
+      const backend = yield* Backend
+      const before = fake.live()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const event = yield* backend.createSharedEvent
+        const model = yield* backend.compile(CompileOptions.package({ path }))
+        fake.reset()
+        writeF32(model.inputs[0]!, model.request.inputs[0]!, pattern(128, 2))
+        yield* model.request.evalWithSharedEvents({
+          signal: { event, value: 5n },
+          options: new SharedEventEvalOptions({ disableIoFencesUseSharedEvents: true })
+        })
+        expect(yield* event.signaledValue).toBe(5n)
+        expect(Array.from(readF32(model.outputs[0]!, model.request.outputs[0]!))).toEqual(Array.from(pattern(128, 2), (x) => 2 * x))
+        // The option key is the framework's exported constant, not the literal symbol name.
+        expect(fake.log()).toContain("options fake.DisableIOFencesUseSharedEvents")
+        // A wait event blocks the evaluation (on a worker thread) until the CPU signals.
+        const waiting = yield* Effect.fork(model.request.evalWithSharedEvents({ wait: { event, value: 7n }, signal: { event, value: 8n } }))
+        yield* Effect.sleep("30 millis")
+        expect(waiting.unsafePoll()).toBeNull()
+        yield* event.signal(7n)
+        yield* waiting.await.pipe(Effect.flatMap((exit) => exit))
+        expect(yield* event.signaledValue).toBe(8n)
+        const wrong = yield* Effect.flip(model.request.evalWithSharedEvents({ signal: { event: { ...event }, value: 1n } }))
+        expect(wrong._tag).toBe("EvalError")
+        fake.reset()
+      }))
+      // After a shared-event evaluation the package model is released without unmap or unload.
+      expect(protocol().filter((l) => /unmap|unload/.test(l))).toEqual([])
+      expect(fake.live()).toBe(before)
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scopedLive("standalone surfaces are zero-copy, sized as asked, and freed with their scope", () =>
     Effect.gen(function*() {
       const backend = yield* Backend
       const before = fake.live()
@@ -334,7 +459,44 @@ describe("NativeBackend over the fake runtime", () => {
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("layer fails with NoAneError off macOS; layerWith names a library that will not load", () =>
+  it.scopedLive("shared events signal from the CPU, wait off the JS thread, time out, and close", () =>
+    Effect.gen(function*() {
+      const backend = yield* Backend
+      const before = fake.live()
+      fake.reset()
+      const scope = yield* Scope.make()
+      const event = yield* Scope.extend(backend.createSharedEvent, scope)
+      expect(event.port).toBeGreaterThan(0)
+      expect(yield* event.signaledValue).toBe(0n)
+      // A waiter blocks a worker thread; the JS thread stays free to signal it.
+      const waiter = yield* Effect.fork(event.wait(3n, 5_000))
+      yield* Effect.sleep("20 millis")
+      yield* event.signal(3n)
+      expect(yield* waiter.await.pipe(Effect.flatMap((exit) => exit))).toBe(true)
+      expect(yield* event.signaledValue).toBe(3n)
+      expect(yield* event.wait(9n, 10)).toBe(false)
+      expect(yield* backend.liveHandles).toBe(1)
+      yield* Scope.close(scope, Exit.void)
+      expect((yield* Effect.flip(event.signal(4n)))._tag).toBe("ClosedError")
+      expect(fake.live()).toBe(before)
+      expect(fake.log().filter((l) => l.startsWith("+IOSurfaceSharedEvent") || l.startsWith("-IOSurfaceSharedEvent"))).toEqual([
+        "+IOSurfaceSharedEvent new",
+        "-IOSurfaceSharedEvent eventPort",
+        "-IOSurfaceSharedEvent signaledValue",
+        "-IOSurfaceSharedEvent retain",
+        "-IOSurfaceSharedEvent waitUntilSignaledValue:timeoutMS:",
+        "-IOSurfaceSharedEvent setSignaledValue:",
+        "-IOSurfaceSharedEvent release",
+        "-IOSurfaceSharedEvent signaledValue",
+        "-IOSurfaceSharedEvent retain",
+        "-IOSurfaceSharedEvent waitUntilSignaledValue:timeoutMS:",
+        "-IOSurfaceSharedEvent release",
+        "-IOSurfaceSharedEvent release"
+      ])
+      yield* clean()
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scopedLive("layer fails with NoAneError off macOS; layerWith names a library that will not load", () =>
     Effect.gen(function*() {
       const missing = "/nonexistent/libobjc.so"
       const error = yield* Effect.flip(Layer.build(NativeBackend.layerWith({
@@ -359,21 +521,31 @@ describe("layouts from modelAttributes", () => {
       () => Effect.sync(() => fake.setAttributes(undefined))
     )
 
-  it.scoped("takes padded strides verbatim and resolves symbol indices", () =>
+  it.scopedLive("takes padded strides verbatim and resolves symbol indices", () =>
     Effect.gen(function*() {
-      yield* withAttributes(
-        [entry({ Name: "a", RowStride: 128, PlaneStride: 384, Height: 2 }), entry({ Name: "b", Type: "Float32", Width: 16 })],
-        [entry({ Name: "y" })]
+      yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          fake.setAttributes({
+            inputs: [entry({ Name: "a", RowStride: 128, PlaneStride: 384, Height: 2 }), entry({ Name: "b", Type: "Float32", Width: 16, Symbol: "b_sym" })],
+            outputs: [entry({ Name: "y" })],
+            // Symbol arrays in another order than the live lists; "a" repeats, so its last position wins.
+            inputSymbols: ["a", "b_sym", "a"],
+            outputSymbols: ["z", "y"]
+          })
+        ),
+        () => Effect.sync(() => fake.setAttributes(undefined))
       )
       const backend = yield* Backend
+      fake.reset()
       const model = yield* backend.compile(options)
+      expect(fake.log().filter((l) => l.startsWith("request "))).toEqual(["request in=2,1 out=1"])
       const [a, b] = model.inputs
       expect([a!.rowStride, a!.planeStride, a!.height, a!.allocSize, a!.name]).toEqual([128, 384, 2, 4 * 384, "a"])
       expect([b!.elemSize, b!.width, b!.rowStride]).toEqual([4, 16, 64])
       expect(model.request.inputs.map((v) => v.length)).toEqual([4 * 384, 4 * 64])
     }).pipe(Effect.scoped, Effect.provide(layerWith())))
 
-  it.scoped("an unaligned RowStride is an UnsupportedLayoutError naming the tensor, and nothing is left behind", () =>
+  it.scopedLive("an unaligned RowStride is an UnsupportedLayoutError naming the tensor, and nothing is left behind", () =>
     Effect.gen(function*() {
       const backend = yield* Backend
       const before = fake.live()
@@ -391,7 +563,7 @@ describe("layouts from modelAttributes", () => {
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
-  it.scoped("missing attributes are a CompileError saying so", () =>
+  it.scopedLive("missing attributes are a CompileError saying so", () =>
     Effect.gen(function*() {
       fake.setAttributes(undefined)
       const backend = yield* Backend

@@ -85,6 +85,8 @@ export interface Fake {
     readonly outputSymbols?: ReadonlyArray<string>
   } | undefined) => void
   readonly setEval: (hook: EvalHook | undefined) => void
+  /** Whether in-memory models answer `-sharedConnection` (the client map / direct-eval path); on by default. */
+  readonly setClientPath: (on: boolean) => void
 }
 
 let cached: Fake | undefined
@@ -107,6 +109,7 @@ export const loadFake = (): Fake => {
   const lastRejection = fn("fake_last_rejection", "const char *", [])
   const check = fn("fake_check_signature", "int", ["const char *", "const char *"])
   const setAttrs = fn("fake_set_attributes", "void", ["void *"])
+  const setClientPath = fn("fake_set_client_path", "void", ["int"])
   const EvalProto = koffi.proto("int FakeEvalCallback(const char *hex, int nin, void *inputs, int nout, void *outputs)")
   const setCb = fn("fake_set_eval_callback", "void", [koffi.pointer(EvalProto) as unknown as string])
   let registered: bigint | undefined
@@ -169,6 +172,9 @@ export const loadFake = (): Fake => {
         // The fake retains the dictionary; our +1 references go now.
         for (const o of owned.splice(0)) rt.release(o)
       })
+    },
+    setClientPath: (on) => {
+      setClientPath(on ? 1 : 0)
     },
     setEval: (hook) => {
       if (registered !== undefined) {

@@ -117,6 +117,8 @@ const engineRefusal = (o: Outcome) =>
     o.tag === "UnsupportedLayoutError"
   )
 
+const outcomes = new Map<string, Outcome>()
+
 describe("corpus on the simulator", () => {
   it("finds the corpus", () => {
     expect(files.length).toBeGreaterThan(50)
@@ -126,6 +128,7 @@ describe("corpus on the simulator", () => {
     const name = relative(corpus, file)
     it(name, async () => {
       const o = await runFile(file)
+      outcomes.set(name, o)
       if (o.kind === "refused") {
         expect(engineRefusal(o), `${o.tag} ${o.code}: ${o.message}`).toBe(true)
         return
@@ -134,6 +137,14 @@ describe("corpus on the simulator", () => {
       expect(o.outputs.filter((x) => !x.finite).map((x) => x.name)).toEqual([])
     })
   }
+
+  // 53 of 62 at the time of writing: 5 with int32 I/O, 2 with dynamic shapes, 2 with blob offsets off the 64-byte grid.
+  it("most of the corpus runs; the refusals are few and of the engine's kinds", () => {
+    const refused = [...outcomes].filter(([, o]) => o.kind === "refused").map(([n, o]) => `${n}: ${o.kind === "refused" ? o.code || o.tag : ""}`)
+    const ran = outcomes.size - refused.length
+    expect(outcomes.size).toBe(files.length)
+    expect(ran, refused.join("\n")).toBeGreaterThanOrEqual(files.length - 9)
+  })
 
   it("runs all 16 silero VAD packages with their real weights", async () => {
     const silero = files.filter((f) => f.includes("silero-vad") && existsSync(join(dirname(f), "weights", "weight.bin")))

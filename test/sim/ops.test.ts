@@ -161,7 +161,8 @@ describe("normalisation and reductions", () => {
     ${t([2, 1, 4])} s = reduce_sum(x = x, axes = ${lit("int32", [1], [1])}, keep_dims = bool(true))[name = string("s")];
     ${t([3])} m = reduce_max(x = x, axes = ${lit("int32", [2], [0, 2])})[name = string("m")];
     ${t([1, 1, 1])} a = reduce_mean(x = x, axes = ${lit("int32", [3], [0, 1, 2])}, keep_dims = bool(true))[name = string("a")];
-    ${t([2, 3])} am = reduce_argmax(x = x, axis = int32(-1))[name = string("am")];`, { s: [], m: [], a: [], am: [] })
+    ${t([2, 3], "int32")} ai = reduce_argmax(x = x, axis = int32(-1))[name = string("ai")];
+    ${t([2, 3])} am = cast(x = ai, dtype = string("fp32"))[name = string("am")];`, { s: [], m: [], a: [], am: [] })
     expectClose(r.s!, sum1)
     expectClose(r.m!, max02)
     expectClose(r.a!, [mean])

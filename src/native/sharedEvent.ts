@@ -1,0 +1,73 @@
+/**
+ * `IOSurfaceSharedEvent` behind the port's BackendSharedEvent (spec/native-protocol.md §9.1): `+new`, `-eventPort`,
+ * `-signaledValue`, `-setSignaledValue:`, and `-waitUntilSignaledValue:timeoutMS:` run on a koffi worker thread.
+ */
+import { Effect } from "effect"
+import type { BackendSharedEvent } from "../services/Backend.js"
+import { ClosedError, EvalError } from "../schema/errors.js"
+import { holdNode, type NativeEnv, registerEvent, releaseNode } from "./model.js"
+import { type Id, nil } from "./objc.js"
+
+/** Longest wait passed to the engine (one day); longer or infinite timeouts are clamped to it. */
+export const MAX_WAIT_MS = 86_400_000
+
+/** Creates a shared event (+1 from `+new`), released when the scope closes. */
+export const sharedEvent = (env: NativeEnv) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        const rt = env.rt
+        const cls = rt.cls("IOSurfaceSharedEvent")
+        const event = cls === nil ? nil : rt.id(cls, "new")
+        if (event === nil) throw new Error("+[IOSurfaceSharedEvent new] returned nil")
+        env.live++
+        return { event, port: rt.int(event, "eventPort", "uint32()"), closed: false }
+      },
+      catch: (cause) =>
+        new EvalError({
+          op: "Ane.createSharedEvent",
+          model: "shared event",
+          hint: `failed to create shared event: ${cause instanceof Error ? cause.message : String(cause)}`,
+          cause
+        })
+    }),
+    (state) =>
+      Effect.sync(() => {
+        state.closed = true
+        env.rt.release(state.event)
+        env.live--
+      })
+  ).pipe(Effect.map((state): BackendSharedEvent => {
+    const rt = env.rt
+    const closedError = (op: string) => new ClosedError({ op, resource: `shared event ${state.port}` })
+    const live = <A>(op: string, f: (event: Id) => A): Effect.Effect<A, ClosedError> =>
+      Effect.suspend(() => (state.closed ? Effect.fail(closedError(op)) : Effect.sync(() => f(state.event))))
+    const event: BackendSharedEvent = {
+      port: state.port,
+      signaledValue: live("SharedEvent.signaledValue", (e) => BigInt(rt.send(e, "signaledValue", "uint64()") as bigint | number)),
+      signal: (value) => live("SharedEvent.signal", (e) => void rt.send(e, "setSignaledValue:", "void(uint64)", value)),
+      wait: (value, timeoutMs) =>
+        Effect.suspend(() => {
+          if (state.closed) return Effect.fail(closedError("SharedEvent.wait"))
+          const ms = Number.isFinite(timeoutMs) ? Math.min(MAX_WAIT_MS, Math.max(0, Math.trunc(timeoutMs))) : MAX_WAIT_MS
+          // The wait holds its own reference, so closing the scope meanwhile cannot free the event under it.
+          const event = rt.retain(state.event)
+          return Effect.async<boolean>((resume) => {
+            holdNode(env)
+            const done = (reached: boolean) => {
+              rt.release(event)
+              releaseNode(env)
+              resume(Effect.succeed(reached))
+            }
+            try {
+              rt.sendAsync(event, "waitUntilSignaledValue:timeoutMS:", "bool(uint64,uint64)", [value, ms], (error, result) =>
+                done(error === null || error === undefined ? Boolean(result) : false))
+            } catch {
+              done(false)
+            }
+          })
+        })
+    }
+    registerEvent(event, state)
+    return event
+  }))

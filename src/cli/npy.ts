@@ -1,6 +1,6 @@
 /** Reading and writing numpy `.npy` files (format version 1.0): little-endian fp16/fp32/fp64/int/uint/bool arrays. */
 import { InvalidArgumentError } from "../schema/errors.js"
-import { F16_TABLE, f16Bits } from "../sim/half.js"
+import { float32ToFp16, fp16ToFloat32 } from "../fp16/scalar.js"
 
 /** Element types this module reads; writing supports fp16 and fp32. */
 export type NpyDtype = "<f2" | "<f4" | "<f8" | "|i1" | "|u1" | "<i2" | "<u2" | "<i4" | "<u4" | "<i8" | "|b1"
@@ -45,7 +45,7 @@ export const readNpy = (bytes: Uint8Array, what = "file"): NpyArray | InvalidArg
   const at = (i: number) => off + i * es
   for (let i = 0; i < n; i++) {
     switch (dtype) {
-      case "<f2": data[i] = F16_TABLE[dv.getUint16(at(i), true)]!; break
+      case "<f2": data[i] = fp16ToFloat32(dv.getUint16(at(i), true)); break
       case "<f4": data[i] = dv.getFloat32(at(i), true); break
       case "<f8": data[i] = dv.getFloat64(at(i), true); break
       case "|i1": data[i] = dv.getInt8(at(i)); break
@@ -77,7 +77,7 @@ export const writeNpy = (data: Float32Array, shape: ReadonlyArray<number>, dtype
   dv.setUint16(8, header.length, true)
   for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i)
   for (let i = 0; i < data.length; i++) {
-    if (es === 2) dv.setUint16(total + 2 * i, f16Bits(data[i]!), true)
+    if (es === 2) dv.setUint16(total + 2 * i, float32ToFp16(data[i]!), true)
     else dv.setFloat32(total + 4 * i, data[i]!, true)
   }
   return out

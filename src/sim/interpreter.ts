@@ -7,7 +7,7 @@ import type { Binding, Literal, MilFunction, NamedValue, Program, TypeExpr, Valu
 import { decodeBlob, readBlobAt } from "../mil/blob.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { InvalidArgumentError } from "../schema/errors.js"
-import { roundArrayF16 } from "./half.js"
+import { roundBitsToFp16 } from "./numerics.js"
 import { OpError, ops, statefulOps } from "./ops/index.js"
 import type { OpCtx, OutType, Run, Val } from "./ops/index.js"
 import { sizeOf } from "./ops/util.js"
@@ -158,7 +158,7 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     else inputs.push(v)
   }
   const fp16Round = (v: PVal) => {
-    if (!exact && v.dtype === "fp16") roundArrayF16(new Uint32Array(v.data.buffer, v.data.byteOffset, v.data.length))
+    if (!exact && v.dtype === "fp16") roundBitsToFp16(new Uint32Array(v.data.buffer, v.data.byteOffset, v.data.length))
   }
 
   const literalVal = (name: string, type: TypeExpr, lit: Literal, pos: { line: number; col: number }): PVal => {
@@ -371,7 +371,7 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
       const full: Run = rounders.length === 0 && cliff === undefined ? body : () => {
         body()
         if (cliff !== undefined) applyMatmulCliff(cliff)
-        for (let i = 0; i < rounders.length; i++) roundArrayF16(rounders[i]!)
+        for (let i = 0; i < rounders.length; i++) roundBitsToFp16(rounders[i]!)
       }
       if (foldable) {
         try {

@@ -14,7 +14,7 @@
  */
 import { TensorLayout, layoutProblem } from "../schema/TensorLayout.js"
 import { UnsupportedLayoutError } from "../schema/errors.js"
-import { F16_TABLE, f16Bits } from "./half.js"
+import { readF32, writeF32 } from "../fp16/surface.js"
 
 /** Chips the simulator models. */
 export type Chip = "m1" | "m2" | "m3" | "m4" | "m5"
@@ -79,50 +79,10 @@ export const allocSurface = (layout: TensorLayout): SurfaceViews => {
   }
 }
 
-/** Reads the logical elements of a surface into `dst` (channel-major, padding skipped). */
-export const unpackSurface = (layout: TensorLayout, s: SurfaceViews, dst: Float32Array): void => {
-  const { channels: C, height: H, width: W, rowStride, planeStride } = layout
-  let k = 0
-  if (layout.elemSize === 2) {
-    const u = s.u16
-    for (let c = 0; c < C; c++) {
-      for (let h = 0; h < H; h++) {
-        const base = (c * planeStride + h * rowStride) >>> 1
-        for (let w = 0; w < W; w++) dst[k++] = F16_TABLE[u[base + w]!]!
-      }
-    }
-  } else {
-    const f = s.f32
-    for (let c = 0; c < C; c++) {
-      for (let h = 0; h < H; h++) {
-        const base = (c * planeStride + h * rowStride) >>> 2
-        dst.set(f.subarray(base, base + W), k)
-        k += W
-      }
-    }
-  }
-}
+/** Reads the logical elements of a surface into `dst` (channel-major, padding skipped); the shared fp16 codec. */
+export const unpackSurface = (layout: TensorLayout, s: SurfaceViews, dst: Float32Array): void =>
+  readF32(s.bytes, layout, dst)
 
-/** Writes `src` into a surface's logical elements (fp16: round to nearest even). */
-export const packSurface = (layout: TensorLayout, src: Float32Array, s: SurfaceViews): void => {
-  const { channels: C, height: H, width: W, rowStride, planeStride } = layout
-  let k = 0
-  if (layout.elemSize === 2) {
-    const u = s.u16
-    for (let c = 0; c < C; c++) {
-      for (let h = 0; h < H; h++) {
-        const base = (c * planeStride + h * rowStride) >>> 1
-        for (let w = 0; w < W; w++) u[base + w] = f16Bits(src[k++]!)
-      }
-    }
-  } else {
-    const f = s.f32
-    for (let c = 0; c < C; c++) {
-      for (let h = 0; h < H; h++) {
-        const base = (c * planeStride + h * rowStride) >>> 2
-        f.set(src.subarray(k, k + W), base)
-        k += W
-      }
-    }
-  }
-}
+/** Writes `src` into a surface's logical elements (fp16: round to nearest even; padding never written). */
+export const packSurface = (layout: TensorLayout, src: Float32Array, s: SurfaceViews): void =>
+  writeF32(src, s.bytes, layout)

@@ -47,11 +47,10 @@ export const roundToFp16 = (x: number): number => {
 }
 
 /**
- * Rounds the first `n` (default all) elements of `a` to fp16 in place, with the same rules as
- * {@link roundToFp16}; bit arithmetic over a Uint32Array view, no allocation beyond the view.
+ * Rounds the first `n` (default all) float32 bit patterns in `u` to fp16 in place, with the same rules as
+ * {@link roundToFp16}. Callers on a hot path keep one Uint32Array view so repeated calls allocate nothing.
  */
-export const roundArrayToFp16 = (a: Float32Array, n: number = a.length): void => {
-  const u = new Uint32Array(a.buffer, a.byteOffset, a.length)
+export const roundBitsToFp16 = (u: Uint32Array, n: number = u.length): void => {
   for (let i = 0; i < n; i++) {
     const v = u[i]!
     const m = v & 0x7fffffff
@@ -67,6 +66,10 @@ export const roundArrayToFp16 = (a: Float32Array, n: number = a.length): void =>
     }
   }
 }
+
+/** Rounds the first `n` (default all) elements of `a` to fp16 in place (see {@link roundBitsToFp16}). */
+export const roundArrayToFp16 = (a: Float32Array, n: number = a.length): void =>
+  roundBitsToFp16(new Uint32Array(a.buffer, a.byteOffset, a.length), n)
 
 /**
  * The matmul overflow cliff: sets every element of `a` (first `n`) with |y| ≥ 32752 to ±Inf, as the engine does

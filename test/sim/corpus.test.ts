@@ -10,7 +10,7 @@ import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import type { TypeExpr } from "../../src/mil/ast.js"
 import { BLOB_DTYPES, blobByteSize, blobReferences, isBlobDtype } from "../../src/mil/blob.js"
-import { f16Bits } from "../../src/sim/half.js"
+import { float32ToFp16 } from "../../src/fp16/scalar.js"
 import { parse } from "../../src/mil/parser.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { Backend } from "../../src/services/Backend.js"
@@ -63,7 +63,7 @@ const syntheticWeights = (text: string): Array<{ path: string; bytes: Uint8Array
       const vals = randoms(r.n, seed++)
       for (let i = 0; i < r.n; i++) {
         const at = o + 64
-        if (r.dtype === "fp16") dv.setUint16(at + 2 * i, f16Bits(vals[i]! * 0.1), true)
+        if (r.dtype === "fp16") dv.setUint16(at + 2 * i, float32ToFp16(vals[i]! * 0.1), true)
         else if (r.dtype === "fp32") dv.setFloat32(at + 4 * i, vals[i]! * 0.1, true)
         else if (r.dtype === "int8") dv.setInt8(at + i, Math.round(vals[i]! * 8))
         else if (r.dtype === "uint8") dv.setUint8(at + i, Math.floor((vals[i]! + 1) * 128))

@@ -2,7 +2,7 @@
 import type { OpCtx, OpImpl, Run, Val } from "./types.js"
 import { OpError } from "./types.js"
 import { broadcastIndex, broadcastShapes, expectShape, intRange, isIntDtype, sizeOf } from "./util.js"
-import { roundF16 } from "../half.js"
+import { float32ToFp16, fp16ToFloat32 } from "../../fp16/scalar.js"
 
 type Bin = (a: number, b: number) => number
 
@@ -117,7 +117,8 @@ const unary = (f: Un): OpImpl => unaryWith(() => f)
 /** An epsilon default created in x's dtype (fp16 rounding applies), as the MIL builder does. */
 const epsilon = (ctx: OpCtx, x: Val, dflt: number): number => {
   const e = ctx.num("epsilon", dflt)
-  if (x.dtype === "fp16" && !ctx.exact) return roundF16(e)
+  // A constant keeps fp16 subnormals (1e-5 is one): only computed values are flushed.
+  if (x.dtype === "fp16" && !ctx.exact) return fp16ToFloat32(float32ToFp16(e))
   return Math.fround(e)
 }
 

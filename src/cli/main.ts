@@ -2,6 +2,7 @@
 import { Command } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Effect, FiberRef, HashSet, Logger } from "effect"
+import { command as bench } from "./bench.js"
 import { command as check } from "./check.js"
 import { command as inspect } from "./inspect.js"
 import { command as probe } from "./probe.js"
@@ -9,7 +10,7 @@ import { command as run } from "./run.js"
 
 const ane = Command.make("ane").pipe(
   Command.withDescription("Compile, check, inspect and run MIL programs on the Apple Neural Engine or its CPU simulator"),
-  Command.withSubcommands([probe, check, run, inspect])
+  Command.withSubcommands([probe, check, run, bench, inspect])
 )
 
 const cli = Command.run(ane, { name: "ane", version: "0.1.0" })

@@ -18,6 +18,7 @@ import { Backend } from "../services/Backend.js"
 import { packSurface, type SurfaceViews, unpackSurface } from "../sim/layout.js"
 import * as SimBackend from "../sim/SimBackend.js"
 import { readNpy, writeNpy } from "./npy.js"
+import { withPrefix } from "./source.js"
 
 /** Parsed command-line options of `ane run`. */
 export interface RunOptions {
@@ -84,7 +85,7 @@ const views = (bytes: Uint8Array): SurfaceViews => ({
 })
 
 /** The compile request for a path, with the weight files found beside a `.mil` file. */
-const compileRequest = (path: string, weights: Option.Option<string>) =>
+export const compileRequest = (path: string, weights: Option.Option<string>) =>
   Effect.suspend(() => {
     if (!existsSync(path)) return Effect.fail(invalid("program", "a .mil file or a .mlmodelc directory", `${path} (not found)`))
     if (statSync(path).isDirectory()) {
@@ -253,7 +254,7 @@ export const command = Command.make("run", args, (o) =>
   runCommand(o).pipe(
     Effect.catchAll((e) =>
       Effect.zipRight(
-        Console.error(`ane run: ${isAneError(e) ? e.message : String(e)}`),
+        Console.error(withPrefix("ane run", isAneError(e) ? e.message : String(e))),
         Effect.sync(() => {
           process.exitCode = 1
         })

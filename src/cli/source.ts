@@ -23,3 +23,7 @@ export const loadMil = (op: string, path: string): Effect.Effect<MilSource, Inva
     const text = yield* fs.readFileString(file).pipe(Effect.mapError(() => fail(`${file} (cannot be read)`)))
     return { file, text }
   })
+
+/** `command: message`, unless the message already names the command. */
+export const withPrefix = (command: string, message: string): string =>
+  message.startsWith(command) ? message : `${command}: ${message}`

@@ -7,7 +7,7 @@ import type { TensorLayout } from "../schema/TensorLayout.js"
 import { type Staging, staging } from "./kernels.js"
 
 /** Elements converted per block: keeps the staged input and output inside the L2 cache. */
-const BLOCK_ELEMENTS = 32768
+const BLOCK_ELEMENTS = 16384
 /** Slack after each staged region: the kernels round counts up to 8 elements of up to 4 bytes. */
 const SLACK = 64
 

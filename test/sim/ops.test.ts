@@ -221,6 +221,45 @@ describe("shape and indexing ops", () => {
     expect(Array.from(d.y!)).toEqual([0, 2, 4, 6, 1, 3, 5, 7])
   })
 
+  it("rank-3 transpose, tile, pad, split, stack, slices match index loops", async () => {
+    const x = Array.from({ length: 24 }, (_, i) => i + 1) // [2, 3, 4]
+    const at = (i: number, j: number, k: number) => x[(i * 3 + j) * 4 + k]!
+    const r = await one({ x: [2, 3, 4] }, { x }, `
+    ${t([4, 2, 3])} tr = transpose(x = x, perm = ${lit("int32", [3], [2, 0, -2])})[name = string("tr")];
+    ${t([2, 6, 4])} tl = tile(x = x, reps = ${lit("int32", [3], [1, 2, 1])})[name = string("tl")];
+    ${t([2, 4, 7])} pc = pad(x = x, pad = ${lit("int32", [4], [0, 1, 2, 1])}, mode = string("constant"), constant_val = fp32(-1))[name = string("pc")];
+    ${t([2, 3, 1])} s0, ${t([2, 3, 3])} s1 = split(x = x, split_sizes = ${lit("int32", [2], [1, 3])}, axis = int32(-1))[name = string("s")];
+    ${t([2, 3, 2, 4])} st = stack(values = (x, x), axis = int32(2))[name = string("st")];
+    ${t([2, 2])} sq = slice_by_index(x = x, begin = ${lit("int32", [3], [0, 9, 1])}, end = ${lit("int32", [3], [2, 0, 4])}, stride = ${lit("int32", [3], [1, 1, 2])}, squeeze_mask = ${lit("bool", [3], ["false", "true", "false"])})[name = string("sq")];
+    ${t([1, 2, 4])} sz = slice_by_size(x = x, begin = ${lit("int32", [3], [-1, 1, 0])}, size = ${lit("int32", [3], [1, -1, 4])})[name = string("sz")];`,
+      { tr: [], tl: [], pc: [], s1: [], st: [], sq: [], sz: [] })
+    const loop = (dims: ReadonlyArray<number>, f: (...i: Array<number>) => number) => {
+      const out: Array<number> = []
+      const rec = (pre: Array<number>) => {
+        if (pre.length === dims.length) { out.push(f(...pre)); return }
+        for (let i = 0; i < dims[pre.length]!; i++) rec([...pre, i])
+      }
+      rec([])
+      return out
+    }
+    expect(Array.from(r.tr!)).toEqual(loop([4, 2, 3], (k, i, j) => at(i, j, k)))
+    expect(Array.from(r.tl!)).toEqual(loop([2, 6, 4], (i, j, k) => at(i, j % 3, k)))
+    expect(Array.from(r.pc!)).toEqual(loop([2, 4, 7], (i, j, k) => (j < 3 && k >= 2 && k < 6 ? at(i, j, k - 2) : -1)))
+    expect(Array.from(r.s1!)).toEqual(loop([2, 3, 3], (i, j, k) => at(i, j, k + 1)))
+    expect(Array.from(r.st!)).toEqual(loop([2, 3, 2, 4], (i, j, _n, k) => at(i, j, k)))
+    // begin 9 on the squeezed axis clamps to the last row.
+    expect(Array.from(r.sq!)).toEqual(loop([2, 2], (i, k) => at(i, 2, 1 + 2 * k)))
+    expect(Array.from(r.sz!)).toEqual(loop([1, 2, 4], (_i, j, k) => at(1, j + 1, k)))
+  })
+
+  it("range_1d counts up and down by fractional steps", async () => {
+    const r = await one({ x: [1] }, { x: [0] }, `
+    ${t([6])} u = range_1d(start = fp32(1), end = fp32(4), step = fp32(0.5))[name = string("u")];
+    ${t([3])} d = range_1d(start = fp32(2), end = fp32(-1), step = fp32(-1.25))[name = string("d")];`, { u: [], d: [] })
+    expect(Array.from(r.u!)).toEqual([1, 1.5, 2, 2.5, 3, 3.5])
+    expect(Array.from(r.d!)).toEqual([2, 0.75, -0.5])
+  })
+
   it("gather with negative indices, gather_along_axis, topk values and indices", async () => {
     const x = [10, 11, 12, 13, 20, 21, 22, 23] // [2, 4]
     const r = await one({ x: [2, 4] }, { x }, `
@@ -242,6 +281,64 @@ describe("shape and indexing ops", () => {
     ${t([1, 4])} f = cast(x = i, dtype = string("fp32"))[name = string("f")];`, { y: [], f: [] })
     expect(Array.from(r.y!)).toEqual([-9, Math.fround(0.2), Math.fround(2.9), -9])
     expect(Array.from(r.f!)).toEqual([-1, 0, 2, 0])
+  })
+})
+
+describe("elementwise ops", () => {
+  it("binary ops broadcast [2, 1, 3] with [4, 1] like a float64 loop", async () => {
+    const a = randoms(6, 3).map((v) => Math.fround(v * 4)), b = randoms(4, 4).map((v) => Math.fround(v * 3 + 0.5))
+    b[1] = a[2]! // one equal pair for the comparisons
+    const ops: Record<string, (p: number, q: number) => number> = {
+      add: (p, q) => p + q, sub: (p, q) => p - q, mul: (p, q) => p * q, real_div: (p, q) => p / q,
+      floor_div: (p, q) => Math.floor(p / q), less: (p, q) => +(p < q), greater_equal: (p, q) => +(p >= q),
+      equal: (p, q) => +(p === q), not_equal: (p, q) => +(p !== q)
+    }
+    const bools = new Set(["less", "greater_equal", "equal", "not_equal"])
+    const body = Object.keys(ops).map((n) =>
+      `    ${t([2, 4, 3], bools.has(n) ? "bool" : "fp32")} ${n}_y = ${n}(x = a, y = b)[name = string("${n}_y")];`).join("\n")
+    const outs = Object.fromEntries(Object.keys(ops).filter((n) => !bools.has(n)).map((n) => [`${n}_y`, []]))
+    const casts = [...bools].map((n) =>
+      `    ${t([2, 4, 3])} ${n}_f = cast(x = ${n}_y, dtype = string("fp32"))[name = string("${n}_f")];`).join("\n")
+    for (const n of bools) outs[`${n}_f`] = []
+    const r = await one({ a: [2, 1, 3], b: [4, 1] }, { a, b }, `${body}\n${casts}`, outs)
+    for (const [n, f] of Object.entries(ops)) {
+      const want: Array<number> = []
+      for (let i = 0; i < 2; i++) for (let j = 0; j < 4; j++) for (let k = 0; k < 3; k++) {
+        want.push(Math.fround(f(a[i * 3 + k]!, b[j]!)))
+      }
+      expect(Array.from(r[bools.has(n) ? `${n}_f` : `${n}_y`]!), n).toEqual(want)
+    }
+  })
+
+  it("unary math and activations match float64 formulas", async () => {
+    const x = randoms(16, 5).map((v) => Math.fround(v * 0.9))
+    const sig = (v: number) => 1 / (1 + Math.exp(-v))
+    const ops: Record<string, [string, (v: number) => number]> = {
+      abs: ["", Math.abs], sqrt: ["", (v) => Math.sqrt(v)], exp: ["", Math.exp], exp2: ["", (v) => 2 ** v],
+      tanh: ["", Math.tanh], sigmoid: ["", sig], relu: ["", (v) => Math.max(v, 0)], silu: ["", (v) => v * sig(v)],
+      floor: ["", Math.floor], ceil: ["", Math.ceil], sign: ["", Math.sign], sin: ["", Math.sin], cos: ["", Math.cos],
+      tan: ["", Math.tan], asin: ["", Math.asin], acos: ["", Math.acos], atan: ["", Math.atan], sinh: ["", Math.sinh],
+      cosh: ["", Math.cosh], atanh: ["", Math.atanh], softsign: ["", (v) => v / (1 + Math.abs(v))],
+      square: ["", (v) => v * v], round: ["", (v) => Math.sign(v) * Math.floor(Math.abs(v) + 0.5)],
+      rsqrt: [", epsilon = fp32(0.5)", (v) => 1 / Math.sqrt(v + 0.5)],
+      inverse: [", epsilon = fp32(0.25)", (v) => 1 / (v + 0.25)],
+      log: [", epsilon = fp32(1)", (v) => Math.log(v + 1)],
+      leaky_relu: [", alpha = fp32(0.125)", (v) => (v >= 0 ? v : 0.125 * v)],
+      scaled_tanh: [", alpha = fp32(2), beta = fp32(0.5)", (v) => 2 * Math.tanh(0.5 * v)],
+      sigmoid_hard: [", alpha = fp32(0.25), beta = fp32(0.5)", (v) => Math.min(1, Math.max(0, 0.25 * v + 0.5))],
+      linear_activation: [", alpha = fp32(3), beta = fp32(-1)", (v) => 3 * v - 1]
+    }
+    const inputs = { x, p: x.map(Math.abs), r: x.map((v) => Math.fround(v * 3)) }
+    const src = (n: string) => (n === "sqrt" || n === "rsqrt" || n === "log" ? "p" : n === "round" ? "r" : "x")
+    const body = Object.entries(ops).map(([n, [extra]]) =>
+      `    ${t([16])} ${n}_y = ${n}(x = ${src(n)}${extra})[name = string("${n}_y")];`).join("\n")
+    const r = await one({ x: [16], p: [16], r: [16] }, inputs, body,
+      Object.fromEntries(Object.keys(ops).map((n) => [`${n}_y`, []])))
+    for (const [n, [, f]] of Object.entries(ops)) {
+      const inp = src(n) === "p" ? inputs.p : src(n) === "r" ? inputs.r : x
+      const got = r[`${n}_y`]!
+      Array.from(inp, f).forEach((w, i) => expect(Math.abs(got[i]! - w), n).toBeLessThanOrEqual(2e-6 * Math.max(1, Math.abs(w))))
+    }
   })
 })
 
@@ -342,6 +439,23 @@ describe("weight decompression and quantization", () => {
     ${t([5])} y = dequantize(input = q, scale = fp32(0.5), zero_point = int8(1))[name = string("y")];`)
     // 0.5 → 0 (even) +1; 1.5 → 2 +1; 200 → 127; −200 → −128; 2.5 → 2 +1
     expect(Array.from(r.y!)).toEqual([0, 1, 63, -64.5, 1])
+  })
+
+  it("per-axis quantize (uint8, scalar zero point) and dequantize match a float64 loop", async () => {
+    const x = Array.from(randoms(12, 7), (v) => Math.fround(v * 40)) // [2, 3, 2], axis 1
+    const sc = [0.5, 0.25, 2], zp = [3, 128, 250]
+    const r = await one({ x: [2, 3, 2] }, { x }, `
+    ${t([3])} s = const()[name = string("s"), val = ${lit("fp32", [3], sc)}];
+    ${t([3], "uint8")} z = const()[name = string("z"), val = ${lit("uint8", [3], zp)}];
+    ${t([2, 3, 2], "uint8")} q = quantize(input = x, scale = s, zero_point = uint8(7), axis = int32(-2), output_dtype = string("uint8"))[name = string("q")];
+    ${t([2, 3, 2])} y = dequantize(input = q, scale = s, zero_point = z, axis = int32(1))[name = string("y")];`)
+    const even = (v: number) => { const f = Math.floor(v); return v - f > 0.5 || (v - f === 0.5 && f % 2 !== 0) ? f + 1 : f }
+    const want = x.map((v, i) => {
+      const c = Math.floor(i / 2) % 3
+      const q = Math.min(255, Math.max(0, even(v / sc[c]!) + 7))
+      return Math.fround(sc[c]! * (q - zp[c]!))
+    })
+    expect(Array.from(r.y!)).toEqual(want)
   })
 })
 

@@ -1,8 +1,8 @@
 /** Weight decompression (constexpr_*) and activation quantization ops (mil-format-errata.md §4.5–§4.7). */
 import type { OpImpl, Val } from "./types.js"
 import { OpError } from "./types.js"
-import { expectShape, intRange, normAxis, sizeOf } from "./util.js"
-import { roundHalfEven } from "./elementwise.js"
+import { expectShape, normAxis, sizeOf } from "./util.js"
+import { type AxisSplit, dequantize as kDequantize, quantize as kQuantize } from "../kernels/index.js"
 
 /** Per-element parameter lookup: scalar, or a vector along `axis` of `shape`. */
 const alongAxis = (p: Val | undefined, shape: ReadonlyArray<number>, axis: number | undefined, dflt: number) => {
@@ -149,36 +149,51 @@ const constexprCast: OpImpl = (ctx) => {
   return () => out.data.set(src.data)
 }
 
+/** The kernels' scalar-or-per-axis layout of x for a parameter checked by alongAxis. */
+const paramSplit = (p: Val | undefined, shape: ReadonlyArray<number>, axis: number | undefined): AxisSplit => {
+  if (p === undefined || sizeOf(p.shape) === 1 || axis === undefined) return { outer: 1, dim: 1, inner: sizeOf(shape) }
+  return { outer: sizeOf(shape.slice(0, axis)), dim: shape[axis]!, inner: sizeOf(shape.slice(axis + 1)) }
+}
+
+/**
+ * Parameters of quantize/dequantize: a scalar with a per-axis other is expanded once to the axis so both
+ * share the kernels' layout.
+ */
+const quantParams = (x: Val, scale: Val, zp: Val | undefined, axis: number | undefined) => {
+  alongAxis(scale, x.shape, axis, 1)
+  alongAxis(zp, x.shape, axis, 0)
+  const sS = paramSplit(scale, x.shape, axis), sZ = paramSplit(zp, x.shape, axis)
+  const split = sS.dim >= sZ.dim ? sS : sZ
+  const widen = (p: Val) => (sizeOf(p.shape) === split.dim ? null : new Float32Array(split.dim))
+  const sBuf = widen(scale), zBuf = zp === undefined ? null : widen(zp)
+  return {
+    split,
+    scale: (): Float32Array => (sBuf === null ? scale.data : sBuf.fill(scale.data[0]!)),
+    zp: (): Float32Array | undefined => (zp === undefined ? undefined : zBuf === null ? zp.data : zBuf.fill(zp.data[0]!))
+  }
+}
+
 const quantize: OpImpl = (ctx) => {
   const x = ctx.val("input")
   const axis = ctx.has("axis") ? normAxis(ctx.num("axis"), x.shape.length) : undefined
-  const scale = alongAxis(ctx.val("scale"), x.shape, axis, 1)
-  const zp = alongAxis(ctx.opt("zero_point"), x.shape, axis, 0)
   const out = ctx.alloc(0)
+  const q = quantParams(x, ctx.val("scale"), ctx.opt("zero_point"), axis)
   expectShape("quantize", out.shape, x.shape)
-  const [lo, hi] = intRange(ctx.str("output_dtype"))
+  // The front end admits int8 and uint8 only (mil-format-errata.md, quantize).
+  const dtype = ctx.str("output_dtype")
+  if (dtype !== "int8" && dtype !== "uint8") throw new OpError(`quantize: unsupported output_dtype "${dtype}"`, "SIM-DTYPE")
   const o = out.data
-  return () => {
-    const a = x.data
-    for (let i = 0; i < o.length; i++) {
-      const v = roundHalfEven(a[i]! / scale(i)) + zp(i)
-      o[i] = v < lo ? lo : v > hi ? hi : v
-    }
-  }
+  return () => kQuantize(x.data, q.split, q.scale(), q.zp(), dtype, o)
 }
 
 const dequantize: OpImpl = (ctx) => {
   const x = ctx.val("input")
   const axis = ctx.has("axis") ? normAxis(ctx.num("axis"), x.shape.length) : undefined
-  const scale = alongAxis(ctx.val("scale"), x.shape, axis, 1)
-  const zp = alongAxis(ctx.opt("zero_point"), x.shape, axis, 0)
   const out = ctx.alloc(0)
+  const q = quantParams(x, ctx.val("scale"), ctx.opt("zero_point"), axis)
   expectShape("dequantize", out.shape, x.shape)
   const o = out.data
-  return () => {
-    const a = x.data
-    for (let i = 0; i < o.length; i++) o[i] = scale(i) * (a[i]! - zp(i))
-  }
+  return () => kDequantize(x.data, q.split, q.scale(), q.zp(), o)
 }
 
 /** Decompression and quantization ops by MIL name. */

@@ -1,12 +1,31 @@
 /** Elementwise ops: binary arithmetic and comparisons with numpy broadcasting, unary math, activations, cast. */
 import type { OpCtx, OpImpl, Run, Val } from "./types.js"
 import { OpError } from "./types.js"
-import { broadcastIndex, broadcastShapes, expectShape, intRange, isIntDtype, sizeOf } from "./util.js"
+import { broadcastIndex, broadcastShapes, expectShape, intRange, isIntDtype, planned, sizeOf } from "./util.js"
 import { float32ToFp16, fp16ToFloat32 } from "../../fp16/scalar.js"
+import {
+  binary as kBinary, type BinaryOp, erf, planBroadcast, select as kSelect, unary as kUnary, type UnaryOp,
+  type UnaryParams
+} from "../kernels/index.js"
+
+export { erf }
 
 type Bin = (a: number, b: number) => number
 
-const binary = (f: Bin, _resultBool = false): OpImpl => (ctx) => {
+/** A binary op run by the shared broadcasting kernel, planned once. */
+const kernelBinary = (name: BinaryOp): OpImpl => (ctx) => {
+  const x = ctx.val("x")
+  const y = ctx.val("y")
+  const shape = broadcastShapes(x.shape, y.shape)
+  const out = ctx.alloc(0)
+  expectShape(ctx.op.op, out.shape, shape)
+  const plan = planned(planBroadcast(ctx.op.op, [x.shape, y.shape]))
+  const o = out.data
+  return () => kBinary(name, plan, x.data, y.data, o)
+}
+
+/** Private loop for the ops whose NaN, signed-zero or infinite-divisor rules differ from the kernel's. */
+const binary = (f: Bin): OpImpl => (ctx) => {
   const x = ctx.val("x")
   const y = ctx.val("y")
   const shape = broadcastShapes(x.shape, y.shape)
@@ -42,60 +61,30 @@ const identity = (n: number): Int32Array => {
   return m
 }
 
-const floorDiv: Bin = (a, b) => Math.floor(a / b)
 const pyMod: Bin = (a, b) => a - b * Math.floor(a / b)
 
 /** Binary ops by MIL name. */
 export const binaryOps: Record<string, OpImpl> = {
-  add: binary((a, b) => a + b),
-  sub: binary((a, b) => a - b),
-  mul: binary((a, b) => a * b),
-  real_div: binary((a, b) => a / b),
-  pow: binary((a, b) => Math.pow(a, b)),
+  add: kernelBinary("add"),
+  sub: kernelBinary("sub"),
+  mul: kernelBinary("mul"),
+  real_div: kernelBinary("real_div"),
+  pow: kernelBinary("pow"),
+  // A NaN operand yields the other one and −0 is kept (the kernel uses Math.max/min).
   maximum: binary((a, b) => (a >= b || Number.isNaN(b) ? a : b)),
   minimum: binary((a, b) => (a <= b || Number.isNaN(b) ? a : b)),
-  floor_div: binary(floorDiv),
+  floor_div: kernelBinary("floor_div"),
+  // a − b·⌊a/b⌋ (NaN for an infinite divisor; the kernel's fmod-based form gives a).
   mod: binary(pyMod),
-  equal: binary((a, b) => (a === b ? 1 : 0), true),
-  not_equal: binary((a, b) => (a !== b ? 1 : 0), true),
-  greater: binary((a, b) => (a > b ? 1 : 0), true),
-  greater_equal: binary((a, b) => (a >= b ? 1 : 0), true),
-  less: binary((a, b) => (a < b ? 1 : 0), true),
-  less_equal: binary((a, b) => (a <= b ? 1 : 0), true),
-  logical_and: binary((a, b) => (a !== 0 && b !== 0 ? 1 : 0), true),
-  logical_or: binary((a, b) => (a !== 0 || b !== 0 ? 1 : 0), true),
-  logical_xor: binary((a, b) => ((a !== 0) !== (b !== 0) ? 1 : 0), true)
-}
-
-/** erf in float64: Maclaurin series below 2.5 (no cancellation trouble there), erfc continued fraction above. */
-export const erf = (x: number): number => {
-  const ax = Math.abs(x)
-  if (ax < 2.5) {
-    const x2 = x * x
-    let term = x, sum = x
-    for (let k = 1; k < 80; k++) {
-      term *= -x2 / k
-      const add = term / (2 * k + 1)
-      sum += add
-      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break
-    }
-    return (2 / Math.sqrt(Math.PI)) * sum
-  }
-  if (ax > 6) return Math.sign(x)
-  let f = 0
-  for (let k = 80; k >= 1; k--) f = (k / 2) / (ax + f)
-  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f)
-  return Math.sign(x) * (1 - erfc)
-}
-
-const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v))
-
-/** Half away from zero: the engine's `round` (and wrong-looking only past 1024 where fp16 has no fraction bits). */
-const roundHalfAway = (v: number): number => Math.sign(v) * Math.round(Math.abs(v))
-/** Half to even: numpy's round, what the MIL reference folds with. */
-export const roundHalfEven = (v: number): number => {
-  const r = Math.round(v)
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r
+  equal: kernelBinary("equal"),
+  not_equal: kernelBinary("not_equal"),
+  greater: kernelBinary("greater"),
+  greater_equal: kernelBinary("greater_equal"),
+  less: kernelBinary("less"),
+  less_equal: kernelBinary("less_equal"),
+  logical_and: kernelBinary("logical_and"),
+  logical_or: kernelBinary("logical_or"),
+  logical_xor: kernelBinary("logical_xor")
 }
 
 type Un = (v: number) => number
@@ -114,6 +103,20 @@ const unaryWith = (make: (ctx: OpCtx, x: Val) => Un): OpImpl => (ctx) => {
 }
 const unary = (f: Un): OpImpl => unaryWith(() => f)
 
+/** A unary op run by the shared kernel; `params` reads its attributes once at plan time. */
+const kernelUnaryWith = (
+  pick: (ctx: OpCtx, x: Val) => readonly [UnaryOp, UnaryParams]
+): OpImpl => (ctx) => {
+  const x = ctx.val("x")
+  const out = ctx.alloc(0)
+  expectShape(ctx.op.op, out.shape, x.shape)
+  const [name, params] = pick(ctx, x)
+  const n = sizeOf(x.shape)
+  const o = out.data
+  return () => kUnary(name, x.data, o, n, params)
+}
+const kernelUnary = (name: UnaryOp): OpImpl => kernelUnaryWith(() => [name, {}])
+
 /** An epsilon default created in x's dtype (fp16 rounding applies), as the MIL builder does. */
 const epsilon = (ctx: OpCtx, x: Val, dflt: number): number => {
   const e = ctx.num("epsilon", dflt)
@@ -122,68 +125,56 @@ const epsilon = (ctx: OpCtx, x: Val, dflt: number): number => {
   return Math.fround(e)
 }
 
-const gelu = (mode: string): Un => {
+/** The kernel op of a gelu mode. */
+const gelu = (mode: string): UnaryOp => {
   switch (mode) {
-    case "EXACT": return (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))
-    case "TANH_APPROXIMATION": {
-      const c = Math.sqrt(2 / Math.PI)
-      return (v) => 0.5 * v * (1 + Math.tanh(c * (v + 0.044715 * v * v * v)))
-    }
-    case "SIGMOID_APPROXIMATION": return (v) => v * sigmoid(1.702 * v)
+    case "EXACT": return "gelu"
+    case "TANH_APPROXIMATION": return "gelu_tanh"
+    case "SIGMOID_APPROXIMATION": return "gelu_sigmoid"
     default: throw new OpError(`gelu: unknown mode "${mode}" (EXACT, TANH_APPROXIMATION or SIGMOID_APPROXIMATION)`)
   }
 }
 
 /** Unary ops by MIL name. */
 export const unaryOps: Record<string, OpImpl> = {
-  abs: unary(Math.abs),
-  sqrt: unary(Math.sqrt),
-  square: unary((v) => v * v),
-  exp: unary(Math.exp),
-  exp2: unary((v) => Math.pow(2, v)),
-  tanh: unary(Math.tanh),
-  sigmoid: unary(sigmoid),
-  relu: unary((v) => (v > 0 ? v : 0)),
+  abs: kernelUnary("abs"),
+  sqrt: kernelUnary("sqrt"),
+  square: kernelUnary("square"),
+  exp: kernelUnary("exp"),
+  exp2: kernelUnary("exp2"),
+  tanh: kernelUnary("tanh"),
+  sigmoid: kernelUnary("sigmoid"),
+  relu: kernelUnary("relu"),
+  // Private loops below keep −0 (relu6, clip, threshold, elu) and softplus's own large-input cut-off.
   relu6: unary((v) => (v < 0 ? 0 : v > 6 ? 6 : v)),
-  silu: unary((v) => v * sigmoid(v)),
-  erf: unary(erf),
-  floor: unary(Math.floor),
-  ceil: unary(Math.ceil),
-  sign: unary((v) => (v > 0 ? 1 : v < 0 ? -1 : 0)),
-  sin: unary(Math.sin),
-  cos: unary(Math.cos),
-  tan: unary(Math.tan),
-  asin: unary(Math.asin),
-  acos: unary(Math.acos),
-  atan: unary(Math.atan),
-  sinh: unary(Math.sinh),
-  cosh: unary(Math.cosh),
-  atanh: unary(Math.atanh),
+  silu: kernelUnary("silu"),
+  erf: kernelUnary("erf"),
+  floor: kernelUnary("floor"),
+  ceil: kernelUnary("ceil"),
+  sign: kernelUnary("sign"),
+  sin: kernelUnary("sin"),
+  cos: kernelUnary("cos"),
+  tan: kernelUnary("tan"),
+  asin: kernelUnary("asin"),
+  acos: kernelUnary("acos"),
+  atan: kernelUnary("atan"),
+  sinh: kernelUnary("sinh"),
+  cosh: kernelUnary("cosh"),
+  atanh: kernelUnary("atanh"),
   softplus: unary((v) => (v > 20 ? v : Math.log1p(Math.exp(v)))),
-  softsign: unary((v) => v / (1 + Math.abs(v))),
-  logical_not: unary((v) => (v === 0 ? 1 : 0)),
-  round: unaryWith((ctx) => (ctx.exact ? roundHalfEven : roundHalfAway)),
-  rsqrt: unaryWith((ctx, x) => {
-    const e = epsilon(ctx, x, 1e-12)
-    return (v) => 1 / Math.sqrt(v + e)
-  }),
-  inverse: unaryWith((ctx, x) => {
-    const e = epsilon(ctx, x, 1e-4)
-    return (v) => 1 / (v + e)
-  }),
-  log: unaryWith((ctx, x) => {
-    const e = epsilon(ctx, x, 1e-45)
-    return (v) => Math.log(v + e)
-  }),
-  gelu: unaryWith((ctx) => gelu(ctx.str("mode", "EXACT"))),
+  softsign: kernelUnary("softsign"),
+  logical_not: kernelUnary("logical_not"),
+  // The engine rounds half away from zero; numerics "exact" folds like numpy (half to even).
+  round: kernelUnaryWith((ctx) => [ctx.exact ? "round_half_even" : "round", {}]),
+  rsqrt: kernelUnaryWith((ctx, x) => ["rsqrt", { epsilon: epsilon(ctx, x, 1e-12) }]),
+  inverse: kernelUnaryWith((ctx, x) => ["inverse", { epsilon: epsilon(ctx, x, 1e-4) }]),
+  log: kernelUnaryWith((ctx, x) => ["log", { epsilon: epsilon(ctx, x, 1e-45) }]),
+  gelu: kernelUnaryWith((ctx) => [gelu(ctx.str("mode", "EXACT")), {}]),
   clip: unaryWith((ctx) => {
     const lo = ctx.num("alpha"), hi = ctx.num("beta")
     return (v) => (v < lo ? lo : v > hi ? hi : v)
   }),
-  leaky_relu: unaryWith((ctx) => {
-    const a = ctx.num("alpha", 0.01)
-    return (v) => (v >= 0 ? v : a * v)
-  }),
+  leaky_relu: kernelUnaryWith((ctx) => ["leaky_relu", { alpha: ctx.num("alpha", 0.01) }]),
   elu: unaryWith((ctx) => {
     const a = ctx.num("alpha", 1)
     return (v) => (v >= 0 ? v : a * (Math.exp(v) - 1))
@@ -196,18 +187,9 @@ export const unaryOps: Record<string, OpImpl> = {
     const a = ctx.num("alpha")
     return (v) => (v < a ? a : v)
   }),
-  scaled_tanh: unaryWith((ctx) => {
-    const a = ctx.num("alpha", 1), b = ctx.num("beta", 1)
-    return (v) => a * Math.tanh(b * v)
-  }),
-  sigmoid_hard: unaryWith((ctx) => {
-    const a = ctx.num("alpha", 0.2), b = ctx.num("beta", 0.5)
-    return (v) => Math.min(1, Math.max(0, a * v + b))
-  }),
-  linear_activation: unaryWith((ctx) => {
-    const a = ctx.num("alpha"), b = ctx.num("beta", 0)
-    return (v) => a * v + b
-  }),
+  scaled_tanh: kernelUnaryWith((ctx) => ["scaled_tanh", { alpha: ctx.num("alpha", 1), beta: ctx.num("beta", 1) }]),
+  sigmoid_hard: kernelUnaryWith((ctx) => ["hard_sigmoid", { alpha: ctx.num("alpha", 0.2), beta: ctx.num("beta", 0.5) }]),
+  linear_activation: kernelUnaryWith((ctx) => ["linear", { alpha: ctx.num("alpha"), beta: ctx.num("beta", 0) }]),
   softplus_parametric: unaryWith(() => {
     throw new OpError("softplus_parametric is not supported by the simulator", "SIM-UNSUPPORTED-OP")
   }),
@@ -252,14 +234,8 @@ export const select: OpImpl = (ctx) => {
   const shape = broadcastShapes(broadcastShapes(a.shape, b.shape), c.shape)
   const out = ctx.alloc(0)
   expectShape("select", out.shape, shape)
-  const n = sizeOf(shape)
-  const ic = broadcastIndex(c.shape, shape) ?? identity(n)
-  const ia = broadcastIndex(a.shape, shape) ?? identity(n)
-  const ib = broadcastIndex(b.shape, shape) ?? identity(n)
+  const plan = planned(planBroadcast("select", [c.shape, a.shape, b.shape]))
   const o = out.data
-  const run: Run = () => {
-    const cd = c.data, ad = a.data, bd = b.data
-    for (let i = 0; i < n; i++) o[i] = cd[ic[i]!] !== 0 ? ad[ia[i]!]! : bd[ib[i]!]!
-  }
+  const run: Run = () => kSelect(plan, c.data, a.data, b.data, o)
   return run
 }

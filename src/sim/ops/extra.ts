@@ -1,9 +1,9 @@
 /** Less common ops the checker knows: conv_transpose, instance_norm, prelu, l2_pool, space_to_depth, fill, neg. */
 import { Either } from "effect"
-import { convTranspose, planConvTranspose } from "../kernels/index.js"
+import { convTranspose, planConvTranspose, planSpaceToDepth, stridedCopy } from "../kernels/index.js"
 import type { OpImpl } from "./types.js"
 import { OpError } from "./types.js"
-import { expectShape, sizeOf } from "./util.js"
+import { expectShape, planned, sizeOf } from "./util.js"
 
 const convT: OpImpl = (ctx) => {
   const x = ctx.val("x")
@@ -105,17 +105,9 @@ const spaceToDepth: OpImpl = (ctx) => {
   const out = ctx.alloc(0)
   const Ho = H / bs, Wo = W / bs
   expectShape("space_to_depth", out.shape, [n, C * bs * bs, Ho, Wo])
-  const map = new Int32Array(out.data.length)
-  let k = 0
-  for (let b = 0; b < n; b++) for (let co = 0; co < C * bs * bs; co++) for (let h = 0; h < Ho; h++) for (let w = 0; w < Wo; w++) {
-    const c = co % C, ij = Math.floor(co / C), i = Math.floor(ij / bs), j = ij % bs
-    map[k++] = ((b * C + c) * H + h * bs + i) * W + w * bs + j
-  }
+  const plan = planned(planSpaceToDepth(x.shape, bs))
   const o = out.data
-  return () => {
-    const a = x.data
-    for (let i = 0; i < map.length; i++) o[i] = a[map[i]!]!
-  }
+  return () => stridedCopy(plan, x.data, o)
 }
 
 const fill: OpImpl = (ctx) => {

@@ -1,7 +1,12 @@
 /** Shape and indexing ops: reshape family, transpose, slicing, concat/split/stack, tile, pad, gather, topk. */
 import type { OpImpl, Run, Val } from "./types.js"
 import { OpError } from "./types.js"
-import { expectShape, normAxis, sizeOf, stridesOf } from "./util.js"
+import { expectShape, normAxis, planned, sizeOf, stridesOf } from "./util.js"
+import {
+  concat as kConcat, mappedCopy, planConcat, planDepthToSpace, planPad, planSlice, planSplit, planTile, planTranspose,
+  range1d as kRange1d,
+  split as kSplit, stridedCopy as kStridedCopy
+} from "../kernels/index.js"
 
 /** Output with the same data as `x`, viewed with the declared shape. */
 const view: OpImpl = (ctx) => {
@@ -12,15 +17,6 @@ const view: OpImpl = (ctx) => {
   }
   ctx.alias(0, x)
   return undefined
-}
-
-/** Copies `a[map[i]]` (or `fill` where map is -1) into `o`. */
-const gatherMap = (x: Val, o: Float32Array, map: Int32Array, fill = 0): Run => () => {
-  const a = x.data
-  for (let i = 0; i < map.length; i++) {
-    const j = map[i]!
-    o[i] = j < 0 ? fill : a[j]!
-  }
 }
 
 /** Iterates the output positions of `outShape`, calling `f(flatOut, coords)`. */
@@ -44,14 +40,9 @@ const transpose: OpImpl = (ctx) => {
   const shape = perm.map((p) => x.shape[p]!)
   const out = ctx.alloc(0)
   expectShape("transpose", out.shape, shape)
-  const xs = stridesOf(x.shape)
-  const map = new Int32Array(sizeOf(shape))
-  forEachIndex(shape, (k, idx) => {
-    let off = 0
-    for (let d = 0; d < idx.length; d++) off += idx[d]! * xs[perm[d]!]!
-    map[k] = off
-  })
-  return gatherMap(x, out.data, map)
+  const plan = planned(planTranspose(x.shape, perm))
+  const o = out.data
+  return () => kStridedCopy(plan, x.data, o)
 }
 
 /** Runtime-capable strided slice: per-axis start and step, with squeezed axes dropped from the output. */
@@ -125,9 +116,16 @@ const sliceByIndex: OpImpl = (ctx) => {
   }
   if (begin.isConst && end.isConst) {
     solve(true)
-    const fixed = { start, step: stride }
-    const outDims = [...dims]
-    return stridedCopy(x, out.data, outDims, () => fixed)
+    // Squeezed axes take the begin clamped by solve; the kernel then plans the same window.
+    const plan = planned(planSlice(x.shape, {
+      begin: Array.from({ length: r }, (_, d) => (sm[d] ? start[d]! : begin.data[d]!)),
+      end: Array.from({ length: r }, (_, d) => end.data[d]!),
+      stride: stride.map((v, d) => (sm[d] ? 1 : v)),
+      beginMask: bm.map((v) => v !== 0), endMask: em.map((v) => v !== 0), squeezeMask: sm.map((v) => v !== 0)
+    }))
+    expectShape("slice_by_index", out.shape, plan.outShape)
+    const o = out.data
+    return () => kStridedCopy(plan, x.data, o)
   }
   // Runtime bounds: the output shape is static, so the bounds only move the window.
   solve(false)
@@ -159,8 +157,14 @@ const sliceBySize: OpImpl = (ctx) => {
   }
   solve()
   expectShape("slice_by_size", out.shape, dims)
+  if (begin.isConst) {
+    const plan = planned(planSlice(x.shape, { begin: [...start], end: dims.map((n, d) => start[d]! + n) }))
+    expectShape("slice_by_size", out.shape, plan.outShape)
+    const o = out.data
+    return () => kStridedCopy(plan, x.data, o)
+  }
   const res = { start, step }
-  return stridedCopy(x, out.data, [...dims], begin.isConst ? () => res : () => (solve(), res))
+  return stridedCopy(x, out.data, [...dims], () => (solve(), res))
 }
 
 const concat: OpImpl = (ctx) => {
@@ -170,41 +174,19 @@ const concat: OpImpl = (ctx) => {
   const axis = normAxis(ctx.num("axis"), r)
   const interleave = ctx.bool("interleave", false)
   const out = ctx.alloc(0)
-  const outer = sizeOf(values[0]!.shape.slice(0, axis))
-  const inner = sizeOf(values[0]!.shape.slice(axis + 1))
   const shape = [...values[0]!.shape]
   shape[axis] = values.reduce((s, v) => s + v.shape[axis]!, 0)
   expectShape("concat", out.shape, shape)
+  const plan = planned(planConcat(values.map((v) => v.shape), axis, interleave))
   const o = out.data
-  if (interleave) {
-    const A = values[0]!.shape[axis]!
-    const N = values.length
-    return () => {
-      for (let p = 0; p < outer; p++) {
-        for (let k = 0; k < A; k++) {
-          for (let i = 0; i < N; i++) {
-            const src = values[i]!.data
-            const from = (p * A + k) * inner
-            o.set(src.subarray(from, from + inner), ((p * A + k) * N + i) * inner)
-          }
-        }
-      }
-    }
-  }
-  const blocks = values.map((v) => v.shape[axis]! * inner)
-  const total = shape[axis]! * inner
+  const srcs = values.map((v) => v.data)
   return () => {
-    for (let p = 0; p < outer; p++) {
-      let at = p * total
-      for (let i = 0; i < values.length; i++) {
-        const b = blocks[i]!
-        o.set(values[i]!.data.subarray(p * b, p * b + b), at)
-        at += b
-      }
-    }
+    for (let i = 0; i < values.length; i++) srcs[i] = values[i]!.data
+    kConcat(plan, srcs, o)
   }
 }
 
+/** stack is concat over the values viewed with a unit dim inserted at the axis. */
 const stack: OpImpl = (ctx) => {
   const values = ctx.tuple("values")
   const r = values[0]!.shape.length
@@ -213,14 +195,13 @@ const stack: OpImpl = (ctx) => {
   const shape = [...values[0]!.shape]
   shape.splice(axis, 0, values.length)
   expectShape("stack", out.shape, shape)
-  const outer = sizeOf(values[0]!.shape.slice(0, axis))
-  const inner = sizeOf(values[0]!.shape.slice(axis))
+  const unit = (s: ReadonlyArray<number>) => [...s.slice(0, axis), 1, ...s.slice(axis)]
+  const plan = planned(planConcat(values.map((v) => unit(v.shape)), axis))
   const o = out.data
-  const N = values.length
+  const srcs = values.map((v) => v.data)
   return () => {
-    for (let p = 0; p < outer; p++) {
-      for (let i = 0; i < N; i++) o.set(values[i]!.data.subarray(p * inner, p * inner + inner), (p * N + i) * inner)
-    }
+    for (let i = 0; i < values.length; i++) srcs[i] = values[i]!.data
+    kConcat(plan, srcs, o)
   }
 }
 
@@ -236,25 +217,15 @@ const split: OpImpl = (ctx) => {
     sizes = new Array<number>(k).fill(D / k)
   }
   if (sizes.length !== ctx.nOut) throw new OpError(`split: ${sizes.length} pieces but ${ctx.nOut} outputs declared`)
-  const outer = sizeOf(x.shape.slice(0, axis))
-  const inner = sizeOf(x.shape.slice(axis + 1))
   const outs = sizes.map((s, i) => {
     const o = ctx.alloc(i)
     const shape = [...x.shape]
     shape[axis] = s
     expectShape("split", o.shape, shape)
-    return o
+    return o.data
   })
-  return () => {
-    const a = x.data
-    let at = 0
-    for (let i = 0; i < outs.length; i++) {
-      const b = sizes[i]! * inner
-      const o = outs[i]!.data
-      for (let p = 0; p < outer; p++) o.set(a.subarray(p * D * inner + at, p * D * inner + at + b), p * b)
-      at += b
-    }
-  }
+  const plan = planned(planSplit(x.shape, axis, sizes))
+  return () => kSplit(plan, x.data, outs)
 }
 
 const tile: OpImpl = (ctx) => {
@@ -264,14 +235,9 @@ const tile: OpImpl = (ctx) => {
   const shape = x.shape.map((d, i) => d * reps[i]!)
   const out = ctx.alloc(0)
   expectShape("tile", out.shape, shape)
-  const xs = stridesOf(x.shape)
-  const map = new Int32Array(sizeOf(shape))
-  forEachIndex(shape, (k, idx) => {
-    let off = 0
-    for (let d = 0; d < idx.length; d++) off += (idx[d]! % x.shape[d]!) * xs[d]!
-    map[k] = off
-  })
-  return gatherMap(x, out.data, map)
+  const plan = planned(planTile(x.shape, reps))
+  const o = out.data
+  return () => mappedCopy(plan, x.data, o)
 }
 
 const pad: OpImpl = (ctx) => {
@@ -294,26 +260,9 @@ const pad: OpImpl = (ctx) => {
   if (mode !== "constant" && mode !== "reflect" && mode !== "replicate") {
     throw new OpError(`pad: unknown mode "${mode}" (constant, reflect or replicate)`)
   }
-  const xs = stridesOf(x.shape)
-  const map = new Int32Array(sizeOf(shape))
-  forEachIndex(shape, (k, idx) => {
-    let off = 0
-    for (let d = 0; d < r; d++) {
-      const D = x.shape[d]!
-      let i = idx[d]! - before[d]!
-      if (i < 0 || i >= D) {
-        if (mode === "constant") {
-          off = -1
-          break
-        }
-        if (mode === "reflect") i = i < 0 ? -i : 2 * (D - 1) - i
-        else i = i < 0 ? 0 : D - 1
-      }
-      off += i * xs[d]!
-    }
-    map[k] = off
-  })
-  return gatherMap(x, out.data, map, cv)
+  const plan = planned(planPad(x.shape, p, mode))
+  const o = out.data
+  return () => mappedCopy(plan, x.data, o, cv)
 }
 
 const gather: OpImpl = (ctx) => {
@@ -380,13 +329,9 @@ const depthToSpace: OpImpl = (ctx) => {
   const shape = [n, Co, H * bs, W * bs]
   const out = ctx.alloc(0)
   expectShape("depth_to_space", out.shape, shape)
-  const map = new Int32Array(sizeOf(shape))
-  forEachIndex(shape, (k, [b, c, h, w]) => {
-    const i = h! % bs, j = w! % bs
-    const ci = (i * bs + j) * Co + c!
-    map[k] = ((b! * C + ci) * H + Math.floor(h! / bs)) * W + Math.floor(w! / bs)
-  })
-  return gatherMap(x, out.data, map)
+  const plan = planned(planDepthToSpace(x.shape, bs))
+  const o = out.data
+  return () => kStridedCopy(plan, x.data, o)
 }
 
 const shapeOp: OpImpl = (ctx) => {
@@ -405,7 +350,9 @@ const range1d: OpImpl = (ctx) => {
   return () => {
     const s = start.data[0]!, st = step.data[0]!, e = end.data[0]!
     const len = Math.max(0, Math.ceil((e - s) / st))
-    for (let i = 0; i < n; i++) o[i] = i < len ? s + i * st : 0
+    kRange1d(s, st, o)
+    // Past the runtime length (or for a NaN length) the static output holds zeros.
+    if (!(len >= n)) o.fill(0, Math.min(len, n) || 0)
   }
 }
 

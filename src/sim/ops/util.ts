@@ -1,22 +1,15 @@
 /** Shape arithmetic shared by the simulator's ops. */
+import { Either } from "effect"
+import type { InvalidArgumentError } from "../../schema/errors.js"
+import { sizeOf, stridesOf } from "../kernels/shape.js"
 import { OpError } from "./types.js"
 
-/** Number of elements of a shape (1 for rank 0). */
-export const sizeOf = (shape: ReadonlyArray<number>): number => {
-  let n = 1
-  for (const d of shape) n *= d
-  return n
-}
+export { sizeOf, stridesOf }
 
-/** Row-major strides of a shape. */
-export const stridesOf = (shape: ReadonlyArray<number>): Array<number> => {
-  const s = new Array<number>(shape.length)
-  let acc = 1
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc
-    acc *= shape[i]!
-  }
-  return s
+/** The value of a kernel plan; a rejected plan becomes an OpError carrying the kernel's message. */
+export const planned = <A>(plan: Either.Either<A, InvalidArgumentError>): A => {
+  if (Either.isLeft(plan)) throw new OpError(plan.left.message)
+  return plan.right
 }
 
 /** Normalises a possibly negative axis against `rank`. */

@@ -30,7 +30,7 @@ import { plan as planProgram, type Plan } from "./interpreter.js"
 import {
   allocSurface, bindingOrder, type Chip, layoutFor, packSurface, type SurfaceViews, unpackSurface
 } from "./layout.js"
-import { chipProfiles, EngineClock, type LatencyOptions, nowMs, waitUntil } from "./latency.js"
+import { chipProfiles, EngineClock, type LatencyOptions, withDeadline } from "./latency.js"
 
 /** A native failure to inject: the `nth` (1-based) call of `stage` fails with `code`/`domain`. */
 export interface SimulatedFault {
@@ -313,10 +313,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
         const withLatency = (req: Request, op: string): Effect.Effect<void, EvalError | ClosedError> =>
           clock === undefined
             ? evalNow(req, op)
-            : Effect.suspend(() => {
-              const start = nowMs()
-              return Effect.zipRight(evalNow(req, op), Effect.suspend(() => waitUntil(clock.deadline(start, p.flops))))
-            })
+            : withDeadline(evalNow(req, op), clock, p.flops)
 
         const makeRequest = (): BackendRequest & { readonly surfaces: Request } => {
           const req: Request = { inputs: inputs.map(allocSurface), outputs: outputs.map(allocSurface) }

@@ -69,62 +69,95 @@ interface Waiter {
   readonly resume: () => void
 }
 
+/**
+ * One poller for every pending wait: waiters sorted by deadline, one wake-up armed for the earliest. Far deadlines
+ * sleep on a timer (~1 ms granularity, so it is armed early); the last stretch checks once per event-loop turn, so
+ * other work keeps running; a deadline only a few µs off is spun out, which saves a whole turn of lateness.
+ */
 const waiters: Array<Waiter> = []
-/** The pending wake-up: a timer (far deadlines) or an immediate (the last stretch), and the time it targets. */
 let timer: ReturnType<typeof setTimeout> | undefined
 let immediate: ReturnType<typeof setImmediate> | undefined
-let target = Infinity
+/** Deadline the armed timer is for (Infinity when none). */
+let timerAt = Infinity
+/** Remaining time (ms) above which a timer sleeps instead of per-turn checks; timers fire up to ~1 ms late. */
+const TIMER_ABOVE_MS = 3
+/** A timer is armed this much before its deadline. */
+const TIMER_EARLY_MS = 2
+/** Deadlines this close (ms) are spun out synchronously instead of costing another event-loop turn. */
+const SPIN_MS = 0.012
 
-const cancel = (): void => {
+const cancelTimer = (): void => {
   if (timer !== undefined) clearTimeout(timer)
-  if (immediate !== undefined) clearImmediate(immediate)
   timer = undefined
-  immediate = undefined
-  target = Infinity
+  timerAt = Infinity
 }
 
 const tick = (): void => {
   timer = undefined
+  timerAt = Infinity
   immediate = undefined
-  target = Infinity
-  const now = nowMs()
-  let w = 0
-  const due: Array<Waiter> = []
-  for (let i = 0; i < waiters.length; i++) {
-    const x = waiters[i]!
-    if (x.at <= now) due.push(x)
-    else waiters[w++] = x
+  if (waiters.length === 0) return
+  let now = nowMs()
+  const first = waiters[0]!.at
+  if (first > now && first - now <= SPIN_MS) while ((now = nowMs()) < first);
+  let due = 0
+  while (due < waiters.length && waiters[due]!.at <= now) due++
+  if (due > 0) {
+    const ready = waiters.splice(0, due)
+    for (let i = 0; i < ready.length; i++) ready[i]!.resume()
   }
-  waiters.length = w
-  for (const x of due) x.resume()
   schedule()
 }
 
 const schedule = (): void => {
-  if (waiters.length === 0) return cancel()
-  let min = Infinity
-  for (const x of waiters) if (x.at < min) min = x.at
-  if (immediate !== undefined || min >= target) return
-  cancel()
-  target = min
-  const remaining = min - nowMs()
-  // Far deadlines sleep on a timer (coarse, ~1 ms); the last stretch polls once per event-loop turn.
-  if (remaining > 3) timer = setTimeout(tick, Math.floor(remaining - 2))
-  else immediate = setImmediate(tick)
+  if (waiters.length === 0) return cancelTimer()
+  if (immediate !== undefined) return
+  const first = waiters[0]!.at
+  const remaining = first - nowMs()
+  if (remaining > TIMER_ABOVE_MS) {
+    if (timerAt <= first) return
+    cancelTimer()
+    timerAt = first
+    timer = setTimeout(tick, Math.floor(remaining - TIMER_EARLY_MS))
+    return
+  }
+  cancelTimer()
+  immediate = setImmediate(tick)
+}
+
+const insert = (w: Waiter): void => {
+  // Deadlines mostly arrive in increasing order: scan from the back.
+  let i = waiters.length
+  while (i > 0 && waiters[i - 1]!.at > w.at) i--
+  if (i === waiters.length) waiters.push(w)
+  else waiters.splice(i, 0, w)
 }
 
 /** Completes at `deadline` (ms, {@link nowMs} clock) without blocking the event loop; interruptible. */
 export const waitUntil = (deadline: number): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    if (nowMs() >= deadline) return Effect.void
-    return Effect.async<void>((resume) => {
-      const w: Waiter = { at: deadline, resume: () => resume(Effect.void) }
-      waiters.push(w)
-      schedule()
-      return Effect.sync(() => {
-        const i = waiters.indexOf(w)
-        if (i >= 0) waiters.splice(i, 1)
-        if (waiters.length === 0) cancel()
-      })
+  Effect.async<void>((resume) => {
+    if (nowMs() >= deadline) return resume(Effect.void)
+    const w: Waiter = { at: deadline, resume: () => resume(Effect.void) }
+    insert(w)
+    schedule()
+    return Effect.sync(() => {
+      const i = waiters.indexOf(w)
+      if (i >= 0) waiters.splice(i, 1)
+      if (waiters.length === 0) {
+        cancelTimer()
+        if (immediate !== undefined) clearImmediate(immediate)
+        immediate = undefined
+      }
     })
+  })
+
+/** Runs `work`, then waits out the deadline `clock` gives an eval of `flops` submitted when `work` started. */
+export const withDeadline = <E>(
+  work: Effect.Effect<void, E>,
+  clock: EngineClock,
+  flops: number
+): Effect.Effect<void, E> =>
+  Effect.suspend(() => {
+    const start = nowMs()
+    return Effect.flatMap(work, () => waitUntil(clock.deadline(start, flops)))
   })

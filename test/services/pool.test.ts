@@ -141,6 +141,26 @@ describe("RequestPool.evalStream", () => {
       expect(stats.live).toBe(0)
     }))
 
+  it.live("a slow consumer holds the lanes of a large chunk near what it has pulled", () => {
+    const { fake, layer, compile } = setup()
+    return Effect.gen(function*() {
+      const model = yield* compile
+      const pull = yield* Stream.range(0, 999).pipe(
+        Stream.map(element),
+        RequestPool.evalStream(model, { depth: 4 }),
+        Stream.toPull
+      )
+      const first = Chunk.toReadonlyArray(yield* pull)
+      expect(first.length).toBeGreaterThan(0)
+      first.forEach((o, i) => expect(Array.from(o[0]!)).toEqual(Array.from(element(i)[0]!)))
+      yield* Effect.sleep("30 millis")
+      // Without a bound the lanes would have evaluated the whole 1000-element chunk by now.
+      expect(fake.stats.evals).toBeLessThan(100)
+      const second = Chunk.toReadonlyArray(yield* pull)
+      second.forEach((o, i) => expect(Array.from(o[0]!)).toEqual(Array.from(element(first.length + i)[0]!)))
+    }).pipe(Effect.scoped, Effect.provide(layer))
+  })
+
   it.live("interruption in the middle of a window releases its requests", () => {
     const { fake, layer, compile } = setup({ asyncDelayMs: 200 })
     return Effect.gen(function*() {

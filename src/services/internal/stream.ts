@@ -1,11 +1,12 @@
 /**
  * Pipelined Stream evaluation. Effect 3's `Stream.mapEffect({ concurrency })` costs ~50 µs per element, so this
- * keeps its own window: one daemon fiber per in-flight evaluation (inputs written and outputs read on the
- * consuming fiber), completed heads harvested in order a chunk at a time, and upstream prefetched on a fiber so
- * a slow source never holds back finished results. @internal
+ * keeps its own machinery: chunks of at least `depth` elements run on `depth` long-lived lane fibers (one request
+ * each) that emit the finished prefix a window at a time; smaller chunks get one daemon fiber per in-flight
+ * evaluation, completed heads harvested in order. Upstream is prefetched on a fiber so a slow source never holds
+ * back finished results. @internal
  */
 import { Cause, Chunk, Effect, Exit, Fiber, Option, Stream } from "effect"
-import { ClosedError } from "../../schema/errors.js"
+import { ClosedError, type InvalidArgumentError } from "../../schema/errors.js"
 import type { Model } from "../Model.js"
 import type { EvalStreamError, EvalStreamOptions } from "../RequestPool.js"
 import { readF32, writeF32 } from "./codec.js"
@@ -16,15 +17,41 @@ import { checkDepth, mapSlots, type Slot } from "./pool.js"
 
 const OP = "RequestPool.evalStream"
 /**
- * Elements per lane in one window. The first window of a chunk is small so results start flowing at once; each next
- * one doubles, up to a size that amortises the per-window forks to a few percent of an element's cost.
+ * Elements per lane in one emitted window. The first window of a chunk is small so results start flowing at once;
+ * each next one doubles, up to a size that amortises the per-pull cost; lanes run at most one window ahead.
  */
 const FIRST_WINDOW_PER_LANE = 2
-/** Outputs up to this size (bytes per element) share one buffer per window. */
+/** Outputs up to this size (bytes per element) share one buffer per segment of a run. */
 const SLAB_ELEMENT_BYTES = 4096
 const MAX_WINDOW_PER_LANE = 64
 const laneIndices: Array<ReadonlyArray<number>> = []
 const lanesOf = (n: number) => (laneIndices[n] ??= Array.from({ length: n }, (_, i) => i))
+
+/** Elements per output buffer segment of a run. */
+const SEGMENT = 256
+
+/** One chunk being evaluated by lanes (indices relative to `start`). */
+interface Run {
+  readonly start: number
+  readonly n: number
+  readonly lanes: number
+  readonly elements: ReadonlyArray<ReadonlyArray<Float32Array>>
+  readonly results: Array<ReadonlyArray<Float32Array> | undefined>
+  readonly done: Uint8Array
+  /** Elements below are all finished. */
+  prefix: number
+  emitted: number
+  /** Elements below were validated. */
+  checked: number
+  /** Lanes start only elements below. */
+  limit: number
+  failure: Cause.Cause<EvalStreamError> | undefined
+  readonly gates: Array<() => void>
+  wake: (() => void) | undefined
+  target: number
+  readonly fibers: Array<Fiber.RuntimeFiber<void>>
+  readonly slabs: Array<Array<ArrayBuffer | undefined>>
+}
 
 interface InFlight {
   readonly fiber: Fiber.RuntimeFiber<void, EvalStreamError>
@@ -76,6 +103,7 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
     let windowPerLane = FIRST_WINDOW_PER_LANE
     let upstream: Fiber.RuntimeFiber<Chunk.Chunk<ReadonlyArray<Float32Array>>, Option.Option<E>> | undefined
     let upstreamDone = false
+    let run: Run | undefined
 
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
@@ -83,6 +111,11 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
         const fibers: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
         for (let i = inflightHead; i < inflight.length; i++) fibers.push(inflight[i]!.fiber)
         if (upstream) fibers.push(upstream)
+        if (run !== undefined) {
+          for (const f of run.fibers) fibers.push(f)
+          free[0]!.evals.inflight(-run.lanes)
+          run = undefined
+        }
         return Fiber.interruptAll(fibers)
       })
     )
@@ -92,7 +125,10 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
         return invalid(OP, "element", `an array of ${ins.length} Float32Array input(s), one per model input`, describe(elem))
       }
       for (let k = 0; k < ins.length; k++) {
-        const p = checkF32(OP, "input", ins, k, elem[k], `element[${k}]`)
+        const x: unknown = elem[k]
+        // The common case without building the error's strings; anything else gets the full check's message.
+        if (x instanceof Float32Array && x.length === ins[k]!.logicalElements) continue
+        const p = checkF32(OP, "input", ins, k, x, `element[${k}]`)
         if (p) return p
       }
       return undefined
@@ -140,63 +176,141 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
     }
 
     /**
-     * Window mode, when a chunk holds at least `depth` elements and nothing is in flight: `depth` lanes, each a
-     * fiber evaluating every depth-th element of the window on its own request, so the fork and wake-up costs are
-     * paid per window instead of per element. Order comes from the result slots.
+     * Run mode, when a chunk holds at least `depth` elements and nothing is in flight: `depth` lane fibers, each
+     * evaluating every depth-th element of the chunk on its own request, so fork and wake-up costs are paid once per
+     * chunk. Lanes never stop at a window's end (no barrier that idles the faster lanes); each pull emits the
+     * finished prefix once a window's worth is done, and lanes may run at most one window past what was pulled.
      */
-    const runWindow = Effect.suspend((): Effect.Effect<Chunk.Chunk<ReadonlyArray<Float32Array>>, Option.Option<EvalStreamError>> => {
-      if (isClosed(life)) return Effect.fail(Option.some(closedError(model)))
+    const startRun = Effect.suspend((): Effect.Effect<void> => {
       const start = pendingIndex
-      const end = Math.min(pending.length, start + depth * windowPerLane)
-      windowPerLane = Math.min(MAX_WINDOW_PER_LANE, windowPerLane * 2)
-      for (let i = start; i < end; i++) {
-        const p = checkElement(pending[i]!)
-        if (p) return Effect.fail(Option.some(p))
+      const n = pending.length - start
+      pendingIndex = pending.length
+      const lanes = Math.min(depth, n)
+      const r: Run = {
+        start, n, lanes, elements: pending, results: new Array(n), done: new Uint8Array(n),
+        prefix: 0, emitted: 0, checked: 0, limit: 0, failure: undefined, gates: [], wake: undefined, target: 0,
+        fibers: [], slabs: outs.map(() => [])
       }
-      pendingIndex = end
-      const results: Array<ReadonlyArray<Float32Array>> = new Array(end - start)
-      // Small outputs are views into one buffer per window: a fresh typed array costs ~0.5 µs, a view ~50 ns.
-      const slabs = outs.map((o) =>
-        o.logicalElements * 4 <= SLAB_ELEMENT_BYTES ? new Float32Array(o.logicalElements * (end - start)).buffer : undefined
-      )
-      const lanes = Math.min(depth, end - start)
-      const lane = (l: number) =>
-        Effect.suspend(() => {
-          const slot = free[free.length - 1 - l]!
-          const evalAsync = slot.request.evalAsync
-          const record = slot.evals.record
-          let i = start + l
-          let t0 = 0
-          const next = (): Effect.Effect<void, EvalStreamError> => {
-            if (i >= end) return Effect.void
-            const elem = pending[i]!
-            for (let k = 0; k < ins.length; k++) writeF32(elem[k]!, slot.request.inputs[k]!, ins[k]!)
-            t0 = performance.now()
-            return Effect.flatMap(evalAsync, () => {
-              record(t0)
-              const result: Array<Float32Array> = new Array(outs.length)
-              for (let k = 0; k < outs.length; k++) {
-                const n = outs[k]!.logicalElements
-                const slab = slabs[k]
-                const dst = slab === undefined ? new Float32Array(n) : new Float32Array(slab, (i - start) * n * 4, n)
-                readF32(slot.request.outputs[k]!, outs[k]!, dst)
-                result[k] = dst
-              }
-              results[i - start] = result
-              i += lanes
-              return next()
-            })
-          }
-          return next()
-        })
-      const gauge = free[0]!.evals.inflight
-      gauge(lanes)
-      return Effect.forEach(lanesOf(lanes), lane, { concurrency: lanes, discard: true }).pipe(
-        Effect.ensuring(Effect.sync(() => gauge(-lanes))),
-        Effect.mapError(Option.some),
-        Effect.as(Chunk.unsafeFromArray(results))
-      )
+      run = r
+      free[0]!.evals.inflight(lanes)
+      // Every lane is registered for the finalizer before anything can interrupt; the lanes themselves stay
+      // interruptible.
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.forEach(lanesOf(lanes), (l) =>
+          Effect.map(Effect.forkDaemon(restore(lane(r, l))), (f) => {
+            r.fibers.push(f)
+          }), { discard: true }))
     })
+
+    /** Output view for element `i` of a run: small outputs share one buffer per window-sized segment. */
+    const outputView = (r: Run, k: number, i: number): Float32Array => {
+      const n = outs[k]!.logicalElements
+      if (n * 4 > SLAB_ELEMENT_BYTES) return new Float32Array(n)
+      const seg = Math.floor(i / SEGMENT)
+      const slab = (r.slabs[k]![seg] ??= new ArrayBuffer(n * 4 * Math.min(SEGMENT, r.n - seg * SEGMENT)))
+      return new Float32Array(slab, (i - seg * SEGMENT) * n * 4, n)
+    }
+
+    const lane = (r: Run, l: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const slot = free[free.length - 1 - l]!
+        const request = slot.request
+        const record = slot.evals.record
+        const lanes = r.lanes
+        let i = l
+        let t0 = 0
+        // Effects built once per lane and reused for every element: no per-element effect or closure allocation.
+        const submit = Effect.suspend(() => {
+          const elem = r.elements[r.start + i]!
+          for (let k = 0; k < ins.length; k++) writeF32(elem[k]!, request.inputs[k]!, ins[k]!)
+          t0 = performance.now()
+          return request.evalAsync
+        })
+        const gate = Effect.async<void>((resume) => {
+          if (i < r.limit) return resume(Effect.void)
+          r.gates.push(() => resume(Effect.void))
+        })
+        const harvest = (): Effect.Effect<void, EvalStreamError> => {
+          record(t0)
+          const result: Array<Float32Array> = new Array(outs.length)
+          for (let k = 0; k < outs.length; k++) {
+            const dst = outputView(r, k, i)
+            readF32(request.outputs[k]!, outs[k]!, dst)
+            result[k] = dst
+          }
+          r.results[i] = result
+          r.done[i] = 1
+          if (i === r.prefix) {
+            let p = i + 1
+            while (p < r.n && r.done[p] === 1) p++
+            r.prefix = p
+            if (r.wake !== undefined && p >= r.target) r.wake()
+          }
+          i += lanes
+          return i >= r.n ? Effect.void : i < r.limit ? loop : gated
+        }
+        const loop: Effect.Effect<void, EvalStreamError> = Effect.flatMap(submit, harvest)
+        const gated = Effect.zipRight(gate, loop)
+        const body = i >= r.n ? Effect.void : i < r.limit ? loop : gated
+        return Effect.catchAllCause(body, (cause) =>
+          Effect.sync(() => {
+            r.failure ??= cause
+            if (r.wake !== undefined) r.wake()
+          }))
+      })
+
+    /** Lets lanes start elements below `limit`, validating them first. */
+    const extendLimit = (r: Run, limit: number): InvalidArgumentError | undefined => {
+      for (; r.checked < limit; r.checked++) {
+        const p = checkElement(r.elements[r.start + r.checked])
+        if (p) return p
+      }
+      if (limit > r.limit) {
+        r.limit = limit
+        const gates = r.gates.splice(0, r.gates.length)
+        for (const g of gates) g()
+      }
+      return undefined
+    }
+
+    /** Resumes once the finished prefix reaches `target` or a lane failed. */
+    const awaitPrefix = (r: Run, target: number): Effect.Effect<void> =>
+      Effect.async<void>((resume) => {
+        if (r.prefix >= target || r.failure !== undefined) return resume(Effect.void)
+        r.target = target
+        r.wake = () => {
+          r.wake = undefined
+          resume(Effect.void)
+        }
+        return Effect.sync(() => {
+          r.wake = undefined
+        })
+      })
+
+    const stepRun = (r: Run): Effect.Effect<Chunk.Chunk<ReadonlyArray<Float32Array>>, Option.Option<EvalStreamError>> =>
+      Effect.suspend(() => {
+        if (isClosed(life)) return Effect.fail(Option.some(closedError(model)))
+        const window = depth * windowPerLane
+        windowPerLane = Math.min(MAX_WINDOW_PER_LANE, windowPerLane * 2)
+        const target = Math.min(r.n, r.emitted + window)
+        const p = extendLimit(r, Math.min(r.n, target + depth * windowPerLane))
+        if (p) return Effect.fail(Option.some(p))
+        return Effect.flatMap(awaitPrefix(r, target), () => {
+          if (r.failure !== undefined) return Effect.failCause(Cause.map(r.failure, Option.some))
+          const out = r.results.slice(r.emitted, r.prefix) as Array<ReadonlyArray<Float32Array>>
+          // Drop the run's references to what was emitted, so memory held stays about one window.
+          for (let j = r.emitted; j < r.prefix; j++) r.results[j] = undefined
+          for (let seg = Math.floor(r.emitted / SEGMENT); seg < Math.floor(r.prefix / SEGMENT); seg++) {
+            for (const slabs of r.slabs) slabs[seg] = undefined
+          }
+          r.emitted = r.prefix
+          if (r.emitted >= r.n) {
+            run = undefined
+            free[0]!.evals.inflight(-r.lanes)
+          }
+          return Effect.succeed(Chunk.unsafeFromArray(out))
+        })
+      })
 
     const step: Step = Effect.gen(function*() {
       while (true) {
@@ -204,13 +318,17 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
           const exit = upstream.unsafePoll()
           if (exit !== null) yield* absorbUpstream(exit)
         }
-        const remaining = pending.length - pendingIndex
-        if (inflightHead === inflight.length && (remaining >= depth || (upstreamDone && remaining > 0))) {
-          // Prefetch the next chunk while this window runs.
-          if (upstream === undefined && !upstreamDone && pending.length - pendingIndex <= depth * windowPerLane) {
+        if (run !== undefined) {
+          // Prefetch the next chunk while the last window of this one runs.
+          if (upstream === undefined && !upstreamDone && run.n - run.emitted <= depth * windowPerLane) {
             upstream = yield* Effect.forkDaemon(pull)
           }
-          return yield* runWindow
+          return yield* stepRun(run)
+        }
+        const remaining = pending.length - pendingIndex
+        if (inflightHead === inflight.length && (remaining >= depth || (upstreamDone && remaining > 0))) {
+          yield* startRun
+          continue
         }
         yield* dispatch
         if (upstream === undefined && !upstreamDone && pendingIndex >= pending.length) {

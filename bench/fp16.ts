@@ -3,6 +3,7 @@
  * and to unpack it back, each divided by `Float32Array.prototype.set` over the same f32 data in the same run.
  * Targets: pack_ratio ≤ 4, unpack_ratio ≤ 3 (WebAssembly SIMD path); the JS fallback figures are for information.
  */
+import { loadavg } from "node:os"
 import { fp16KernelKind, readF32, useJsFallback, writeF32 } from "../src/fp16/index.js"
 import { TensorLayout } from "../src/schema/TensorLayout.js"
 import { medianNs, round } from "./harness.js"
@@ -54,6 +55,8 @@ export default async (): Promise<Record<string, unknown>> => {
     pack_us: round(fast.pack / 1000, 1),
     unpack_us: round(fast.unpack / 1000, 1),
     js_pack_ratio: round(js.pack / js.setNs, 2),
-    js_unpack_ratio: round(js.unpack / js.setNs, 2)
+    js_unpack_ratio: round(js.unpack / js.setNs, 2),
+    // The host is shared: ratios drift with its load, so record it next to them.
+    load_1m: round(loadavg()[0]!, 2)
   }
 }

@@ -1,7 +1,8 @@
-;; fp16 <-> f32 conversion kernels (WebAssembly SIMD), eight elements per step, assembled by scripts/wasm.mjs into
-;; fp16.wasm.ts. The host copies data into this module's memory, converts there and copies the result out; counts
-;; are rounded up to a multiple of 8 by the host, which reserves the slack. The lane math is written out inline
-;; because Node 20's engine does not inline wasm calls, and a call per vector costs more than the math.
+;; fp16 <-> f32 conversion kernels (WebAssembly SIMD), assembled by scripts/wasm.mjs into fp16.wasm.ts. The host
+;; copies data into this module's memory, converts there and copies the result out; counts are rounded up to a
+;; multiple of 16 by the host, which reserves the slack. The common-case kernels do 16 elements per step (two
+;; independent halves the CPU can overlap), the full ones 8. The lane math is written out inline because Node 20's
+;; engine does not inline wasm calls, and a call per vector costs more than the math.
 ;; Each direction has a full kernel and a cheaper one for the common case that hands a run back (early) when it
 ;; meets a value it does not cover; the exported entry points then redo that run with the full kernel.
 ;;
@@ -74,14 +75,15 @@
   ;; |x| below 2^-25 gives n < -10240 and rounds to ±0) and tracks, on 16-bit lanes, whether some lane fell in the
   ;; subnormal window (-10240 <= n < 0x400, found as n + 10240 (saturating) < 11264 unsigned) or above 0x7C00
   ;; (|x| >= 65536, Inf, NaN). Returns 1 when one did; the caller then redoes the run with the full kernel.
+  ;; The tie-breaking LSB is subtracted as a compare mask (-1 when bit 13 is set): cheaper here than a shift.
   (func $f32_to_f16_common (param $src i32) (param $dst i32) (param $n i32) (result i32)
     (local $end i32) (local $stop i32)
     (local $a v128) (local $b v128) (local $absA v128) (local $absB v128) (local $n16 v128)
     (local $low v128) (local $high v128)
-    (local $kAbs v128) (local $kBias v128) (local $kOne v128) (local $k8000 v128) (local $kWindow v128)
+    (local $kAbs v128) (local $kBias v128) (local $kLsb v128) (local $k8000 v128) (local $kWindow v128)
     (local.set $kAbs (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
     (local.set $kBias (v128.const i32x4 0xc8000fff 0xc8000fff 0xc8000fff 0xc8000fff))
-    (local.set $kOne (v128.const i32x4 1 1 1 1))
+    (local.set $kLsb (v128.const i32x4 0x2000 0x2000 0x2000 0x2000))
     (local.set $k8000 (v128.const i16x8 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000))
     (local.set $kWindow (v128.const i16x8 10240 10240 10240 10240 10240 10240 10240 10240))
     (local.set $low (v128.const i16x8 -1 -1 -1 -1 -1 -1 -1 -1))
@@ -101,12 +103,12 @@
           (local.set $n16
             (i16x8.narrow_i32x4_s
               (i32x4.shr_s
-                (i32x4.add (i32x4.add (local.get $absA) (local.get $kBias))
-                  (v128.and (i32x4.shr_u (local.get $absA) (i32.const 13)) (local.get $kOne)))
+                (i32x4.sub (i32x4.add (local.get $absA) (local.get $kBias))
+                  (i32x4.eq (v128.and (local.get $absA) (local.get $kLsb)) (local.get $kLsb)))
                 (i32.const 13))
               (i32x4.shr_s
-                (i32x4.add (i32x4.add (local.get $absB) (local.get $kBias))
-                  (v128.and (i32x4.shr_u (local.get $absB) (i32.const 13)) (local.get $kOne)))
+                (i32x4.sub (i32x4.add (local.get $absB) (local.get $kBias))
+                  (i32x4.eq (v128.and (local.get $absB) (local.get $kLsb)) (local.get $kLsb)))
                 (i32.const 13))))
           (local.set $low (i16x8.min_u (local.get $low) (i16x8.add_sat_s (local.get $n16) (local.get $kWindow))))
           (local.set $high (i16x8.max_s (local.get $high) (local.get $n16)))
@@ -114,8 +116,28 @@
             (v128.or
               (i16x8.max_s (local.get $n16) (v128.const i16x8 0 0 0 0 0 0 0 0))
               (v128.and (i16x8.narrow_i32x4_s (local.get $a) (local.get $b)) (local.get $k8000))))
-          (local.set $src (i32.add (local.get $src) (i32.const 32)))
-          (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+          (local.set $a (v128.load offset=32 (local.get $src)))
+          (local.set $b (v128.load offset=48 (local.get $src)))
+          (local.set $absA (v128.and (local.get $a) (local.get $kAbs)))
+          (local.set $absB (v128.and (local.get $b) (local.get $kAbs)))
+          (local.set $n16
+            (i16x8.narrow_i32x4_s
+              (i32x4.shr_s
+                (i32x4.sub (i32x4.add (local.get $absA) (local.get $kBias))
+                  (i32x4.eq (v128.and (local.get $absA) (local.get $kLsb)) (local.get $kLsb)))
+                (i32.const 13))
+              (i32x4.shr_s
+                (i32x4.sub (i32x4.add (local.get $absB) (local.get $kBias))
+                  (i32x4.eq (v128.and (local.get $absB) (local.get $kLsb)) (local.get $kLsb)))
+                (i32.const 13))))
+          (local.set $low (i16x8.min_u (local.get $low) (i16x8.add_sat_s (local.get $n16) (local.get $kWindow))))
+          (local.set $high (i16x8.max_s (local.get $high) (local.get $n16)))
+          (v128.store offset=16 (local.get $dst)
+            (v128.or
+              (i16x8.max_s (local.get $n16) (v128.const i16x8 0 0 0 0 0 0 0 0))
+              (v128.and (i16x8.narrow_i32x4_s (local.get $a) (local.get $b)) (local.get $k8000))))
+          (local.set $src (i32.add (local.get $src) (i32.const 64)))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
           (br_if $step (i32.lt_u (local.get $src) (local.get $stop))))
         (if
           (i32.or
@@ -208,8 +230,22 @@
                 (i32x4.shr_s (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h)) (i32.const 3))
                 (local.get $kKeep))
               (local.get $kScale)))
-          (local.set $src (i32.add (local.get $src) (i32.const 16)))
-          (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+          (local.set $h (v128.load offset=16 (local.get $src)))
+          (local.set $max (i16x8.max_s (local.get $max) (v128.and (local.get $h) (local.get $k7FFF))))
+          (v128.store offset=32 (local.get $dst)
+            (f32x4.mul
+              (v128.and
+                (i32x4.shr_s (i8x16.shuffle 0 1 0 1 2 3 2 3 4 5 4 5 6 7 6 7 (local.get $h) (local.get $h)) (i32.const 3))
+                (local.get $kKeep))
+              (local.get $kScale)))
+          (v128.store offset=48 (local.get $dst)
+            (f32x4.mul
+              (v128.and
+                (i32x4.shr_s (i8x16.shuffle 8 9 8 9 10 11 10 11 12 13 12 13 14 15 14 15 (local.get $h) (local.get $h)) (i32.const 3))
+                (local.get $kKeep))
+              (local.get $kScale)))
+          (local.set $src (i32.add (local.get $src) (i32.const 32)))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 64)))
           (br_if $step (i32.lt_u (local.get $src) (local.get $stop))))
         (if
           (v128.any_true (i16x8.gt_s (local.get $max) (v128.const i16x8 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff)))
@@ -223,11 +259,11 @@
       (then (call $f16_to_f32_full (local.get $src) (local.get $dst) (local.get $n)))))
 
   ;; $rows rows of $width elements, each starting $srcStride bytes after the previous one at $src, converted into
-  ;; one contiguous run at $dst (stride padding skipped). Rows are done in order, each rounded up to 8 elements: the
+  ;; one contiguous run at $dst (stride padding skipped). Rows are done in order, each rounded up to 16 elements: the
   ;; overrun of one row is overwritten by the next, the last one lands in the host's slack.
   (func (export "f16_to_f32_rows") (param $src i32) (param $srcStride i32) (param $dst i32) (param $width i32) (param $rows i32)
     (local $n i32)
-    (local.set $n (i32.and (i32.add (local.get $width) (i32.const 7)) (i32.const -8)))
+    (local.set $n (i32.and (i32.add (local.get $width) (i32.const 15)) (i32.const -16)))
     (block $done
       (loop $row
         (br_if $done (i32.eqz (local.get $rows)))
@@ -240,7 +276,7 @@
   ;; The same for f32 rows into contiguous fp16.
   (func (export "f32_to_f16_rows") (param $src i32) (param $srcStride i32) (param $dst i32) (param $width i32) (param $rows i32)
     (local $n i32)
-    (local.set $n (i32.and (i32.add (local.get $width) (i32.const 7)) (i32.const -8)))
+    (local.set $n (i32.and (i32.add (local.get $width) (i32.const 15)) (i32.const -16)))
     (block $done
       (loop $row
         (br_if $done (i32.eqz (local.get $rows)))

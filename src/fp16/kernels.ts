@@ -13,9 +13,9 @@ export interface Staging {
   readonly u8: () => Uint8Array
   readonly u16: () => Uint16Array
   readonly f32: () => Float32Array
-  /** `n` f32 at byte `src` → `n` fp16 at byte `dst`; may touch up to 7 elements past `n` on both sides. */
+  /** `n` f32 at byte `src` → `n` fp16 at byte `dst`; may touch up to 15 elements past `n` on both sides. */
   readonly f32ToF16: (src: number, dst: number, n: number) => void
-  /** `n` fp16 at byte `src` → `n` f32 at byte `dst`; may touch up to 7 elements past `n` on both sides. */
+  /** `n` fp16 at byte `src` → `n` f32 at byte `dst`; may touch up to 15 elements past `n` on both sides. */
   readonly f16ToF32: (src: number, dst: number, n: number) => void
   /** `rows` rows of `width` fp16, `stride` bytes apart from byte `src`, → contiguous f32 at byte `dst`. */
   readonly f16ToF32Rows: (src: number, stride: number, dst: number, width: number, rows: number) => void
@@ -25,7 +25,7 @@ export interface Staging {
   readonly generation: () => number
 }
 
-const roundUp8 = (n: number) => (n + 7) & ~7
+const roundUp16 = (n: number) => (n + 15) & ~15
 
 // The compile settings carry no DOM lib and @types/node declares WebAssembly only in part: describe what is used.
 interface WasmMemory {
@@ -78,8 +78,8 @@ const makeWasmStaging = (ex: Fp16Exports): Staging => {
     u8: () => u8,
     u16: () => u16,
     f32: () => f32,
-    f32ToF16: (src, dst, n) => ex.f32_to_f16(src, dst, roundUp8(n)),
-    f16ToF32: (src, dst, n) => ex.f16_to_f32(src, dst, roundUp8(n)),
+    f32ToF16: (src, dst, n) => ex.f32_to_f16(src, dst, roundUp16(n)),
+    f16ToF32: (src, dst, n) => ex.f16_to_f32(src, dst, roundUp16(n)),
     f16ToF32Rows: ex.f16_to_f32_rows,
     f32ToF16Rows: ex.f32_to_f16_rows,
     generation: () => generation

@@ -5,6 +5,9 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    pool: "forks"
+    pool: "forks",
+    // A failing assertion over a large tensor or syntax tree must not stall the reporter on its diff.
+    diff: { maxDepth: 6, truncateThreshold: 200 },
+    chaiConfig: { truncateThreshold: 200 }
   }
 })

@@ -1,7 +1,7 @@
 /**
  * A small Objective-C runtime binding over koffi: library loading by path, classes, cached selectors, one typed
  * `objc_msgSend` cast per C signature (spec/native-protocol.md Appendix A), Foundation/CoreFoundation/IOSurface
- * helpers and autorelease-pool discipline (§14.1). The same code drives the real runtime and the C fake in tests.
+ * wrappers and autorelease-pool discipline (§14.1). The same code drives the real runtime and the C fake in tests.
  */
 import koffi from "koffi"
 
@@ -84,7 +84,7 @@ const parseSignature = (signature: Signature): { readonly ret: CType; readonly a
 /** Normalises a koffi pointer result (null or bigint) to an {@link Id}. */
 export const toId = (p: unknown): Id => (p === null || p === undefined ? 0n : typeof p === "bigint" ? p : BigInt(p as number))
 
-/** A loaded Objective-C runtime with the helpers the backend needs. Every method is synchronous and may throw. */
+/** A loaded Objective-C runtime with the calls the backend needs. Every method is synchronous and may throw. */
 export class Objc {
   private readonly sels = new Map<string, bigint>()
   private readonly casts = new Map<Signature, KoffiFn>()
@@ -279,7 +279,7 @@ export class Objc {
     if (object !== nil) this.send(object, "release", "void()")
   }
 
-  // Foundation helpers. "+0" results are autoreleased and must be used inside a pool or retained.
+  // Foundation wrappers. "+0" results are autoreleased and must be used inside a pool or retained.
 
   /** `+[NSString stringWithUTF8String:]` (+0). */
   nsString(text: string): Id {

@@ -172,7 +172,7 @@ void objc_autoreleasePoolPop(void *token) {
   pthread_mutex_unlock(&LOCK);
 }
 
-/* ---- helpers for building values ---- */
+/* ---- building values ---- */
 
 static Obj *str_new(const char *s) {
   Obj *o = mk(K_NSString);

@@ -70,6 +70,20 @@ const protocol = () =>
     .filter((l) => (l.includes("_ANE") && !/ (retain|release)$/.test(l)) || l.startsWith("IOSurfaceCreate"))
     .map((l) => (l.startsWith("IOSurfaceCreate") ? "IOSurfaceCreate" : l))
 
+/**
+ * The failure of `effect`; an unexpected success dies with a short message instead of failing the test with the
+ * success value (a model whose views point at freed native memory must never reach the test reporter).
+ */
+const failure = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<E, never, R> =>
+  Effect.flip(Effect.flatMap(effect, () => Effect.dieMessage("expected a failure, got a success")))
+
+/** Waits (polling) until the fake has logged `line`: the native call has started on its worker thread. */
+const untilLogged = (line: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 500 && !fake.log().includes(line); i++) yield* Effect.sleep("2 millis")
+    expect(fake.log()).toContain(line)
+  })
+
 const text = doubleText(4, 32)
 const options = CompileOptions.mil({ text })
 
@@ -133,6 +147,11 @@ describe("NativeBackend over the fake runtime", () => {
         "-_ANEInMemoryModel compileWithQoS:options:error:",
         "-_ANEInMemoryModel loadWithQoS:options:error:",
         "-_ANEInMemoryModel model",
+        "-_ANEInMemoryModel respondsToSelector:",
+        "-_ANEInMemoryModel sharedConnection",
+        "-_ANEClient respondsToSelector:",
+        "-_ANEClient respondsToSelector:",
+        "-_ANEClient respondsToSelector:",
         "-_ANEModel modelAttributes",
         "IOSurfaceCreate",
         "+_ANEIOSurfaceObject objectWithIOSurface:",
@@ -140,18 +159,44 @@ describe("NativeBackend over the fake runtime", () => {
         "+_ANEIOSurfaceObject objectWithIOSurface:",
         "+_ANERequest requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:sharedEvents:transactionHandle:",
         "-_ANERequest transactionHandle",
-        "-_ANEInMemoryModel mapIOSurfacesWithRequest:cacheInference:error:",
+        "-_ANEClient mapIOSurfacesWithModel:request:cacheInference:error:",
         "-_ANERequest validate",
-        "-_ANEInMemoryModel evaluateWithQoS:options:request:error:",
+        "-_ANEClient doEvaluateDirectWithModel:options:request:qos:error:",
         "-_ANERequest validate",
-        "-_ANEInMemoryModel evaluateWithQoS:options:request:error:",
-        "-_ANEInMemoryModel unmapIOSurfacesWithRequest:",
+        "-_ANEClient doEvaluateDirectWithModel:options:request:qos:error:",
+        "-_ANEClient unmapIOSurfacesWithModel:request:",
         "-_ANEInMemoryModel unloadWithQoS:error:"
       ])
       expect(fake.live()).toBe(liveBefore)
       expect(fake.orphans()).toBe(orphansBefore)
       yield* clean()
       expect(yield* backend.compileCount).toBe(1)
+    }).pipe(Effect.provide(layerWith())))
+
+  it.scopedLive("without a client, maps, evaluates and unmaps through the in-memory model", () =>
+    Effect.gen(function*() {
+      yield* engineFor(text)
+      yield* Effect.acquireRelease(Effect.sync(() => fake.setClientPath(false)), () => Effect.sync(() => fake.setClientPath(true)))
+      const backend = yield* Backend
+      const before = fake.live()
+      fake.reset()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* backend.compile(options)
+        writeF32(model.inputs[0]!, model.request.inputs[0]!, pattern(128, 4))
+        yield* model.request.eval
+        yield* model.request.evalAsync
+        expect(Array.from(readF32(model.outputs[0]!, model.request.outputs[0]!))).toEqual(Array.from(pattern(128, 4), (x) => 2 * x))
+      }))
+      expect(protocol().filter((l) => /map|valuate|unload|sharedConnection|respondsToSelector/.test(l))).toEqual([
+        "-_ANEInMemoryModel respondsToSelector:",
+        "-_ANEInMemoryModel mapIOSurfacesWithRequest:cacheInference:error:",
+        "-_ANEInMemoryModel evaluateWithQoS:options:request:error:",
+        "-_ANEInMemoryModel evaluateWithQoS:options:request:error:",
+        "-_ANEInMemoryModel unmapIOSurfacesWithRequest:",
+        "-_ANEInMemoryModel unloadWithQoS:error:"
+      ])
+      expect(fake.live()).toBe(before)
+      yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
   it.scopedLive("passes weights as a dictionary of {offset, data} and writes them beside model.mil", () =>
@@ -192,7 +237,7 @@ describe("NativeBackend over the fake runtime", () => {
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
-  it.scopedLive("retries a failed load once and a failed map with cacheInference NO", () =>
+  it.scopedLive("retries a failed load once, and a failed client map through the in-memory model", () =>
     Effect.gen(function*() {
       yield* engineFor(text)
       const backend = yield* Backend
@@ -202,7 +247,12 @@ describe("NativeBackend over the fake runtime", () => {
       yield* Effect.scoped(backend.compile(options))
       const log = protocol()
       expect(log.filter((l) => l.endsWith("loadWithQoS:options:error:"))).toHaveLength(2)
-      expect(log.filter((l) => l.endsWith("mapIOSurfacesWithRequest:cacheInference:error:"))).toHaveLength(2)
+      expect(log.filter((l) => l.includes(" mapIOSurfaces"))).toEqual([
+        "-_ANEClient mapIOSurfacesWithModel:request:cacheInference:error:",
+        "-_ANEInMemoryModel mapIOSurfacesWithRequest:cacheInference:error:"
+      ])
+      // The request was mapped through the model, so it is unmapped there too.
+      expect(log).toContain("-_ANEInMemoryModel unmapIOSurfacesWithRequest:")
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
@@ -217,7 +267,8 @@ describe("NativeBackend over the fake runtime", () => {
     { stage: "load", count: 2, tag: "ModelLoadError", native: true },
     { stage: "surface", count: 1, tag: "MapError", native: false },
     { stage: "request", count: 1, tag: "MapError", native: false },
-    { stage: "map", count: 2, tag: "MapError", native: true }
+    // Four attempts: client YES, model YES, client NO, model NO.
+    { stage: "map", count: 4, tag: "MapError", native: true }
   ]
   for (const f of failures) {
     it.scopedLive(`a ${f.stage} failure is a ${f.tag} and releases everything acquired`, () =>
@@ -227,7 +278,7 @@ describe("NativeBackend over the fake runtime", () => {
         const before = fake.live()
         fake.reset()
         fake.fail(f.stage, 1, f.count, 42)
-        const error = yield* Effect.flip(Effect.scoped(backend.compile(options)))
+        const error = yield* failure(Effect.scoped(backend.compile(options)))
         expect(error._tag).toBe(f.tag)
         if (f.native && "domain" in error) {
           expect([error.domain, error.code]).toEqual(["com.apple.appleneuralengine", 42])
@@ -249,7 +300,7 @@ describe("NativeBackend over the fake runtime", () => {
         const before = fake.live()
         fake.reset()
         fake.fail(f.stage, 1, f.count, 7)
-        const error = yield* Effect.flip(Effect.scoped(backend.compile(CompileOptions.package({ path }))))
+        const error = yield* failure(Effect.scoped(backend.compile(CompileOptions.package({ path }))))
         expect(error._tag).toBe(f.tag)
         if ("code" in error) expect(error.code).toBe(7)
         expect(fake.log().some((l) => l.endsWith("unloadModel:options:qos:error:"))).toBe(f.stage === "map")
@@ -267,9 +318,10 @@ describe("NativeBackend over the fake runtime", () => {
       yield* Effect.scoped(Effect.gen(function*() {
         const model = yield* backend.compile(options)
         fake.reset()
-        fake.fail("eval", 1, 2, 0x1d)
-        const sync = yield* Effect.flip(model.request.eval)
-        const async = yield* Effect.flip(model.request.evalAsync)
+        // Direct then fallback evaluation, sync and async: four failing calls.
+        fake.fail("eval", 1, 4, 0x1d)
+        const sync = yield* failure(model.request.eval)
+        const async = yield* failure(model.request.evalAsync)
         for (const e of [sync, async]) {
           expect(e._tag).toBe("EvalError")
           if (e._tag === "EvalError") expect([e.domain, e.code]).toEqual(["com.apple.appleneuralengine", 0x1d])
@@ -277,10 +329,10 @@ describe("NativeBackend over the fake runtime", () => {
         // The model still works after a failed evaluation.
         yield* model.request.eval
       }))
-      // The async NSError was autoreleased on a worker thread with no pool of ours: it stays alive, with its
-      // domain and description strings (3 objects); everything else is freed.
-      expect(fake.orphans() - orphansBefore).toBe(1)
-      expect(fake.live()).toBe(before + 3)
+      // The two async NSErrors were autoreleased on a worker thread with no pool of ours: they stay alive, each
+      // with its domain and description strings (3 objects); everything else is freed.
+      expect(fake.orphans() - orphansBefore).toBe(2)
+      expect(fake.live()).toBe(before + 6)
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
 
@@ -328,14 +380,14 @@ describe("NativeBackend over the fake runtime", () => {
       const backend = yield* Backend
       const scope = yield* Scope.make()
       const model: BackendModel = yield* Scope.extend(backend.compile(options), scope)
-      const refused = yield* Effect.flip(model.request.evalWithSharedEvents({}))
+      const refused = yield* failure(model.request.evalWithSharedEvents({}))
       expect(refused._tag).toBe("SharedEventRequiresPackageError")
       yield* Scope.close(scope, Exit.void)
       const uses: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>> = [
         model.request.eval, model.request.evalAsync, Effect.scoped(model.mapRequest)
       ]
       for (const e of uses) {
-        const error = yield* Effect.flip(e)
+        const error = yield* failure(e)
         expect(error._tag).toBe("ClosedError")
       }
       yield* clean()
@@ -347,7 +399,7 @@ describe("NativeBackend over the fake runtime", () => {
       const backend = yield* Backend
       expect(backend.compileLimit).toBe(1)
       yield* Effect.scoped(backend.compile(options))
-      const error = yield* Effect.flip(Effect.scoped(backend.compile(options)))
+      const error = yield* failure(Effect.scoped(backend.compile(options)))
       expect(error._tag).toBe("CompileBudgetExhaustedError")
       expect(yield* backend.compileCount).toBe(1)
     }).pipe(Effect.provide(layerWith({ compileLimit: 1 }))))
@@ -357,10 +409,10 @@ describe("NativeBackend over the fake runtime", () => {
       const backend = yield* Backend
       const before = fake.live()
       fake.reset()
-      const bad = yield* Effect.flip(Effect.scoped(backend.compile(CompileOptions.mil({ text, qos: 99 }))))
+      const bad = yield* failure(Effect.scoped(backend.compile(CompileOptions.mil({ text, qos: 99 }))))
       expect(bad._tag).toBe("InvalidArgumentError")
       expect(protocol()).toEqual([])
-      const pkg = yield* Effect.flip(Effect.scoped(backend.compile(CompileOptions.package({ path: "/nonexistent/x.mlmodelc" }))))
+      const pkg = yield* failure(Effect.scoped(backend.compile(CompileOptions.package({ path: "/nonexistent/x.mlmodelc" }))))
       expect(pkg._tag).toBe("CompileError")
       expect(pkg.message).toContain("failed to create model from /nonexistent/x.mlmodelc")
       expect(fake.live()).toBe(before)
@@ -384,6 +436,7 @@ describe("NativeBackend over the fake runtime", () => {
       expect(protocol()).toEqual([
         "+_ANEModel modelAtURL:key:",
         "+_ANEClient sharedConnection",
+        "-_ANEClient respondsToSelector:",
         "-_ANEClient compileModel:options:qos:error:",
         "-_ANEClient loadModel:options:qos:error:",
         "-_ANEModel modelAttributes",
@@ -395,7 +448,7 @@ describe("NativeBackend over the fake runtime", () => {
         "-_ANERequest transactionHandle",
         "-_ANEClient mapIOSurfacesWithModel:request:cacheInference:error:",
         "-_ANERequest validate",
-        "-_ANEClient evaluateWithModel:options:request:qos:error:",
+        "-_ANEClient doEvaluateDirectWithModel:options:request:qos:error:",
         "-_ANEClient unmapIOSurfacesWithModel:request:",
         "-_ANEClient unloadModel:options:qos:error:"
       ])
@@ -427,12 +480,13 @@ describe("NativeBackend over the fake runtime", () => {
         expect(fake.log()).toContain("options fake.DisableIOFencesUseSharedEvents")
         // A wait event blocks the evaluation (on a worker thread) until the CPU signals.
         const waiting = yield* Effect.fork(model.request.evalWithSharedEvents({ wait: { event, value: 7n }, signal: { event, value: 8n } }))
-        yield* Effect.sleep("30 millis")
+        yield* untilLogged("-_ANEClient evaluateWithModel:options:request:qos:error:")
+        yield* Effect.sleep("20 millis")
         expect(waiting.unsafePoll()).toBeNull()
         yield* event.signal(7n)
         yield* waiting.await.pipe(Effect.flatMap((exit) => exit))
         expect(yield* event.signaledValue).toBe(8n)
-        const wrong = yield* Effect.flip(model.request.evalWithSharedEvents({ signal: { event: { ...event }, value: 1n } }))
+        const wrong = yield* failure(model.request.evalWithSharedEvents({ signal: { event: { ...event }, value: 1n } }))
         expect(wrong._tag).toBe("EvalError")
         fake.reset()
       }))
@@ -454,7 +508,7 @@ describe("NativeBackend over the fake runtime", () => {
         expect(yield* backend.liveHandles).toBe(1)
       }))
       expect(fake.live()).toBe(before)
-      const bad = yield* Effect.flip(Effect.scoped(backend.createSurface(0)))
+      const bad = yield* failure(Effect.scoped(backend.createSurface(0)))
       expect(bad._tag).toBe("InvalidArgumentError")
       yield* clean()
     }).pipe(Effect.provide(layerWith())))
@@ -470,14 +524,14 @@ describe("NativeBackend over the fake runtime", () => {
       expect(yield* event.signaledValue).toBe(0n)
       // A waiter blocks a worker thread; the JS thread stays free to signal it.
       const waiter = yield* Effect.fork(event.wait(3n, 5_000))
-      yield* Effect.sleep("20 millis")
+      yield* untilLogged("-IOSurfaceSharedEvent waitUntilSignaledValue:timeoutMS:")
       yield* event.signal(3n)
       expect(yield* waiter.await.pipe(Effect.flatMap((exit) => exit))).toBe(true)
       expect(yield* event.signaledValue).toBe(3n)
       expect(yield* event.wait(9n, 10)).toBe(false)
       expect(yield* backend.liveHandles).toBe(1)
       yield* Scope.close(scope, Exit.void)
-      expect((yield* Effect.flip(event.signal(4n)))._tag).toBe("ClosedError")
+      expect((yield* failure(event.signal(4n)))._tag).toBe("ClosedError")
       expect(fake.live()).toBe(before)
       expect(fake.log().filter((l) => l.startsWith("+IOSurfaceSharedEvent") || l.startsWith("-IOSurfaceSharedEvent"))).toEqual([
         "+IOSurfaceSharedEvent new",
@@ -499,13 +553,13 @@ describe("NativeBackend over the fake runtime", () => {
   it.scopedLive("layer fails with NoAneError off macOS; layerWith names a library that will not load", () =>
     Effect.gen(function*() {
       const missing = "/nonexistent/libobjc.so"
-      const error = yield* Effect.flip(Layer.build(NativeBackend.layerWith({
+      const error = yield* failure(Layer.build(NativeBackend.layerWith({
         paths: { objc: missing, foundation: missing, coreFoundation: missing, ioSurface: missing, ane: missing }
       })))
       expect(error._tag).toBe("NoAneError")
       expect(error.reason).toContain("would not load")
       if (process.platform !== "darwin") {
-        const off = yield* Effect.flip(Layer.build(NativeBackend.layer))
+        const off = yield* failure(Layer.build(NativeBackend.layer))
         expect(off.reason).toContain(`platform ${process.platform}`)
       }
     }).pipe(Effect.scoped))
@@ -550,7 +604,7 @@ describe("layouts from modelAttributes", () => {
       const backend = yield* Backend
       const before = fake.live()
       fake.reset()
-      const error = yield* Effect.flip(
+      const error = yield* failure(
         Effect.scoped(Effect.zipRight(withAttributes([entry()], [entry({ Name: "y", RowStride: 96, PlaneStride: 96 })]), backend.compile(options)))
       )
       expect(error._tag).toBe("UnsupportedLayoutError")
@@ -567,7 +621,7 @@ describe("layouts from modelAttributes", () => {
     Effect.gen(function*() {
       fake.setAttributes(undefined)
       const backend = yield* Backend
-      const error = yield* Effect.flip(Effect.scoped(backend.compile(options)))
+      const error = yield* failure(Effect.scoped(backend.compile(options)))
       expect(error._tag).toBe("CompileError")
       expect(error.message).toContain("model attributes are nil")
       yield* clean()

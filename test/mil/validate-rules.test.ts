@@ -259,7 +259,7 @@ describe("ANE rules", () => {
         expect(d.kind).toBe("ane")
         expect(d.severity).toBe(rule.severity)
         expect(d.message).toContain("expected")
-        expect(d.hint).toBeTruthy()
+        expect(d.hint?.trim().length ?? 0).toBeGreaterThan(0)
         expect(d.line).toBeGreaterThan(0)
       }
     })

@@ -190,50 +190,10 @@ export class ValueParser extends ParserBase {
         lx.next()
         return { kind: "number", text, value: sign === "-" ? -special : special, pos }
       }
-      case Tok.LBracket: {
-        this.enter()
-        lx.next()
-        const items: Array<Literal> = []
-        if (lx.k() === Tok.RBracket) lx.next()
-        else {
-          while (true) {
-            items.push(this.literal())
-            if (lx.k() === Tok.Comma) {
-              lx.next()
-              continue
-            }
-            if (lx.k() === Tok.RBracket) {
-              lx.next()
-              break
-            }
-            this.fail(`expected ',' or ']' to close the list opened at ${at(pos)}, found ${this.describe()}`)
-          }
-        }
-        this.depth--
-        return { kind: "list", items, pos }
-      }
-      case Tok.LParen: {
-        this.enter()
-        lx.next()
-        const items: Array<Literal> = []
-        if (lx.k() === Tok.RParen) lx.next()
-        else {
-          while (true) {
-            items.push(this.literal())
-            if (lx.k() === Tok.Comma) {
-              lx.next()
-              continue
-            }
-            if (lx.k() === Tok.RParen) {
-              lx.next()
-              break
-            }
-            this.fail(`expected ',' or ')' to close the tuple opened at ${at(pos)}, found ${this.describe()}`)
-          }
-        }
-        this.depth--
-        return { kind: "list", items, tuple: true, pos }
-      }
+      case Tok.LBracket:
+        return { kind: "list", items: this.literalItems(Tok.RBracket, "list", pos), pos }
+      case Tok.LParen:
+        return { kind: "list", items: this.literalItems(Tok.RParen, "tuple", pos), tuple: true, pos }
       case Tok.LBrace: {
         this.enter()
         lx.next()
@@ -270,6 +230,32 @@ export class ValueParser extends ParserBase {
   // ---- types ------------------------------------------------------------------------------------------------------
 
   /** A type; `where` is its position when the caller already holds it (positions are immutable and may be shared). */
+  /** Comma-separated literals up to `close` (consumed); the opener is the current token. */
+  private literalItems(close: TokKind, what: "list" | "tuple", pos: Pos): Array<Literal> {
+    const lx = this.lx
+    this.enter()
+    lx.next()
+    const items: Array<Literal> = []
+    if (lx.k() === close) lx.next()
+    else {
+      while (true) {
+        items.push(this.literal())
+        if (lx.k() === Tok.Comma) {
+          lx.next()
+          continue
+        }
+        if (lx.k() === close) {
+          lx.next()
+          break
+        }
+        const closer = close === Tok.RBracket ? "]" : ")"
+        this.fail(`expected ',' or '${closer}' to close the ${what} opened at ${at(pos)}, found ${this.describe()}`)
+      }
+    }
+    this.depth--
+    return items
+  }
+
   protected type(where?: Pos): TypeExpr {
     const lx = this.lx
     const pos = where ?? this.pos()

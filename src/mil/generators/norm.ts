@@ -26,13 +26,19 @@ export interface RmsNormOptions extends CommonOptions {
   readonly overflowSafe?: boolean
 }
 
-/** Input `x: [1, dim, 1, seq]` → `y[c, s] = x[c, s] · (mean_c x² + eps)^(−1/2) · gain[c]`. */
-export const rmsNorm = (o: RmsNormOptions): Generated => {
-  const op = "Generators.rmsNorm"
+/** The checked sizes and epsilon (default 1e-5) shared by the norm generators. */
+const normSizes = (op: string, o: { readonly dim: number; readonly seq: number; readonly eps?: number }) => {
   const dim = needInt(op, "dim", o.dim, 1, NORM_LIMITS.dim)
   const seq = needInt(op, "seq", o.seq, 1, NORM_LIMITS.seq)
   const eps = o.eps ?? 1e-5
   needThat(op, "eps", Number.isFinite(eps) && eps > 0, "a positive number", String(eps))
+  return { dim, seq, eps }
+}
+
+/** Input `x: [1, dim, 1, seq]` → `y[c, s] = x[c, s] · (mean_c x² + eps)^(−1/2) · gain[c]`. */
+export const rmsNorm = (o: RmsNormOptions): Generated => {
+  const op = "Generators.rmsNorm"
+  const { dim, seq, eps } = normSizes(op, o)
   const gain = o.gain === undefined ? undefined : weightsOr(op, "gain", o.gain, dim, 1, 31)
   return buildSync(buildOptions(op, o), (b) => {
     const input = b.input("x", "fp16", [1, dim, 1, seq])
@@ -74,10 +80,7 @@ export interface LayerNormOptions extends CommonOptions {
 /** Input `x: [1, dim, 1, seq]` → `y = (x − mean_c)/√(var_c + eps)·gamma + beta`. */
 export const layerNorm = (o: LayerNormOptions): Generated => {
   const op = "Generators.layerNorm"
-  const dim = needInt(op, "dim", o.dim, 1, NORM_LIMITS.dim)
-  const seq = needInt(op, "seq", o.seq, 1, NORM_LIMITS.seq)
-  const eps = o.eps ?? 1e-5
-  needThat(op, "eps", Number.isFinite(eps) && eps > 0, "a positive number", String(eps))
+  const { dim, seq, eps } = normSizes(op, o)
   const gamma = o.gamma === undefined ? new Float32Array(dim).fill(1) : weightsOr(op, "gamma", o.gamma, dim, 1, 41)
   const beta = o.beta === undefined ? new Float32Array(dim) : weightsOr(op, "beta", o.beta, dim, 1, 42)
   return buildSync(buildOptions(op, o), (b) => {

@@ -3,7 +3,7 @@ import type { OpImpl, Run, Val } from "./types.js"
 import { OpError } from "./types.js"
 import { expectShape, normAxis, planned, sizeOf, stridesOf } from "./util.js"
 import {
-  concat as kConcat, mappedCopy, planConcat, planDepthToSpace, planPad, planSlice, planSplit, planTile, planTranspose,
+  concat as kConcat, type ConcatPlan, mappedCopy, planConcat, planDepthToSpace, planPad, planSlice, planSplit, planTile, planTranspose,
   range1d as kRange1d,
   split as kSplit, stridedCopy as kStridedCopy
 } from "../kernels/index.js"
@@ -177,8 +177,11 @@ const concat: OpImpl = (ctx) => {
   const shape = [...values[0]!.shape]
   shape[axis] = values.reduce((s, v) => s + v.shape[axis]!, 0)
   expectShape("concat", out.shape, shape)
-  const plan = planned(planConcat(values.map((v) => v.shape), axis, interleave))
-  const o = out.data
+  return concatInto(values, planned(planConcat(values.map((v) => v.shape), axis, interleave)), out.data)
+}
+
+/** The eval step of concat and stack: the values' current buffers joined by the plan into `o`. */
+const concatInto = (values: ReadonlyArray<Val>, plan: ConcatPlan, o: Float32Array) => {
   const srcs = values.map((v) => v.data)
   return () => {
     for (let i = 0; i < values.length; i++) srcs[i] = values[i]!.data
@@ -196,13 +199,7 @@ const stack: OpImpl = (ctx) => {
   shape.splice(axis, 0, values.length)
   expectShape("stack", out.shape, shape)
   const unit = (s: ReadonlyArray<number>) => [...s.slice(0, axis), 1, ...s.slice(axis)]
-  const plan = planned(planConcat(values.map((v) => unit(v.shape)), axis))
-  const o = out.data
-  const srcs = values.map((v) => v.data)
-  return () => {
-    for (let i = 0; i < values.length; i++) srcs[i] = values[i]!.data
-    kConcat(plan, srcs, o)
-  }
+  return concatInto(values, planned(planConcat(values.map((v) => unit(v.shape)), axis)), out.data)
 }
 
 const split: OpImpl = (ctx) => {

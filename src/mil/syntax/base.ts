@@ -66,6 +66,28 @@ export class ParserBase {
     throw new Fail(this.problemHere(message, hint))
   }
 
+  /** Items separated by ',' up to `close` (consumed); the opener was consumed at `open`. `what` names the list. */
+  protected commaList<T>(item: () => T, close: TokKind, what: string, open: Pos): Array<T> {
+    const lx = this.lx
+    const out: Array<T> = []
+    if (lx.k() === close) {
+      lx.next()
+      return out
+    }
+    while (true) {
+      out.push(item())
+      if (lx.k() === Tok.Comma) {
+        lx.next()
+        continue
+      }
+      if (lx.k() === close) {
+        lx.next()
+        return out
+      }
+      this.fail(`expected ',' or '${tokText(close)}' to close ${what} opened at ${at(open)}, found ${this.describe()}`)
+    }
+  }
+
   protected expect(kind: TokKind, what: string): void {
     if (this.lx.k() !== kind) this.fail(`expected '${tokText(kind)}' ${what}, found ${this.describe()}`)
     this.lx.next()

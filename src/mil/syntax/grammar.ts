@@ -84,28 +84,14 @@ export class Grammar extends ValueParser {
 
   /** `(T a, T b)` after the '(' ; consumes the ')'. */
   private bindings(what: string, open: Pos): Array<Binding> {
-    const lx = this.lx
-    const out: Array<Binding> = []
-    if (lx.k() === Tok.RParen) {
-      lx.next()
-      return out
-    }
-    while (true) {
+    return this.commaList(() => {
       const pos = this.pos()
       const type = this.type()
       const name = this.ident(`a name after the type in ${what}`)
-      out.push({ name, type, pos })
-      if (lx.k() === Tok.Comma) {
-        lx.next()
-        continue
-      }
-      if (lx.k() === Tok.RParen) {
-        lx.next()
-        return out
-      }
-      this.fail(`expected ',' or ')' to close ${what} opened at ${at(open)}, found ${this.describe()}`)
-    }
+      return { name, type, pos }
+    }, Tok.RParen, what, open)
   }
+
 
   /** `{ ops } -> (outs)`; the '{' is the current token. */
   private blockBody(pos: Pos, params: ReadonlyArray<Binding>, owner: string): Block {

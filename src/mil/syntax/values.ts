@@ -232,29 +232,13 @@ export class ValueParser extends ParserBase {
   /** A type; `where` is its position when the caller already holds it (positions are immutable and may be shared). */
   /** Comma-separated literals up to `close` (consumed); the opener is the current token. */
   private literalItems(close: TokKind, what: "list" | "tuple", pos: Pos): Array<Literal> {
-    const lx = this.lx
     this.enter()
-    lx.next()
-    const items: Array<Literal> = []
-    if (lx.k() === close) lx.next()
-    else {
-      while (true) {
-        items.push(this.literal())
-        if (lx.k() === Tok.Comma) {
-          lx.next()
-          continue
-        }
-        if (lx.k() === close) {
-          lx.next()
-          break
-        }
-        const closer = close === Tok.RBracket ? "]" : ")"
-        this.fail(`expected ',' or '${closer}' to close the ${what} opened at ${at(pos)}, found ${this.describe()}`)
-      }
-    }
+    this.lx.next()
+    const items = this.commaList(() => this.literal(), close, `the ${what}`, pos)
     this.depth--
     return items
   }
+
 
   protected type(where?: Pos): TypeExpr {
     const lx = this.lx
@@ -326,27 +310,11 @@ export class ValueParser extends ParserBase {
   }
 
   protected dims(): Array<Dim> {
-    const lx = this.lx
     const open = this.pos()
-    lx.next()
-    const out: Array<Dim> = []
-    if (lx.k() === Tok.RBracket) {
-      lx.next()
-      return out
-    }
-    while (true) {
-      out.push(this.dim())
-      if (lx.k() === Tok.Comma) {
-        lx.next()
-        continue
-      }
-      if (lx.k() === Tok.RBracket) {
-        lx.next()
-        return out
-      }
-      this.fail(`expected ',' or ']' to close the shape opened at ${at(open)}, found ${this.describe()}`)
-    }
+    this.lx.next()
+    return this.commaList(() => this.dim(), Tok.RBracket, "the shape", open)
   }
+
 
   protected dim(): Dim {
     const lx = this.lx

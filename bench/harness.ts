@@ -26,5 +26,35 @@ export const medianNsAsync = async (fn: () => Promise<void>, runs = 15, inner = 
   return samples[Math.floor(samples.length / 2)]!
 }
 
+const median = (xs: Array<number>): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+/**
+ * Times `base` and each of `fns` in turn, `rounds` times over (each the median of `runs` consecutive runs, so caches
+ * are as warm as in a tight loop), takes each ratio to `base` within its round and reports the median over rounds.
+ * On a shared host a slow spell then slows both sides of a ratio instead of skewing it.
+ */
+export const roundRatios = <K extends string>(
+  base: () => void,
+  fns: Record<K, () => void>,
+  rounds = 15,
+  runs = 7
+): { readonly baseNs: number; readonly ns: Record<K, number>; readonly ratio: Record<K, number> } => {
+  const keys = Object.keys(fns) as Array<K>
+  const baseTimes: Array<number> = []
+  const times = new Map<K, Array<number>>(keys.map((k) => [k, []]))
+  const ratios = new Map<K, Array<number>>(keys.map((k) => [k, []]))
+  for (let r = 0; r < rounds; r++) {
+    const b = medianNs(base, runs)
+    baseTimes.push(b)
+    for (const k of keys) {
+      const t = medianNs(fns[k], runs)
+      times.get(k)!.push(t)
+      ratios.get(k)!.push(t / b)
+    }
+  }
+  const pick = (m: Map<K, Array<number>>) => Object.fromEntries(keys.map((k) => [k, median(m.get(k)!)])) as Record<K, number>
+  return { baseNs: median(baseTimes), ns: pick(times), ratio: pick(ratios) }
+}
+
 /** Rounds for printing. */
 export const round = (x: number, digits = 3): number => Number(x.toFixed(digits))

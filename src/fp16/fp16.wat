@@ -1,6 +1,7 @@
-;; fp16 <-> f32 conversion kernels (WebAssembly SIMD), assembled by scripts/wasm.mjs into fp16.wasm.ts. The host
-;; copies data into this module's memory, converts there and copies the result out; counts are rounded up to a
-;; multiple of 16 by the host, which reserves the slack. The common-case kernels do 16 elements per step (two
+;; fp16 <-> f32 conversion kernels (WebAssembly SIMD), assembled by scripts/wasm.mjs into fp16.wasm.ts. The memory
+;; is imported: one instance converts through a shared staging area (the host copies data in and out), and each
+;; surface allocated in a memory of its own gets an instance that converts straight into, or out of, its rows.
+;; Counts are rounded up to a multiple of 16 by the host, which reserves the slack. The common-case kernels do 16 elements per step (two
 ;; independent halves the CPU can overlap), the full ones 8. The lane math is written out inline because Node 20's
 ;; engine does not inline wasm calls, and a call per vector costs more than the math.
 ;; Each direction has a full kernel and a cheaper one for the common case that hands a run back (early) when it
@@ -9,7 +10,7 @@
 ;; f32 -> fp16: IEEE round-to-nearest-even, subnormal results kept, |x| >= 65520 -> Inf, NaN -> sign|0x7E00.
 ;; fp16 -> f32: exact; subnormals normalised, Inf kept, NaN payload kept (shifted left 13).
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1))
 
   ;; Full kernel: $n f32 at $src -> $n fp16 at $dst, contiguous; $n a multiple of 8.
   ;; Per 32-bit lane (abs = |x| bits):
@@ -71,10 +72,11 @@
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (br_if $step (i32.lt_u (local.get $src) (local.get $end))))))
 
-  ;; The common case only: |x| = 0, |x| < 2^-25 or a normal fp16 result. Computes n as above, clamps it at 0 (every
-  ;; |x| below 2^-25 gives n < -10240 and rounds to ±0) and tracks, on 16-bit lanes, whether some lane fell in the
-  ;; subnormal window (-10240 <= n < 0x400, found as n + 10240 (saturating) < 11264 unsigned) or above 0x7C00
-  ;; (|x| >= 65536, Inf, NaN). Returns 1 when one did; the caller then redoes the run with the full kernel.
+  ;; The common case only: |x| < 2^-46 (zero included) or a normal fp16 result. Computes n as above, clamps it at 0
+  ;; (those tiny values all round to ±0) and tracks, on 16-bit lanes, whether some lane fell in -31744 <= n < 0x400
+  ;; (the subnormal window and the rare tiny values above 2^-46) or above 0x7C00 (|x| >= 65536, Inf, NaN). The first
+  ;; test is bit 15 of n - 1024 (wrapping), OR-ed over the run: an add and an OR cost less than a saturating add and
+  ;; an unsigned min. Returns 1 when some lane was out; the caller then redoes the run with the full kernel.
   ;; The tie-breaking LSB is subtracted as a compare mask (-1 when bit 13 is set): cheaper here than a shift.
   (func $f32_to_f16_common (param $src i32) (param $dst i32) (param $n i32) (result i32)
     (local $end i32) (local $stop i32)
@@ -85,8 +87,8 @@
     (local.set $kBias (v128.const i32x4 0xc8000fff 0xc8000fff 0xc8000fff 0xc8000fff))
     (local.set $kLsb (v128.const i32x4 0x2000 0x2000 0x2000 0x2000))
     (local.set $k8000 (v128.const i16x8 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000 0x8000))
-    (local.set $kWindow (v128.const i16x8 10240 10240 10240 10240 10240 10240 10240 10240))
-    (local.set $low (v128.const i16x8 -1 -1 -1 -1 -1 -1 -1 -1))
+    (local.set $kWindow (v128.const i16x8 -1024 -1024 -1024 -1024 -1024 -1024 -1024 -1024))
+    (local.set $low (v128.const i16x8 0 0 0 0 0 0 0 0))
     (local.set $high (local.get $k8000))
     (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
     ;; Checked every 512 bytes of input, so a run that needs the full kernel is handed back early.
@@ -110,7 +112,7 @@
                 (i32x4.sub (i32x4.add (local.get $absB) (local.get $kBias))
                   (i32x4.eq (v128.and (local.get $absB) (local.get $kLsb)) (local.get $kLsb)))
                 (i32.const 13))))
-          (local.set $low (i16x8.min_u (local.get $low) (i16x8.add_sat_s (local.get $n16) (local.get $kWindow))))
+          (local.set $low (v128.or (local.get $low) (i16x8.add (local.get $n16) (local.get $kWindow))))
           (local.set $high (i16x8.max_s (local.get $high) (local.get $n16)))
           (v128.store (local.get $dst)
             (v128.or
@@ -130,7 +132,7 @@
                 (i32x4.sub (i32x4.add (local.get $absB) (local.get $kBias))
                   (i32x4.eq (v128.and (local.get $absB) (local.get $kLsb)) (local.get $kLsb)))
                 (i32.const 13))))
-          (local.set $low (i16x8.min_u (local.get $low) (i16x8.add_sat_s (local.get $n16) (local.get $kWindow))))
+          (local.set $low (v128.or (local.get $low) (i16x8.add (local.get $n16) (local.get $kWindow))))
           (local.set $high (i16x8.max_s (local.get $high) (local.get $n16)))
           (v128.store offset=16 (local.get $dst)
             (v128.or
@@ -141,7 +143,7 @@
           (br_if $step (i32.lt_u (local.get $src) (local.get $stop))))
         (if
           (i32.or
-            (v128.any_true (i16x8.lt_u (local.get $low) (v128.const i16x8 11264 11264 11264 11264 11264 11264 11264 11264)))
+            (v128.any_true (v128.and (local.get $low) (local.get $k8000)))
             (v128.any_true (i16x8.gt_s (local.get $high) (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00))))
           (then (return (i32.const 1))))
         (br_if $chunk (i32.lt_u (local.get $src) (local.get $end)))))
@@ -283,6 +285,47 @@
         (call $f32_to_f16 (local.get $src) (local.get $dst) (local.get $n))
         (local.set $src (i32.add (local.get $src) (local.get $srcStride)))
         (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $width) (i32.const 1))))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br $row))))
+
+  ;; $n (< 16) fp16 values from $src to $dst: four at a time, then one by one. A plain loop: memory.copy is a call into
+  ;; the engine, which costs more than these few moves.
+  (func $copy_halves (param $src i32) (param $dst i32) (param $n i32)
+    (block $done
+      (loop $quad
+        (br_if $done (i32.lt_u (local.get $n) (i32.const 4)))
+        (i64.store (local.get $dst) (i64.load (local.get $src)))
+        (local.set $src (i32.add (local.get $src) (i32.const 8)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 8)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 4)))
+        (br $quad)))
+    (block $end
+      (loop $one
+        (br_if $end (i32.eqz (local.get $n)))
+        (i32.store16 (local.get $dst) (i32.load16_u (local.get $src)))
+        (local.set $src (i32.add (local.get $src) (i32.const 2)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 2)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $one))))
+
+  ;; $rows rows of $width f32, contiguous from $src, into fp16 rows $dstStride bytes apart from $dst, writing exactly
+  ;; $width elements per row so that stride padding is never touched. Whole 16-element steps go straight to the row;
+  ;; the last (width mod 16) elements are converted into $scratch (32 bytes) and copied over. Reads up to 15 elements
+  ;; past the source row, which the host keeps readable.
+  (func (export "f32_to_f16_rows_exact") (param $src i32) (param $dst i32) (param $dstStride i32) (param $width i32) (param $rows i32) (param $scratch i32)
+    (local $body i32) (local $tail i32)
+    (local.set $body (i32.and (local.get $width) (i32.const -16)))
+    (local.set $tail (i32.and (local.get $width) (i32.const 15)))
+    (block $done
+      (loop $row
+        (br_if $done (i32.eqz (local.get $rows)))
+        (if (local.get $body) (then (call $f32_to_f16 (local.get $src) (local.get $dst) (local.get $body))))
+        (if (local.get $tail)
+          (then
+            (call $f32_to_f16 (i32.add (local.get $src) (i32.shl (local.get $body) (i32.const 2))) (local.get $scratch) (i32.const 16))
+            (call $copy_halves (local.get $scratch) (i32.add (local.get $dst) (i32.shl (local.get $body) (i32.const 1))) (local.get $tail))))
+        (local.set $src (i32.add (local.get $src) (i32.shl (local.get $width) (i32.const 2))))
+        (local.set $dst (i32.add (local.get $dst) (local.get $dstStride)))
         (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
         (br $row))))
 )

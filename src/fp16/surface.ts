@@ -4,12 +4,7 @@
  * (see checkTensorIo); nothing here validates.
  */
 import type { TensorLayout } from "../schema/TensorLayout.js"
-import { type Staging, staging } from "./kernels.js"
-
-/** Elements per block: staged input and output stay in the L2 cache (L1-sized blocks measured slower). */
-const BLOCK_ELEMENTS = 16384
-/** Slack after each staged region: the kernels round counts up to 16 elements of up to 4 bytes. */
-const SLACK = 64
+import { BLOCK_ELEMENTS, type KernelSurface, kernelSurfaceOf, SLACK, type Staging, staging } from "./kernels.js"
 
 type Logical = Float32Array | Uint16Array
 
@@ -61,6 +56,85 @@ const stagedViews = <A extends Uint8Array | Uint16Array | Float32Array>(
 
 const bytesOf = (a: Logical): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 
+/**
+ * f32 → an fp16 surface that lives in a kernel memory: the input is staged block by block behind the surface and
+ * converted straight into its rows, exactly `width` elements each. Rows wider than a block go in pieces.
+ */
+const packInPlace = (
+  ks: KernelSurface,
+  src: Float32Array,
+  dst: Uint8Array,
+  layout: TensorLayout,
+  channelStart: number,
+  channelCount: number
+): void => {
+  const { width, rowStride } = layout
+  const { ex, f32, staging: inBase, scratch } = ks
+  const inElem = inBase / 4
+  const base = dst.byteOffset
+  const contiguous = rowStride === width * 2
+  forEachRun(layout, channelStart, channelCount, (off, rows, first) => {
+    if (contiguous || width > BLOCK_ELEMENTS) {
+      // One long row when contiguous, else each row in pieces of at most a block.
+      const runs = contiguous ? 1 : rows
+      const length = contiguous ? rows * width : width
+      for (let r = 0; r < runs; r++) {
+        for (let done = 0; done < length; done += BLOCK_ELEMENTS) {
+          const n = Math.min(BLOCK_ELEMENTS, length - done)
+          const e = first + r * width + done
+          f32.set(src.subarray(e, e + n), inElem)
+          ex.f32_to_f16_rows_exact(inBase, base + off + r * rowStride + done * 2, 0, n, 1, scratch)
+        }
+      }
+      return
+    }
+    const rowsPerBlock = Math.floor(BLOCK_ELEMENTS / width)
+    for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
+      const k = Math.min(rowsPerBlock, rows - r0)
+      const e = first + r0 * width
+      f32.set(src.subarray(e, e + k * width), inElem)
+      ex.f32_to_f16_rows_exact(inBase, base + off + r0 * rowStride, rowStride, width, k, scratch)
+    }
+  })
+}
+
+/** An fp16 surface in a kernel memory → f32: its rows are converted in place into the staging area, then copied. */
+const unpackInPlace = (
+  ks: KernelSurface,
+  src: Uint8Array,
+  dst: Float32Array,
+  layout: TensorLayout,
+  channelStart: number,
+  channelCount: number
+): void => {
+  const { width, rowStride } = layout
+  const { ex, f32, staging: outBase } = ks
+  const outElem = outBase / 4
+  const base = src.byteOffset
+  const contiguous = rowStride === width * 2
+  // Reads run up to 15 elements past a row; past the surface's end they land in the staging area, still in bounds.
+  forEachRun(layout, channelStart, channelCount, (off, rows, first) => {
+    if (contiguous || width > BLOCK_ELEMENTS) {
+      const runs = contiguous ? 1 : rows
+      const length = contiguous ? rows * width : width
+      for (let r = 0; r < runs; r++) {
+        for (let done = 0; done < length; done += BLOCK_ELEMENTS) {
+          const n = Math.min(BLOCK_ELEMENTS, length - done)
+          ex.f16_to_f32(base + off + r * rowStride + done * 2, outBase, (n + 15) & ~15)
+          dst.set(f32.subarray(outElem, outElem + n), first + r * width + done)
+        }
+      }
+      return
+    }
+    const rowsPerBlock = Math.floor(BLOCK_ELEMENTS / width)
+    for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
+      const k = Math.min(rowsPerBlock, rows - r0)
+      ex.f16_to_f32_rows(base + off + r0 * rowStride, rowStride, outBase, width, k)
+      dst.set(f32.subarray(outElem, outElem + k * width), first + r0 * width)
+    }
+  })
+}
+
 /** Logical (element size `lz`) → surface rows, converting when the surface element size differs. */
 const writeRows = (
   src: Logical,
@@ -82,6 +156,10 @@ const writeRows = (
       else for (let r = 0; r < rows; r++) dst.set(bytes.subarray(b + r * rowBytes, b + (r + 1) * rowBytes), off + r * rowStride)
     })
     return
+  }
+  if (lz === 4) {
+    const ks = kernelSurfaceOf(dst)
+    if (ks !== undefined) return packInPlace(ks, src as Float32Array, dst, layout, channelStart, channelCount)
   }
   const st = staging()
   // Contiguous rows are one long row; padded rows go in groups of whole rows.
@@ -132,6 +210,10 @@ const readRows = (
       else for (let r = 0; r < rows; r++) bytes.set(src.subarray(off + r * rowStride, off + r * rowStride + rowBytes), b + r * rowBytes)
     })
     return
+  }
+  if (lz === 4) {
+    const ks = kernelSurfaceOf(src)
+    if (ks !== undefined) return unpackInPlace(ks, src, dst as Float32Array, layout, channelStart, channelCount)
   }
   const st = staging()
   const strideElems = rowStride / ez

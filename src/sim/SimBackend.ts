@@ -28,7 +28,7 @@ import type { TensorLayout } from "../schema/TensorLayout.js"
 import { frontEnd, hasErrors, type Rules } from "./frontend.js"
 import { plan as planProgram, type Plan } from "./interpreter.js"
 import {
-  allocSurface, bindingOrder, type Chip, layoutFor, packSurface, type SurfaceViews, unpackSurface
+  allocSurface, allocSurfaceBytes, bindingOrder, type Chip, layoutFor, packSurface, type SurfaceViews, unpackSurface
 } from "./layout.js"
 import { chipProfiles, EngineClock, type LatencyOptions, withDeadline } from "./latency.js"
 
@@ -392,7 +392,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
       compileLimit,
       createSurface: (bytes) =>
         Number.isInteger(bytes) && bytes > 0
-          ? handle(Effect.sync(() => ({ id: nextPort++, bytes: new Uint8Array(bytes) })), () => undefined)
+          ? handle(Effect.sync(() => ({ id: nextPort++, bytes: allocSurfaceBytes(bytes) })), () => undefined)
           : Effect.fail(new InvalidArgumentError({
             op: "Backend.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes)
           })),

@@ -14,6 +14,7 @@
  */
 import { TensorLayout, layoutProblem } from "../schema/TensorLayout.js"
 import { UnsupportedLayoutError } from "../schema/errors.js"
+import { allocKernelSurface, KERNEL_SURFACE_MIN_BYTES } from "../fp16/kernels.js"
 import { readF32, writeF32 } from "../fp16/surface.js"
 
 /** Chips the simulator models. */
@@ -69,11 +70,22 @@ export interface SurfaceViews {
   readonly f32: Float32Array
 }
 
-/** A surface of `allocSize` bytes with its views (its own ArrayBuffer, so 4-byte aligned). */
+/**
+ * `bytes` zeroed bytes for a surface, 64-byte aligned. Large surfaces live in a WebAssembly memory of their own so
+ * that fp16 conversions run straight into and out of their rows (see fp16/kernels.ts); small ones, or any when that
+ * is unavailable, are plain ArrayBuffers.
+ */
+export const allocSurfaceBytes = (bytes: number): Uint8Array => {
+  const kernel = bytes >= KERNEL_SURFACE_MIN_BYTES ? allocKernelSurface(bytes) : undefined
+  return kernel === undefined ? new Uint8Array(bytes) : new Uint8Array(kernel, 0, bytes)
+}
+
+/** A surface of `allocSize` bytes with its views. */
 export const allocSurface = (layout: TensorLayout): SurfaceViews => {
-  const buf = new ArrayBuffer(layout.allocSize)
+  const bytes = allocSurfaceBytes(layout.allocSize)
+  const buf = bytes.buffer
   return {
-    bytes: new Uint8Array(buf),
+    bytes,
     u16: new Uint16Array(buf, 0, Math.floor(layout.allocSize / 2)),
     f32: new Float32Array(buf, 0, Math.floor(layout.allocSize / 4))
   }

@@ -211,10 +211,13 @@ describe.runIf(wasmSimdAvailable)("wasm SIMD and JS kernels", () => {
   })
 
   it("agree at the edges of the fast common-case kernels and when one lane forces the full kernels", () => {
-    // Handled by the common-case kernel alone: zeros, values rounding to zero, normal results up to the Inf boundary.
-    const edges = [0, -0, 1e-30, -1e-30, 2 ** -25 * 0.999, 2 ** -14, 65504, 65519.99, -65519.99, 1, -2.5]
-    // Each sends its block to the full kernel: subnormal results, the 2^-25 tie, overflow, Inf, NaN.
-    const forcing = [2 ** -20, -(2 ** -15), 2 ** -25, 65520, 1e9, Infinity, -Infinity, NaN]
+    // Handled by the common-case kernel alone: zeros, values below 2^-46 (rounding to zero), normal results up to the
+    // Inf boundary.
+    const edges = [0, -0, 1e-30, -1e-30, 2 ** -47, -(2 ** -46) * 0.999, 2 ** -14, 65504, 65519.99, -65519.99, 1, -2.5]
+    // Each sends its block to the full kernel: subnormal results, the 2^-25 tie, tiny values from 2^-46 up (which
+    // round to zero too), overflow, Inf, NaN.
+    const forcing = [2 ** -20, -(2 ** -15), 2 ** -25, 2 ** -25 * 0.999, 2 ** -46, -(2 ** -30), 65520, 1e9, Infinity,
+      -Infinity, NaN]
     const width = 640
     const l = TensorLayout.packed({ channels: 2, height: 1, width, elemSize: 2 })
     const cases: Array<Float32Array> = [Float32Array.from({ length: 2 * width }, (_, i) => edges[i % edges.length]!)]

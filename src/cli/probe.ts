@@ -18,8 +18,13 @@ export const command = Command.make("probe", { backend, json }, ({ backend, json
     const ane = yield* Ane.Ane
     const info = yield* ane.info
     const used = yield* ane.compileCount
+    const client = yield* ane.clientInfo
+    // Only what the client reported; u64 fields print as decimal strings.
+    const reported = Object.fromEntries(Object.entries(client)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, typeof v === "bigint" ? v.toString() : v]))
     if (json) {
-      yield* Console.log(JSON.stringify({ ...info, compileLimit: ane.compileLimit, compileCount: used }))
+      yield* Console.log(JSON.stringify({ ...info, compileLimit: ane.compileLimit, compileCount: used, client: reported }))
       return
     }
     const rows: Array<[string, string]> = [
@@ -31,9 +36,10 @@ export const command = Command.make("probe", { backend, json }, ({ backend, json
       ["cores", String(info.numCores)],
       ["ANEs", String(info.numAnes)],
       ["virtual machine", String(info.isVm)],
-      ["compile budget", `${ane.compileLimit - used} of ${ane.compileLimit} left`]
+      ["compile budget", `${ane.compileLimit - used} of ${ane.compileLimit} left`],
+      ...Object.entries(reported).map(([k, v]): [string, string] => [`client ${k}`, String(v)])
     ]
-    yield* Console.log(rows.map(([k, v]) => `${k.padEnd(16)} ${v}`).join("\n"))
+    yield* Console.log(rows.map(([k, v]) => `${k.padEnd(20)} ${v}`).join("\n"))
   }).pipe(
     Effect.provide(Layer.fresh(layerFor(backend))),
     Effect.catchTag("NoAneError", (e) =>

@@ -198,7 +198,7 @@ export const runCommand = (o: RunOptions) =>
         inputs.push({ name: layout.name, source: src })
       }
       const t1 = performance.now()
-      yield* model.request.eval
+      const evalStats = yield* model.request.evalWithStats
       const evalMs = performance.now() - t1
       const dir = Option.getOrElse(o.output, () => DEFAULT_OUTPUT_DIR)
       mkdirSync(dir, { recursive: true })
@@ -212,7 +212,14 @@ export const runCommand = (o: RunOptions) =>
         writeFileSync(file, writeNpy(data, shape, layout.elemSize === 2 ? "<f2" : "<f4"))
         outputs.push({ name: layout.name, shape, dtype: layout.dtype, file, ...stats(data) })
       }
-      const timings = { compileMs: Number(compileMs.toFixed(3)), evalMs: Number(evalMs.toFixed(3)) }
+      const timings = {
+        compileMs: Number(compileMs.toFixed(3)),
+        evalMs: Number(evalMs.toFixed(3)),
+        // The engine's own execution time: measured on hardware, the latency model's on the simulator.
+        ...(evalStats.source === "unavailable"
+          ? {}
+          : { engineMs: Number((evalStats.hwExecutionNs / 1e6).toFixed(6)), engineTime: evalStats.source })
+      }
       if (o.json) {
         yield* Console.log(JSON.stringify({
           program: o.program,
@@ -225,7 +232,9 @@ export const runCommand = (o: RunOptions) =>
           diagnostics: diagnostics.map(formatDiagnostic)
         }))
       } else {
-        yield* Console.log(`${model.id} on the ${chosen.name} backend: compile ${fmt(timings.compileMs)} ms, eval ${fmt(timings.evalMs)} ms`)
+        const engine = timings.engineMs === undefined ? "" : ` (engine ${fmt(timings.engineMs)} ms, ${timings.engineTime})`
+        yield* Console.log(`${model.id} on the ${chosen.name} backend: compile ${fmt(timings.compileMs)} ms, ` +
+          `eval ${fmt(timings.evalMs)} ms${engine}`)
         for (const out of outputs) {
           yield* Console.log(`  ${out.name} [${out.shape.join(", ")}] ${out.dtype}  min ${fmt(out.min)}  max ${fmt(out.max)}  ` +
             `mean ${fmt(out.mean)}  → ${out.file}`)

@@ -1,7 +1,7 @@
 /**
  * The hardware Backend: loads the Objective-C runtime and the private AppleNeuralEngine framework through koffi,
  * probes `_ANEDeviceInfo` (spec/native-protocol.md §1–§2), compiles in-memory MIL and `.mlmodelc` packages (§4–§5),
- * maps and evaluates requests (§7) and drives shared events (§9). Exercised on Linux against a fake runtime
+ * maps and evaluates requests (§7), drives shared events (§9) and reads telemetry (§13). Exercised on Linux against a fake runtime
  * (test/native-fake); not verified on a Mac.
  */
 import { tmpdir } from "node:os"
@@ -16,10 +16,12 @@ import {
   MapError,
   NoAneError
 } from "../schema/errors.js"
+import type { ClientInfo } from "../schema/Telemetry.js"
 import { Backend } from "../services/Backend.js"
 import { compileModel, type NativeEnv, standaloneSurface } from "./model.js"
 import { sharedEvent } from "./sharedEvent.js"
-import type { Id, Objc, ObjcPaths } from "./objc.js"
+import { type Id, nil, type Objc, type ObjcPaths } from "./objc.js"
+import { probeClientInfo, sharedClient } from "./telemetry.js"
 
 /** Where the private framework lives (inside the dyld shared cache since macOS 11, so never checked on disk). */
 export const ANE_FRAMEWORK_PATH = "/System/Library/PrivateFrameworks/AppleNeuralEngine.framework/AppleNeuralEngine"
@@ -151,7 +153,8 @@ export const makeBackend = (info: DeviceInfo): Backend["Type"] => ({
   compileLimit: HARDWARE_COMPILE_LIMIT,
   createSurface: () => Effect.fail(new MapError({ op: "Ane.createSurface", model: "surface", hint: NOT_IMPLEMENTED })),
   createSharedEvent: Effect.fail(new EvalError({ op: "Ane.createSharedEvent", model: "shared event", hint: NOT_IMPLEMENTED })),
-  liveHandles: Effect.succeed(0)
+  liveHandles: Effect.succeed(0),
+  clientInfo: Effect.fail(new NoAneError({ op: "Backend.clientInfo", reason: "no Objective-C runtime is loaded, so there is no _ANEClient" }))
 })
 
 /** Probes the real engine; fails with NoAneError off macOS, without the framework, or without an ANE. */
@@ -170,6 +173,25 @@ export const probeObjc = (rt: Objc): Effect.Effect<DeviceInfo, NoAneError> =>
     try: () => probeWith(probeRuntime(rt)),
     catch: (cause) => new NoAneError({ op: "probe", reason: `probing _ANEDeviceInfo failed: ${String(cause)}`, cause })
   }).pipe(Effect.flatten)
+
+/**
+ * §13.2 ProbeClientInfo over a loaded runtime: the shared `_ANEClient` (found once, then kept), then its virtual
+ * client or the `_ANEDeviceInfo` fallback. NoAneError when no client connection can be had.
+ */
+export const clientInfoWith = (rt: Objc): Effect.Effect<ClientInfo, NoAneError> => {
+  let client: Id = nil
+  return Effect.suspend(() => {
+    if (client === nil) client = rt.autoreleasePool(() => sharedClient(rt))
+    if (client === nil) {
+      return Effect.fail(new NoAneError({
+        op: "Backend.clientInfo",
+        reason: "_ANEClient answers neither sharedPrivateConnection nor sharedConnection with a connection"
+      }))
+    }
+    const connected = client
+    return Effect.sync(() => rt.autoreleasePool(() => probeClientInfo(rt, connected)))
+  })
+}
 
 /** The hardware Backend over a loaded runtime and its probe answers. */
 export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = {}): Effect.Effect<Backend["Type"]> =>
@@ -204,7 +226,8 @@ export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = 
           ? standaloneSurface(env, bytes)
           : Effect.fail(new InvalidArgumentError({ op: "Ane.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes) })),
       createSharedEvent: sharedEvent(env),
-      liveHandles: Effect.sync(() => env.live)
+      liveHandles: Effect.sync(() => env.live),
+      clientInfo: clientInfoWith(rt)
     }
     return backend
   })

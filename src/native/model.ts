@@ -1,8 +1,9 @@
 /**
  * Compile paths A (in-memory MIL, spec/native-protocol.md §4) and B (packages, §5), IOSurfaces and requests
  * (§7.1–§7.4), evaluation (§7.5–§7.6), shared-event evaluation (§9.2) and release on close (§7.7) over the
- * {@link Objc} binding. Every object stored is retained and
- * released on close; every synchronous native section runs inside its own autorelease pool (§14.1).
+ * {@link Objc} binding, plus the §13.2 telemetry of requests and models (reads in ./telemetry.ts). Every object
+ * stored is retained and released on close; every synchronous native section runs inside its own autorelease pool
+ * (§14.1).
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
@@ -19,10 +20,12 @@ import {
   SharedEventRequiresPackageError,
   UnsupportedLayoutError
 } from "../schema/errors.js"
+import type { EvalStats, ModelDiagnostics } from "../schema/Telemetry.js"
 import type { TensorLayout } from "../schema/TensorLayout.js"
 import { type NativeStage, nativeError, type StageErrors, thrownError } from "./errors.js"
 import { type NativeLayouts, type NativeTensor, parseLayouts } from "./layouts.js"
 import { type ErrorResult, type Id, nil, type Objc } from "./objc.js"
+import { attachPerfStats, probeDiagnostics, readEvalStats } from "./telemetry.js"
 
 /** Shared state of one native backend instance. */
 export interface NativeEnv {
@@ -62,6 +65,9 @@ class RequestState {
   readonly inputs: Array<Uint8Array> = []
   readonly outputs: Array<Uint8Array> = []
   request: Id = nil
+  /** The perf-stats object attached to `request` (§13.2), made on the first `evalWithStats`; retained. */
+  perfStats: Id = nil
+  perfStatsTried = false
   mapped = false
   via: MapVia = "model"
   closed = false
@@ -102,6 +108,8 @@ class RequestState {
         rt.release(this.request)
         this.env.live--
       }
+      rt.release(this.perfStats)
+      this.perfStats = nil
       for (const a of this.arrays) rt.release(a)
       for (const s of this.surfaces) {
         rt.cfRelease(s)
@@ -487,19 +495,52 @@ const mapOne = (env: NativeEnv, c: Compiled, op: string): Effect.Effect<RequestS
 
 const closed = (op: string, id: string) => new ClosedError({ op, resource: `model ${id}` })
 
+/**
+ * The synchronous evaluation of §7.5 (validate, fresh options dictionary for MIL, the evaluate calls); throws a
+ * {@link Stop} with the typed error. Runs inside a native section.
+ */
+const evaluateNow = (env: NativeEnv, c: Compiled, r: RequestState, op: string): void => {
+  const rt = env.rt
+  if (!rt.bool(r.request, "validate")) throw new Stop(new EvalError({ op, model: c.id, hint: "request validation failed" }))
+  // A fresh options dictionary per MIL evaluation; nil for packages (§7.5).
+  const opts = c.state.kind === "mil" ? rt.mutableDictionary() : nil
+  const { result, selector } = runCalls(rt, evaluateCalls(c.state, r.request, opts, true))
+  rt.release(opts)
+  if (!result.ok) throw new Stop(nativeError("eval", op, c.id, selector, result.error))
+}
+
 /** Synchronous evaluation of a mapped request (§7.5): validate, fresh options dictionary, evaluateWithQoS. */
 const evalSync = (env: NativeEnv, c: Compiled, r: RequestState, op: string): Effect.Effect<void, EvalError | ClosedError> =>
   Effect.suspend((): Effect.Effect<void, EvalError | ClosedError> => {
     if (r.closed) return Effect.fail(closed(op, c.id))
-    return native<void, EvalError, "eval">(env, "eval", op, c.id, "evaluating", () => {
-      const rt = env.rt
-      if (!rt.bool(r.request, "validate")) throw new Stop(new EvalError({ op, model: c.id, hint: "request validation failed" }))
-      // A fresh options dictionary per MIL evaluation; nil for packages (§7.5).
-      const opts = c.state.kind === "mil" ? rt.mutableDictionary() : nil
-      const { result, selector } = runCalls(rt, evaluateCalls(c.state, r.request, opts, true))
-      rt.release(opts)
-      if (!result.ok) throw new Stop(nativeError("eval", op, c.id, selector, result.error))
+    return native<void, EvalError, "eval">(env, "eval", op, c.id, "evaluating", () => evaluateNow(env, c, r, op))
+  })
+
+/**
+ * §13.2 EvalWithStats: attaches one perf-stats object to the request on first use and keeps it (released with the
+ * request), so later calls allocate nothing new natively; evaluates as {@link evalSync}; then reads the stats.
+ * Attaching and reading are best effort and never fail the call.
+ */
+const evalWithStats = (env: NativeEnv, c: Compiled, r: RequestState, op: string): Effect.Effect<EvalStats, EvalError | ClosedError> =>
+  Effect.suspend((): Effect.Effect<EvalStats, EvalError | ClosedError> => {
+    if (r.closed) return Effect.fail(closed(op, c.id))
+    return native<EvalStats, EvalError, "eval">(env, "eval", op, c.id, "evaluating with stats", () => {
+      if (!r.perfStatsTried) {
+        r.perfStatsTried = true
+        r.perfStats = attachPerfStats(env.rt, r.request)
+      }
+      evaluateNow(env, c, r, op)
+      return readEvalStats(env.rt, r.request)
     })
+  })
+
+/** §13.2 ProbeDiagnostics of the in-memory model (MIL) or the `_ANEModel` (package); ClosedError after close. */
+const diagnostics = (env: NativeEnv, c: Compiled): Effect.Effect<ModelDiagnostics, ClosedError> =>
+  Effect.suspend(() => {
+    if (c.state.closed) return Effect.fail(closed("BackendModel.probeDiagnostics", c.id))
+    const m = c.state
+    // Reads never throw (telemetry.ts); the pool only scopes the autoreleased answers.
+    return Effect.sync(() => env.rt.autoreleasePool(() => probeDiagnostics(env.rt, m.model, m.kind === "mil" ? "ANEInMemoryModel" : "ANEModel")))
   })
 
 /** Holds the Node event loop open while an off-thread native call is pending (koffi does not). */
@@ -692,7 +733,8 @@ const toBackendRequest = (env: NativeEnv, c: Compiled, r: RequestState): Backend
   outputs: r.outputs,
   eval: evalSync(env, c, r, "BackendRequest.eval"),
   evalAsync: evalAsync(env, c, r, "BackendRequest.evalAsync"),
-  evalWithSharedEvents: (spec) => evalWithEvents(env, c, r, spec)
+  evalWithSharedEvents: (spec) => evalWithEvents(env, c, r, spec),
+  evalWithStats: evalWithStats(env, c, r, "BackendRequest.evalWithStats")
 })
 
 const closeRequest = (r: RequestState) => Effect.zipRight(r.drained, Effect.sync(() => r.release()))
@@ -799,7 +841,8 @@ export const compileModel = (env: NativeEnv, options: MilCompileOptions | Packag
             c.state.closed ? Effect.fail(closed("BackendModel.mapRequest", c.id)) : mapOne(env, c, "BackendModel.mapRequest")
           ),
           closeRequest
-        ).pipe(Effect.map((r) => toBackendRequest(env, c, r)))
+        ).pipe(Effect.map((r) => toBackendRequest(env, c, r))),
+        probeDiagnostics: diagnostics(env, c)
       }
     })
   )

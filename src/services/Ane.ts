@@ -5,6 +5,7 @@ import type { CompileOptions } from "../schema/CompileOptions.js"
 import type { CompileStats } from "../schema/CompileStats.js"
 import type { DeviceInfo } from "../schema/DeviceInfo.js"
 import type { CompileFailure, EvalError, InvalidArgumentError, MapError, NoAneError } from "../schema/errors.js"
+import type { ClientInfo } from "../schema/Telemetry.js"
 import * as SimBackend from "../sim/SimBackend.js"
 import { Backend, layerNoop as backendNoop } from "./Backend.js"
 import * as internal from "./internal/ane.js"
@@ -34,6 +35,8 @@ export interface AneService {
   readonly createSharedEvent: Effect.Effect<SharedEvent, EvalError, Scope.Scope>
   /** Native handles alive in the backend (zero once every scope has closed). */
   readonly liveHandles: Effect.Effect<number>
+  /** What the client negotiated with the engine; absent fields were not reported. */
+  readonly clientInfo: Effect.Effect<ClientInfo, NoAneError>
 }
 
 /** The ANE client. One per process is typical; the models it compiles live in the caller's scope. */

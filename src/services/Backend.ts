@@ -16,6 +16,7 @@ import {
   type SharedEventRequiresPackageError
 } from "../schema/errors.js"
 import type { SharedEventEvalOptions } from "../schema/SharedEventEvalOptions.js"
+import { ClientInfo, EvalStats, ModelDiagnostics } from "../schema/Telemetry.js"
 import { TensorLayout } from "../schema/TensorLayout.js"
 
 /** A CPU↔engine synchronisation point (an `IOSurfaceSharedEvent` on hardware): a monotonically signalled u64. */
@@ -50,6 +51,11 @@ export interface BackendRequest {
   readonly evalWithSharedEvents: (
     spec: SharedEventEval
   ) => Effect.Effect<void, EvalError | ClosedError | SharedEventRequiresPackageError>
+  /**
+   * Synchronous evaluation with a performance-stats object attached to this request (§13.2 EvalWithStats). The
+   * object is made once per request and stays attached, so repeated calls allocate nothing new natively.
+   */
+  readonly evalWithStats: Effect.Effect<EvalStats, EvalError | ClosedError>
 }
 
 /** What a backend can do beyond the basics, so the services can refuse early with a typed error. */
@@ -73,6 +79,8 @@ export interface BackendModel {
   readonly request: BackendRequest
   /** Maps one more request with its own surfaces (pools, pipelines); unmapped when `Scope` closes. */
   readonly mapRequest: Effect.Effect<BackendRequest, MapError | ClosedError, Scope.Scope>
+  /** Queue and program state as far as the backend reports it (§13.2 ProbeDiagnostics). */
+  readonly probeDiagnostics: Effect.Effect<ModelDiagnostics, ClosedError>
 }
 
 /** A standalone surface (an IOSurface on hardware). */
@@ -95,6 +103,8 @@ export class Backend extends Context.Tag("effect-ane/Backend")<Backend, {
   readonly createSharedEvent: Effect.Effect<BackendSharedEvent, EvalError, Scope.Scope>
   /** Native handles currently alive (models, requests, surfaces, events); zero after every scope closed. */
   readonly liveHandles: Effect.Effect<number>
+  /** What the client negotiated with the engine (§13.2 ProbeClientInfo). */
+  readonly clientInfo: Effect.Effect<ClientInfo, NoAneError>
 }>() {}
 
 /** The DeviceInfo a stub reports unless told otherwise. */
@@ -124,7 +134,8 @@ export const stubModel = (options: CompileOptions): BackendModel => {
     outputs: [new Uint8Array(stubLayout.allocSize)],
     eval: Effect.void,
     evalAsync: Effect.void,
-    evalWithSharedEvents: () => Effect.void
+    evalWithSharedEvents: () => Effect.void,
+    evalWithStats: Effect.succeed(EvalStats.unavailable)
   })
   return {
     id: options._tag === "mil" ? "stub:mil" : `stub:${options.path}`,
@@ -134,7 +145,8 @@ export const stubModel = (options: CompileOptions): BackendModel => {
     stats: CompileStats.empty,
     capabilities: { sharedEvents: "all", asyncEval: false },
     request: request(),
-    mapRequest: Effect.sync(request)
+    mapRequest: Effect.sync(request),
+    probeDiagnostics: Effect.succeed(ModelDiagnostics.make({}))
   }
 }
 
@@ -154,5 +166,6 @@ export const layerNoop = (partial: Partial<Backend["Type"]> = {}): Layer.Layer<B
       wait: () => Effect.succeed(true)
     }),
     liveHandles: Effect.succeed(0),
+    clientInfo: Effect.succeed(ClientInfo.make({})),
     ...partial
   })

@@ -3,6 +3,7 @@ import { Context, type Effect } from "effect"
 import type { CompileStats } from "../schema/CompileStats.js"
 import type { ClosedError, EvalError, InvalidArgumentError, SharedEventRequiresPackageError } from "../schema/errors.js"
 import type { SharedEventEvalOptions } from "../schema/SharedEventEvalOptions.js"
+import type { EvalStats, ModelDiagnostics } from "../schema/Telemetry.js"
 import type { BackendCapabilities } from "./Backend.js"
 import type { ModelInternals, ModelTypeId } from "./internal/model.js"
 import type { TensorIO } from "./internal/io.js"
@@ -35,6 +36,13 @@ export interface Model extends TensorIO {
   readonly eval: Effect.Effect<void, EvalError | ClosedError>
   /** Evaluates off the JS thread where the backend can; interrupting abandons the result. */
   readonly evalAsync: Effect.Effect<void, EvalError | ClosedError>
+  /**
+   * Evaluates synchronously with the engine's performance statistics attached and returns them: execution time,
+   * named counters, raw data. `source` says whether the time is the engine's own, the simulator's model, or missing.
+   */
+  readonly evalWithStats: Effect.Effect<EvalStats, EvalError | ClosedError>
+  /** The model's queue and program state, as far as the backend reports it; absent fields were not reported. */
+  readonly diagnostics: Effect.Effect<ModelDiagnostics, ClosedError>
   /** Evaluates, then has the engine signal `event` with `value`. */
   readonly evalWithSignalEvent: (
     event: SharedEvent,

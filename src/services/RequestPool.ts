@@ -4,6 +4,7 @@
  */
 import type { Effect, Scope, Stream } from "effect"
 import type { ClosedError, EvalError, InvalidArgumentError, MapError } from "../schema/errors.js"
+import type { EvalStats } from "../schema/Telemetry.js"
 import type { TensorIO } from "./internal/io.js"
 import * as internal from "./internal/pool.js"
 import * as stream from "./internal/stream.js"
@@ -18,6 +19,8 @@ export interface PooledRequest extends TensorIO {
   readonly index: number
   readonly eval: Effect.Effect<void, EvalError | ClosedError>
   readonly evalAsync: Effect.Effect<void, EvalError | ClosedError>
+  /** Evaluates synchronously and returns the engine's statistics for this request (see `Model.evalWithStats`). */
+  readonly evalWithStats: Effect.Effect<EvalStats, EvalError | ClosedError>
 }
 
 /** A fixed set of requests handed out one caller at a time. */

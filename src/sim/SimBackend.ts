@@ -25,12 +25,13 @@ import {
   UnsupportedLayoutError
 } from "../schema/errors.js"
 import type { TensorLayout } from "../schema/TensorLayout.js"
+import { ClientInfo, EvalStats, ModelDiagnostics } from "../schema/Telemetry.js"
 import { frontEnd, hasErrors, type Rules } from "./frontend.js"
 import { plan as planProgram, type Plan } from "./interpreter.js"
 import {
   allocSurface, allocSurfaceBytes, bindingOrder, type Chip, layoutFor, packSurface, type SurfaceViews, unpackSurface
 } from "./layout.js"
-import { chipProfiles, EngineClock, type LatencyOptions, withDeadline } from "./latency.js"
+import { chipProfiles, EngineClock, executionNs, type LatencyOptions, withDeadline } from "./latency.js"
 
 /** A native failure to inject: the `nth` (1-based) call of `stage` fails with `code`/`domain`. */
 export interface SimulatedFault {
@@ -310,10 +311,23 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
             const err = run(req)
             return err === undefined ? Effect.void : Effect.fail(err)
           })
-        const withLatency = (req: Request, op: string): Effect.Effect<void, EvalError | ClosedError> =>
-          clock === undefined
-            ? evalNow(req, op)
-            : withDeadline(evalNow(req, op), clock, p.flops)
+        let inFlight = 0
+        const leave = Effect.sync(() => {
+          inFlight--
+        })
+        const withLatency = (req: Request, op: string): Effect.Effect<void, EvalError | ClosedError> => {
+          const inner = clock === undefined ? evalNow(req, op) : withDeadline(evalNow(req, op), clock, p.flops)
+          return Effect.suspend(() => {
+            inFlight++
+            return Effect.ensuring(inner, leave)
+          })
+        }
+        // One immutable stats value per model: the modelled time never changes, so evalWithStats allocates nothing.
+        const modelledStats = EvalStats.make({
+          ...EvalStats.unavailable,
+          source: "modelled",
+          hwExecutionNs: executionNs(chip, latency === "off" ? {} : latency ?? {}, p.flops)
+        })
 
         const makeRequest = (): BackendRequest & { readonly surfaces: Request } => {
           const req: Request = { inputs: inputs.map(allocSurface), outputs: outputs.map(allocSurface) }
@@ -323,6 +337,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
             outputs: req.outputs.map((s) => s.bytes),
             eval: evalNow(req, "Request.eval"),
             evalAsync: withLatency(req, "Request.evalAsync"),
+            evalWithStats: Effect.as(evalNow(req, "Request.evalWithStats"), modelledStats),
             evalWithSharedEvents: (spec: SharedEventEval) =>
               Effect.gen(function*() {
                 if (state.closed) return yield* Effect.fail(closedError("Request.evalWithSharedEvents"))
@@ -369,6 +384,11 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           capabilities: { sharedEvents: "all", asyncEval: false },
           request,
           mapRequest: mapOne(),
+          probeDiagnostics: Effect.suspend(() =>
+            state.closed
+              ? Effect.fail(closedError("Model.probeDiagnostics"))
+              : Effect.succeed(ModelDiagnostics.make({ programClass: "SimulatorModel", asyncRequestsInFlight: inFlight }))
+          ),
           diagnostics,
           opCount: p.opCount,
           stepCount: p.stepCount,
@@ -397,6 +417,12 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
             op: "Backend.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes)
           })),
       createSharedEvent: handle(Effect.sync(() => new SimEvent()), (e) => e.close()),
+      clientInfo: Effect.succeed(ClientInfo.make({
+        numAnes: info.numAnes,
+        numCores: info.numCores,
+        architecture: info.architecture,
+        boardType: info.boardType
+      })),
       liveHandles: Effect.sync(() => live)
     }
     return backend

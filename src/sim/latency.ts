@@ -64,6 +64,16 @@ export class EngineClock {
   }
 }
 
+/**
+ * The modelled engine time of one eval of `flops` (ns): `fixedUs` when set, else FLOPs over the throughput. The
+ * dispatch floor is host and driver time, so it is not part of it.
+ */
+export const executionNs = (chip: Chip, options: LatencyOptions, flops: number): number => {
+  if (options.fixedUs !== undefined) return Math.round(options.fixedUs * 1000)
+  const tflops = options.tflops ?? chipProfiles[options.chip ?? chip].tflops
+  return Math.round(flops / (tflops * 1000))
+}
+
 interface Waiter {
   readonly at: number
   readonly resume: () => void

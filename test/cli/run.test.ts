@@ -25,9 +25,13 @@ describe("ane run", () => {
     const summary = JSON.parse(r.stdout) as {
       backend: string
       outputs: Array<{ name: string; shape: Array<number>; file: string; min: number; max: number; mean: number }>
-      timings: { compileMs: number; evalMs: number }
+      timings: { compileMs: number; evalMs: number; engineMs: number; engineTime: string }
     }
     expect(summary.backend).toBe("simulator")
+    // 64×384 outputs of a 64-wide linear (2 FLOPs per MAC) plus bias and relu, over the default chip's 10.93 TFLOP/s.
+    expect(summary.timings.engineTime).toBe("modelled")
+    expect(summary.timings.engineMs).toBeGreaterThan((2 * C * C * S) / 10.93e9)
+    expect(summary.timings.engineMs).toBeLessThan((4 * C * C * S) / 10.93e9)
     expect(summary.outputs.map((o) => [o.name, o.shape])).toEqual([["y", [1, C, 1, S]]])
     const y = readNpy(new Uint8Array(readFileSync(summary.outputs[0]!.file)))
     if (!("data" in y)) throw y

@@ -3,7 +3,9 @@
  * native backend runs on Linux. objc_msgSend dispatches on (receiver class, selector) and reads arguments per the
  * signature of spec/native-protocol.md Appendix A; selectors outside that table are rejected (logged, nil/NO
  * returned). Every message is logged as "+Class sel" / "-Class sel"; live instances are counted; evaluation calls a
- * registered callback with the surfaces' base addresses. Failures can be injected per stage.
+ * registered callback with the surfaces' base addresses. Failures can be injected per stage. The §13 telemetry
+ * classes (_ANEPerformanceStats, _ANEVirtualClient, _ANEProgramForEvaluation) report what the test sets through the
+ * fake_stats_* / fake_set_* controls, and any (class, selector) pair can be hidden (respondsToSelector: NO).
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -20,14 +22,14 @@ enum Kind {
   K_NSString, K_NSNumber, K_NSArray, K_NSMutableArray, K_NSDictionary, K_NSMutableDictionary, K_NSData, K_NSError,
   K_ANEDeviceInfo, K_ANEInMemoryModelDescriptor, K_ANEInMemoryModel, K_ANEModel, K_ANEClient, K_ANERequest,
   K_ANEIOSurfaceObject, K_IOSurface, K_IOSurfaceSharedEvent, K_NSURL, K_ANESharedSignalEvent, K_ANESharedWaitEvent,
-  K_ANESharedEvents, K_COUNT
+  K_ANESharedEvents, K_ANEPerformanceStats, K_ANEVirtualClient, K_ANEProgramForEvaluation, K_COUNT
 };
 
 static const char *const NAMES[K_COUNT] = {
   "NSString", "NSNumber", "NSArray", "NSMutableArray", "NSDictionary", "NSMutableDictionary", "NSData", "NSError",
   "_ANEDeviceInfo", "_ANEInMemoryModelDescriptor", "_ANEInMemoryModel", "_ANEModel", "_ANEClient", "_ANERequest",
   "_ANEIOSurfaceObject", "IOSurface", "IOSurfaceSharedEvent", "NSURL", "_ANESharedSignalEvent", "_ANESharedWaitEvent",
-  "_ANESharedEvents"
+  "_ANESharedEvents", "_ANEPerformanceStats", "_ANEVirtualClient", "_ANEProgramForEvaluation"
 };
 
 #define MAGIC_CLASS 0xC1A55u
@@ -39,6 +41,7 @@ struct Obj {
   int kind;
   int rc;
   int initialised;
+  int uncounted;           /* owned by a test control, not counted as live */
   /* payload (only the fields of this kind are used) */
   char *str;               /* NSString */
   int64_t num;             /* NSNumber */
@@ -48,6 +51,7 @@ struct Obj {
   unsigned char *bytes;    /* NSData, IOSurface */
   size_t len;
   Obj *a, *b, *c, *d, *e, *f;  /* related objects, retained */
+  Obj *g;                  /* _ANERequest: attached perf stats, retained */
   int64_t code;            /* NSError code */
   u64 mask;                /* perfStatsMask */
   int compiled, loaded, mapped;
@@ -73,6 +77,25 @@ enum Stage { S_DESCRIPTOR, S_COMPILE, S_LOAD, S_MAP, S_EVAL, S_SURFACE, S_REQUES
 static const char *const STAGES[S_COUNT] = {"descriptor", "compile", "load", "map", "eval", "surface", "request"};
 static long calls[S_COUNT], fail_from[S_COUNT], fail_count[S_COUNT];
 static int64_t fail_code[S_COUNT];
+
+/* Telemetry controls (§13). A request's attached stats object gets stats_hw_ns at each evaluation; perfStatsArray
+   holds stats_entries fresh objects reporting stats_array_hw_ns; names, counters and data are shared by all. */
+static u64 stats_hw_ns = 0, stats_array_hw_ns = 0;
+static long stats_entries = 0;
+static int stats_factory = 1;
+static Obj *stats_counter_data = NULL, *stats_raw_data = NULL, *stats_counters = NULL;
+static char **stats_names = NULL;
+static long stats_nnames = 0;
+/* The virtual client `-[_ANEClient virtualClient]` returns when on. */
+static Obj the_vclient;
+static struct { int on; uint32_t anes, cores, iface; char arch[64]; int64_t board; u64 mask; int precompiled; } vclient;
+/* Per model class (0: _ANEInMemoryModel, 1: _ANEModel): queue, program and state answers. */
+typedef struct { int queue, has_program, prog_queue; int64_t inflight; u64 prog_handle, handle, state; } Diag;
+static Diag diags[2];
+static Obj the_programs[2];
+/* Hidden messages, written as log lines ("+Class sel" / "-Class sel"): not answered, respondsToSelector: NO. */
+static char *hidden[64];
+static int nhidden = 0;
 
 static void log_line(const char *fmt, ...) {
   char line[256];
@@ -123,10 +146,10 @@ static void dealloc(Obj *o) {
   free(o->keys);
   free(o->str);
   free(o->bytes);
-  release(o->a); release(o->b); release(o->c); release(o->d); release(o->e); release(o->f);
+  release(o->a); release(o->b); release(o->c); release(o->d); release(o->e); release(o->f); release(o->g);
   o->magic = 0;
+  if (!o->uncounted) live--;
   free(o);
-  live--;
 }
 
 static void release(Obj *o) {
@@ -200,14 +223,14 @@ static void arr_add(Obj *arr, Obj *v) {
 static Obj *dict_get(Obj *d, const char *key) {
   if (!is_obj(d) || (d->kind != K_NSDictionary && d->kind != K_NSMutableDictionary)) return NULL;
   for (size_t i = 0; i < d->n; i++) {
-    if (strcmp(d->keys[i]->str, key) == 0) return d->items[i];
+    if (d->keys[i]->kind == K_NSString && strcmp(d->keys[i]->str, key) == 0) return d->items[i];
   }
   return NULL;
 }
 
 static void dict_set(Obj *d, Obj *key, Obj *value) {
   for (size_t i = 0; i < d->n; i++) {
-    if (strcmp(d->keys[i]->str, key->str) == 0) {
+    if (d->keys[i]->kind == K_NSString && strcmp(d->keys[i]->str, key->str) == 0) {
       retain(value);
       release(d->items[i]);
       d->items[i] = value;
@@ -287,6 +310,16 @@ static const char *const SIGS[][2] = {
   {"signalEventWithValue:symbolIndex:eventType:sharedEvent:", "id(uint64,uint32,int64,id)"},
   {"waitEventWithValue:sharedEvent:", "id(uint64,id)"},
   {"sharedEventsWithSignalEvents:waitEvents:", "id(id,id)"},
+  /* §13 telemetry rows */
+  {"virtualClient", "id()"}, {"negotiatedDataInterfaceVersion", "uint32()"}, {"aneArchitectureTypeStr", "id()"},
+  {"aneBoardtype", "int64()"}, {"negotiatedCapabilityMask", "uint64()"},
+  {"validateEnvironmentForPrecompiledBinarySupport", "bool()"},
+  {"queueDepth", "int8()"}, {"programHandle", "uint64()"}, {"state", "uint64()"}, {"currentAsyncRequestsInFlight", "int64()"},
+  {"perfStats", "id()"}, {"perfStatsArray", "id()"}, {"setPerfStats:", "void(id)"},
+  {"statsWithHardwareExecutionNS:", "id(uint64)"}, {"hwExecutionTime", "uint64()"}, {"perfCounterData", "id()"},
+  {"pStatsRawData", "id()"}, {"performanceCounters", "id()"}, {"stringForPerfCounter:", "id(int64)"},
+  /* NSData readers: not in Appendix A, but copying an NSData's bytes needs them */
+  {"length", "uint64()"}, {"getBytes:length:", "void(ptr,uint64)"},
 };
 #define NSIGS (sizeof SIGS / sizeof SIGS[0])
 
@@ -403,6 +436,8 @@ static u64 do_eval(Obj *model, Obj *r, u64 slot) {
   free(ins);
   free(outs);
   if (status != 0) return fail_with(S_EVAL, slot, "evaluation callback reported failure");
+  /* The engine fills the request's attached stats object after a successful evaluation. */
+  if (is_obj(r->g) && r->g->kind == K_ANEPerformanceStats) r->g->mask = stats_hw_ns;
   if (events != NULL) {
     for (size_t i = 0; i < events->a->n; i++) {
       Obj *sg = events->a->items[i];
@@ -415,13 +450,42 @@ static u64 do_eval(Obj *model, Obj *r, u64 slot) {
 
 #define ON(name) if (strcmp(s, name) == 0 && !(dry && (found = 1)))
 
+static int is_hidden(int cls, int kind, const char *sel) {
+  char line[256];
+  snprintf(line, sizeof line, "%c%s %s", cls ? '+' : '-', NAMES[kind], sel);
+  for (int i = 0; i < nhidden; i++) {
+    if (strcmp(hidden[i], line) == 0) return 1;
+  }
+  return 0;
+}
+
+/* Process-wide objects that are never freed (not counted as live). */
+static Obj *static_obj(Obj *o, int kind, int64_t code) {
+  o->magic = MAGIC_OBJ;
+  o->kind = kind;
+  o->rc = 1 << 30;
+  o->code = code;
+  return o;
+}
+
+/* The §13.2 ProbeDiagnostics selectors of a model; `which` picks the class's answers. */
+#define DIAG_SELECTORS(which) \
+  ON("queueDepth") { *ret = (u64)(int64_t)(int8_t)diags[which].queue; return 1; } \
+  ON("program") { \
+    *ret = diags[which].has_program ? (u64)static_obj(&the_programs[which], K_ANEProgramForEvaluation, which) : 0; \
+    return 1; \
+  } \
+  ON("programHandle") { *ret = diags[which].handle; return 1; } \
+  ON("state") { *ret = diags[which].state; return 1; }
+
 /* Handles one message; returns 1 when (receiver kind, selector) is implemented. With dry set, only answers that. */
 static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int dry) {
   int found = 0;
   int k = self->kind;
   ON("respondsToSelector:") {
+    const char *name = ((Sel *)a[0])->name;
     u64 r = 0;
-    *ret = handle(self, cls, ((Sel *)a[0])->name, a, &r, 1);
+    *ret = !is_hidden(cls, k, name) && handle(self, cls, name, a, &r, 1);
     return 1;
   }
   if (cls) {
@@ -557,6 +621,15 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
           return 1;
         }
         break;
+      case K_ANEPerformanceStats:
+        ON("statsWithHardwareExecutionNS:") {
+          if (!stats_factory) { *ret = 0; return 1; }
+          Obj *o = mk(K_ANEPerformanceStats);
+          o->mask = a[0];
+          *ret = (u64)autorelease(o);
+          return 1;
+        }
+        break;
       case K_ANEIOSurfaceObject:
         ON("objectWithIOSurface:") {
           Obj *sf = (Obj *)a[0];
@@ -646,6 +719,12 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         *ret = (u64)self;
         return 1;
       }
+      ON("length") { *ret = self->len; return 1; }
+      ON("getBytes:length:") {
+        size_t n = a[1] < self->len ? (size_t)a[1] : self->len;
+        if (n > 0 && a[0] != 0) memcpy((void *)a[0], self->bytes, n);
+        return 1;
+      }
       break;
     case K_NSArray:
     case K_NSMutableArray:
@@ -660,9 +739,20 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
       ON("objectForKey:") {
         Obj *key = (Obj *)a[0];
         *ret = is_obj(key) && key->kind == K_NSString ? (u64)dict_get(self, key->str) : 0;
+        if (is_obj(key) && key->kind == K_NSNumber) {
+          for (size_t i = 0; i < self->n; i++) {
+            if (self->keys[i]->kind == K_NSNumber && self->keys[i]->num == key->num) *ret = (u64)self->items[i];
+          }
+        }
         return 1;
       }
       ON("count") { *ret = self->n; return 1; }
+      ON("allKeys") {
+        Obj *keys = mk(K_NSArray);
+        for (size_t i = 0; i < self->n; i++) arr_add(keys, self->keys[i]);
+        *ret = (u64)autorelease(keys);
+        return 1;
+      }
       if (k == K_NSMutableDictionary) {
         ON("setObject:forKey:") {
           Obj *v = (Obj *)a[0], *key = (Obj *)a[1];
@@ -712,6 +802,7 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         return 1;
       }
       ON("model") { *ret = (u64)self->b; return 1; }
+      DIAG_SELECTORS(0)
       if (client_path) {
         ON("sharedConnection") {
           the_client.magic = MAGIC_OBJ;
@@ -797,6 +888,7 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         *ret = do_eval((Obj *)a[0], (Obj *)a[2], a[4]);
         return 1;
       }
+      ON("virtualClient") { *ret = vclient.on ? (u64)static_obj(&the_vclient, K_ANEVirtualClient, 0) : 0; return 1; }
       ON("evaluateWithModel:options:request:qos:error:") {
         Obj *o = (Obj *)a[1];
         if (is_dict(o)) {
@@ -846,6 +938,32 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
     case K_ANEModel:
       ON("setPerfStatsMask:") { self->mask = (uint32_t)a[0]; return 1; }
       ON("modelAttributes") { *ret = (u64)self->a; return 1; }
+      DIAG_SELECTORS(1)
+      break;
+    case K_ANEProgramForEvaluation:
+      ON("currentAsyncRequestsInFlight") { *ret = (u64)diags[self->code].inflight; return 1; }
+      ON("queueDepth") { *ret = (u64)(int64_t)(int8_t)diags[self->code].prog_queue; return 1; }
+      ON("programHandle") { *ret = diags[self->code].prog_handle; return 1; }
+      break;
+    case K_ANEPerformanceStats:
+      ON("hwExecutionTime") { *ret = self->mask; return 1; }
+      ON("perfCounterData") { *ret = (u64)stats_counter_data; return 1; }
+      ON("pStatsRawData") { *ret = (u64)stats_raw_data; return 1; }
+      ON("performanceCounters") { *ret = (u64)stats_counters; return 1; }
+      ON("stringForPerfCounter:") {
+        int64_t i = (int64_t)a[0];
+        *ret = i >= 0 && i < stats_nnames ? (u64)autorelease(str_new(stats_names[i])) : 0;
+        return 1;
+      }
+      break;
+    case K_ANEVirtualClient:
+      ON("numANEs") { *ret = vclient.anes; return 1; }
+      ON("numANECores") { *ret = vclient.cores; return 1; }
+      ON("negotiatedDataInterfaceVersion") { *ret = vclient.iface; return 1; }
+      ON("aneArchitectureTypeStr") { *ret = (u64)autorelease(str_new(vclient.arch)); return 1; }
+      ON("aneBoardtype") { *ret = (u64)vclient.board; return 1; }
+      ON("negotiatedCapabilityMask") { *ret = vclient.mask; return 1; }
+      ON("validateEnvironmentForPrecompiledBinarySupport") { *ret = vclient.precompiled != 0; return 1; }
       break;
     case K_ANERequest:
       ON("validate") { *ret = self->a->n > 0 && self->c->n > 0; return 1; }
@@ -854,6 +972,24 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         Obj *t = retain((Obj *)a[0]);
         release(self->e);
         self->e = t;
+        return 1;
+      }
+      ON("setPerfStats:") {
+        Obj *p = retain((Obj *)a[0]);
+        release(self->g);
+        self->g = p;
+        return 1;
+      }
+      ON("perfStats") { *ret = (u64)self->g; return 1; }
+      ON("perfStatsArray") {
+        Obj *arr = mk(K_NSArray);
+        for (long i = 0; i < stats_entries; i++) {
+          Obj *ps = mk(K_ANEPerformanceStats);
+          ps->mask = stats_array_hw_ns;
+          arr_add(arr, ps);
+          release(ps);
+        }
+        *ret = (u64)autorelease(arr);
         return 1;
       }
       break;
@@ -874,7 +1010,7 @@ u64 objc_msgSend(void *receiver, void *op, u64 a0, u64 a1, u64 a2, u64 a3, u64 a
   log_line("%c%s %s", cls ? '+' : '-', kname, s);
   u64 args[9] = {a0, a1, a2, a3, a4, a5, a6, a7, a8};
   u64 ret = 0;
-  if ((!cls && !is_obj(receiver)) || sig_of(s) == NULL || !handle(self, cls, s, args, &ret, 0)) {
+  if ((!cls && !is_obj(receiver)) || sig_of(s) == NULL || is_hidden(cls, self->kind, s) || !handle(self, cls, s, args, &ret, 0)) {
     rejected++;
     snprintf(last_rejection, sizeof last_rejection, "%c[%s %s]", cls ? '+' : '-', kname, s);
     log_line("!rejected %c%s %s", cls ? '+' : '-', kname, s);
@@ -1028,3 +1164,126 @@ long fake_rejected(void) { return rejected; }
 long fake_signature_mismatches(void) { return sig_mismatches; }
 long fake_orphans(void) { return orphans; }
 const char *fake_last_rejection(void) { return last_rejection; }
+
+/* ---- telemetry controls (§13) ---- */
+
+static Obj *uncounted(Obj *o) {
+  o->uncounted = 1;
+  live--;
+  return o;
+}
+
+/* The attached object's hwExecutionTime after each evaluation, the perfStatsArray length and its entries' time,
+   and whether +statsWithHardwareExecutionNS: returns an object. */
+void fake_stats_set(u64 hw_ns, long entries, u64 array_hw_ns, int factory) {
+  pthread_mutex_lock(&LOCK);
+  stats_hw_ns = hw_ns;
+  stats_entries = entries;
+  stats_array_hw_ns = array_hw_ns;
+  stats_factory = factory;
+  pthread_mutex_unlock(&LOCK);
+}
+
+/* perfCounterData ("counter") or pStatsRawData ("raw") bytes; len < 0 makes it nil. 0 on unknown `which`. */
+int fake_stats_data(const char *which, const unsigned char *bytes, long len) {
+  Obj **slot = strcmp(which, "counter") == 0 ? &stats_counter_data : strcmp(which, "raw") == 0 ? &stats_raw_data : NULL;
+  if (slot == NULL) return 0;
+  pthread_mutex_lock(&LOCK);
+  release(*slot);
+  *slot = NULL;
+  if (len >= 0) {
+    Obj *d = uncounted(mk(K_NSData));
+    d->len = (size_t)len;
+    d->bytes = malloc(len ? (size_t)len : 1);
+    if (len > 0) memcpy(d->bytes, bytes, (size_t)len);
+    *slot = d;
+  }
+  pthread_mutex_unlock(&LOCK);
+  return 1;
+}
+
+/* Counter names for stringForPerfCounter:, separated by '\n' (nil past the last one); NULL for none. */
+void fake_stats_names(const char *joined) {
+  pthread_mutex_lock(&LOCK);
+  for (long i = 0; i < stats_nnames; i++) free(stats_names[i]);
+  free(stats_names);
+  stats_names = NULL;
+  stats_nnames = 0;
+  if (joined != NULL) {
+    long n = 1;
+    for (const char *p = joined; *p; p++) n += *p == '\n';
+    stats_names = calloc((size_t)n, sizeof(char *));
+    const char *start = joined;
+    for (long i = 0; i < n; i++) {
+      const char *end = strchr(start, '\n');
+      size_t len = end ? (size_t)(end - start) : strlen(start);
+      stats_names[i] = strndup(start, len);
+      start = end ? end + 1 : start + len;
+    }
+    stats_nnames = n;
+  }
+  pthread_mutex_unlock(&LOCK);
+}
+
+/* Adds index -> value to the performanceCounters dictionary (created on first use). */
+void fake_stats_counter(long index, u64 value) {
+  pthread_mutex_lock(&LOCK);
+  if (stats_counters == NULL) stats_counters = uncounted(mk(K_NSDictionary));
+  Obj *key = uncounted(num_new(index)), *v = uncounted(num_new((int64_t)value));
+  arr_add(stats_counters, v);
+  stats_counters->keys[stats_counters->n - 1] = key;
+  release(v);
+  pthread_mutex_unlock(&LOCK);
+}
+
+/* Whether -[_ANEClient virtualClient] answers an object, and what it reports. */
+void fake_set_virtual_client(int on, uint32_t anes, uint32_t cores, const char *arch, int64_t board, u64 mask,
+                             uint32_t iface, int precompiled) {
+  pthread_mutex_lock(&LOCK);
+  vclient.on = on;
+  vclient.anes = anes;
+  vclient.cores = cores;
+  snprintf(vclient.arch, sizeof vclient.arch, "%s", arch ? arch : "");
+  vclient.board = board;
+  vclient.mask = mask;
+  vclient.iface = iface;
+  vclient.precompiled = precompiled;
+  pthread_mutex_unlock(&LOCK);
+}
+
+/* What models of class `cls` (_ANEInMemoryModel or _ANEModel) and their program report; 0 on another class. */
+int fake_set_diagnostics(const char *cls, int queue, int has_program, int64_t inflight, int prog_queue, u64 prog_handle,
+                         u64 handle, u64 state) {
+  int which = strcmp(cls, "_ANEInMemoryModel") == 0 ? 0 : strcmp(cls, "_ANEModel") == 0 ? 1 : -1;
+  if (which < 0) return 0;
+  pthread_mutex_lock(&LOCK);
+  diags[which] = (Diag){queue, has_program, prog_queue, inflight, prog_handle, handle, state};
+  pthread_mutex_unlock(&LOCK);
+  return 1;
+}
+
+/* Hides a message written as a log line ("-_ANERequest perfStatsArray", "+_ANEClient sharedConnection"). */
+int fake_hide(const char *line) {
+  if (nhidden == (int)(sizeof hidden / sizeof hidden[0])) return 0;
+  pthread_mutex_lock(&LOCK);
+  hidden[nhidden++] = strdup(line);
+  pthread_mutex_unlock(&LOCK);
+  return 1;
+}
+
+/* Back to the defaults: no stats data, names or counters, factory on, no virtual client, zero diagnostics without a
+   program, nothing hidden. */
+void fake_telemetry_reset(void) {
+  fake_stats_set(0, 0, 0, 1);
+  fake_stats_data("counter", NULL, -1);
+  fake_stats_data("raw", NULL, -1);
+  fake_stats_names(NULL);
+  fake_set_virtual_client(0, 0, 0, "", 0, 0, 0, 0);
+  pthread_mutex_lock(&LOCK);
+  release(stats_counters);
+  stats_counters = NULL;
+  memset(diags, 0, sizeof diags);
+  for (int i = 0; i < nhidden; i++) free(hidden[i]);
+  nhidden = 0;
+  pthread_mutex_unlock(&LOCK);
+}

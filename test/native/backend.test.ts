@@ -12,7 +12,7 @@ import type { TensorLayout } from "../../src/schema/TensorLayout.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { packSurface, type SurfaceViews, unpackSurface } from "../../src/sim/layout.js"
 import { doubleText, pattern } from "../services/programs.js"
-import { type AttributeTensor, attributeOf, loadFake } from "./fake.js"
+import { type AttributeTensor, attributeOf, expectClean, loadFake } from "./fake.js"
 
 const fake = loadFake()
 
@@ -87,13 +87,7 @@ const untilLogged = (line: string) =>
 const text = doubleText(4, 32)
 const options = CompileOptions.mil({ text })
 
-const clean = () =>
-  Effect.gen(function*() {
-    const backend = yield* Backend
-    expect(yield* backend.liveHandles).toBe(0)
-    expect(fake.rejected()).toBe(0)
-    expect(fake.mismatches()).toBe(0)
-  })
+const clean = () => expectClean(fake)
 
 describe("NativeBackend over the fake runtime", () => {
   const packageDir = () =>

@@ -8,9 +8,12 @@ import { existsSync, mkdtempSync, readFileSync, renameSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { expect } from "@effect/vitest"
+import { Effect } from "effect"
 import koffi from "koffi"
 import { type Id, nil, type Objc, type ObjcPaths, openObjc } from "../../src/native/objc.js"
 import type { TensorLayout } from "../../src/schema/TensorLayout.js"
+import { Backend } from "../../src/services/Backend.js"
 
 const source = join(dirname(fileURLToPath(import.meta.url)), "..", "native-fake", "fake_objc.c")
 
@@ -87,6 +90,56 @@ export interface Fake {
   readonly setEval: (hook: EvalHook | undefined) => void
   /** Whether in-memory models answer `-sharedConnection` (the client map / direct-eval path); on by default. */
   readonly setClientPath: (on: boolean) => void
+  /** What perf-stats objects report (§13.2); unset parts keep their current value. */
+  readonly setStats: (spec: StatsSpec) => void
+  /** Whether `-[_ANEClient virtualClient]` answers an object (undefined: nil), and what it reports. */
+  readonly setVirtualClient: (info: VirtualClientSpec | undefined) => void
+  /** What models of one class and their `_ANEProgramForEvaluation` report. */
+  readonly setDiagnostics: (cls: "_ANEInMemoryModel" | "_ANEModel", spec: DiagnosticsSpec) => void
+  /** Hides a message written as a log line (`"-_ANERequest perfStatsArray"`): respondsToSelector: says NO. */
+  readonly hide: (line: string) => void
+  /** Back to the telemetry defaults: no stats data, no virtual client, zero diagnostics, nothing hidden. */
+  readonly resetTelemetry: () => void
+}
+
+/** Perf-stats answers of the fake. */
+export interface StatsSpec {
+  /** hwExecutionTime of the request's attached object after each evaluation. */
+  readonly hwNs?: bigint
+  /** Length of `perfStatsArray` and the hwExecutionTime of its entries. */
+  readonly entries?: number
+  readonly arrayHwNs?: bigint
+  /** Whether `+statsWithHardwareExecutionNS:` returns an object. */
+  readonly factory?: boolean
+  /** perfCounterData / pStatsRawData bytes; null makes them nil. */
+  readonly counterData?: Uint8Array | null
+  readonly rawData?: Uint8Array | null
+  /** Names `stringForPerfCounter:` returns by index (nil past the end); null for none. */
+  readonly names?: ReadonlyArray<string> | null
+  /** Entries added to the `performanceCounters` dictionary. */
+  readonly counters?: ReadonlyArray<readonly [number, bigint]>
+}
+
+/** What the fake virtual client reports. */
+export interface VirtualClientSpec {
+  readonly numAnes: number
+  readonly numCores: number
+  readonly architecture: string
+  readonly boardType: number
+  readonly capabilityMask: bigint
+  readonly dataInterfaceVersion: number
+  readonly precompiled: boolean
+}
+
+/** What a fake model class reports to the §13.2 ProbeDiagnostics selectors. */
+export interface DiagnosticsSpec {
+  readonly queueDepth: number
+  readonly program: boolean
+  readonly inFlight: bigint
+  readonly programQueueDepth: number
+  readonly programHandle: bigint
+  readonly handle: bigint
+  readonly state: bigint
 }
 
 let cached: Fake | undefined
@@ -110,6 +163,16 @@ export const loadFake = (): Fake => {
   const check = fn("fake_check_signature", "int", ["const char *", "const char *"])
   const setAttrs = fn("fake_set_attributes", "void", ["void *"])
   const setClientPath = fn("fake_set_client_path", "void", ["int"])
+  const statsSet = fn("fake_stats_set", "void", ["uint64_t", "long", "uint64_t", "int"])
+  const statsData = fn("fake_stats_data", "int", ["const char *", "void *", "long"])
+  const statsNames = fn("fake_stats_names", "void", ["const char *"])
+  const statsCounter = fn("fake_stats_counter", "void", ["long", "uint64_t"])
+  const setVirtual = fn("fake_set_virtual_client", "void", ["int", "uint32_t", "uint32_t", "const char *", "int64_t", "uint64_t", "uint32_t", "int"])
+  const setDiag = fn("fake_set_diagnostics", "int", ["const char *", "int", "int", "int64_t", "int", "uint64_t", "uint64_t", "uint64_t"])
+  const hide = fn("fake_hide", "int", ["const char *"])
+  const resetTelemetry = fn("fake_telemetry_reset", "void", [])
+  // The fake keeps the values it was last told; this mirror lets setStats change one part at a time.
+  const scalars = { hwNs: 0n, entries: 0, arrayHwNs: 0n, factory: true }
   const EvalProto = koffi.proto("int FakeEvalCallback(const char *hex, int nin, void *inputs, int nout, void *outputs)")
   const setCb = fn("fake_set_eval_callback", "void", [koffi.pointer(EvalProto) as unknown as string])
   let registered: bigint | undefined
@@ -173,6 +236,35 @@ export const loadFake = (): Fake => {
         for (const o of owned.splice(0)) rt.release(o)
       })
     },
+    setStats: (spec) => {
+      if (spec.hwNs !== undefined) scalars.hwNs = spec.hwNs
+      if (spec.entries !== undefined) scalars.entries = spec.entries
+      if (spec.arrayHwNs !== undefined) scalars.arrayHwNs = spec.arrayHwNs
+      if (spec.factory !== undefined) scalars.factory = spec.factory
+      statsSet(scalars.hwNs, scalars.entries, scalars.arrayHwNs, scalars.factory ? 1 : 0)
+      for (const [which, bytes] of [["counter", spec.counterData], ["raw", spec.rawData]] as const) {
+        if (bytes === undefined) continue
+        statsData(which, bytes === null || bytes.length === 0 ? null : bytes, bytes === null ? -1 : bytes.length)
+      }
+      if (spec.names !== undefined) statsNames(spec.names === null || spec.names.length === 0 ? null : spec.names.join("\n"))
+      for (const [index, value] of spec.counters ?? []) statsCounter(index, value)
+    },
+    setVirtualClient: (info) => {
+      if (info === undefined) setVirtual(0, 0, 0, "", 0, 0n, 0, 0)
+      else {
+        setVirtual(1, info.numAnes, info.numCores, info.architecture, info.boardType, info.capabilityMask, info.dataInterfaceVersion, info.precompiled ? 1 : 0)
+      }
+    },
+    setDiagnostics: (cls, d) => {
+      setDiag(cls, d.queueDepth, d.program ? 1 : 0, d.inFlight, d.programQueueDepth, d.programHandle, d.handle, d.state)
+    },
+    hide: (line) => {
+      if (!hide(line)) throw new Error("too many hidden messages in the fake")
+    },
+    resetTelemetry: () => {
+      Object.assign(scalars, { hwNs: 0n, entries: 0, arrayHwNs: 0n, factory: true })
+      resetTelemetry()
+    },
     setClientPath: (on) => {
       setClientPath(on ? 1 : 0)
     },
@@ -193,5 +285,14 @@ export const loadFake = (): Fake => {
   }
   return cached
 }
+
+/** Asserts that every native handle was released and that the fake rejected no message or signature. */
+export const expectClean = (fake: Fake) =>
+  Effect.gen(function*() {
+    const backend = yield* Backend
+    expect(yield* backend.liveHandles).toBe(0)
+    expect(fake.rejected()).toBe(0)
+    expect(fake.mismatches()).toBe(0)
+  })
 
 export { nil }

@@ -4,6 +4,7 @@ import { CompileStats } from "../../src/schema/CompileStats.js"
 import type { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { CompileBudgetExhaustedError, CompileError, EvalError, MapError, ModelLoadError } from "../../src/schema/errors.js"
 import { TensorLayout } from "../../src/schema/TensorLayout.js"
+import { ClientInfo, EvalStats, ModelDiagnostics, PerfCounter } from "../../src/schema/Telemetry.js"
 import {
   Backend,
   type BackendCapabilities,
@@ -91,7 +92,14 @@ export const makeFake = (options: FakeOptions = {}) => {
           if (spec.wait) yield* spec.wait.event.wait(spec.wait.value, 1000)
           yield* run
           if (spec.signal) yield* spec.signal.event.signal(spec.signal.value)
-        })
+        }),
+      // Reports the eval's ordinal as its time, so a test can tell which evaluation the stats belong to.
+      evalWithStats: Effect.map(run, () => EvalStats.make({
+        ...EvalStats.unavailable,
+        source: "hardware",
+        hwExecutionNs: 1000 + stats.evals,
+        perfCounters: [PerfCounter.make({ index: 0, name: "fake", value: BigInt(stats.evals) })]
+      }))
     }
   }
 
@@ -120,7 +128,11 @@ export const makeFake = (options: FakeOptions = {}) => {
         stats: CompileStats.make({ compileNs: 10, loadNs: 5, totalNs: 15 }),
         capabilities: options.capabilities ?? { sharedEvents: "all", asyncEval: true },
         request,
-        mapRequest: mapOne
+        mapRequest: mapOne,
+        probeDiagnostics: Effect.sync(() => ModelDiagnostics.make({
+          programClass: "FakeModel",
+          asyncRequestsInFlight: stats.asyncInFlight
+        }))
       }
     })
 
@@ -130,6 +142,7 @@ export const makeFake = (options: FakeOptions = {}) => {
     compile,
     compileCount: Effect.sync(() => stats.compiles),
     compileLimit: limit,
+    clientInfo: Effect.succeed(ClientInfo.make({ numAnes: 1, numCores: 16, architecture: "fake" })),
     createSurface: (bytes) => handle(Effect.sync(() => ({ id: 7, bytes: new Uint8Array(bytes) }))),
     createSharedEvent: handle(Effect.gen(function*() {
       const value = yield* Ref.make(0n)

@@ -47,7 +47,8 @@ export const make = (aneOptions: AneOptions = {}) => Effect.gen(function*() {
     remainingBudget: Effect.map(backend.compileCount, (n) => Math.max(0, backend.compileLimit - n)),
     createSurface: (bytes) => makeSurface(backend, bytes).pipe(Effect.withSpan("Ane.createSurface")),
     createSharedEvent: makeSharedEvent(backend).pipe(Effect.withSpan("Ane.createSharedEvent")),
-    liveHandles: backend.liveHandles
+    liveHandles: backend.liveHandles,
+    clientInfo: backend.clientInfo.pipe(Effect.withSpan("Ane.clientInfo"))
   }
   return service
 })

@@ -2,6 +2,7 @@
 import { Effect, type MetricLabel } from "effect"
 import { type ClosedError, EvalError, SharedEventRequiresPackageError } from "../../schema/errors.js"
 import { SharedEventEvalOptions } from "../../schema/SharedEventEvalOptions.js"
+import type { EvalStats } from "../../schema/Telemetry.js"
 import type { BackendModel, BackendRequest, SharedEventEval } from "../Backend.js"
 import * as Metrics from "../Metrics.js"
 import type { Model, SharedEventEvalFailure, SharedEventOptions } from "../Model.js"
@@ -34,6 +35,8 @@ export interface Instrumented {
   readonly inflight: (n: number) => void
   /** Records one completed evaluation that started at `t0` (performance.now()). */
   readonly record: (t0: number) => void
+  /** Synchronous evaluation returning the engine's statistics; metered like `eval`, always traced. */
+  readonly evalWithStats: Effect.Effect<EvalStats, EvalError | ClosedError>
 }
 
 /** Per-model metric bookkeeping: hooks are resolved once through a fixed tag array. @internal */
@@ -109,7 +112,21 @@ export const instrument = (
       return Effect.void
     })
   })
-  return { eval: evalFx, evalAsync: asyncFx, evalAsyncUnchecked: asyncUnchecked, evalAsyncBare: asyncBare, inflight: m.add, record: m.done }
+  const statsOp = `${opPrefix}.evalWithStats`
+  const statsFx = Effect.suspend(() => {
+    if (isClosed(life)) return closed(statsOp, resource)
+    const t0 = performance.now()
+    return Effect.tap(request.evalWithStats, () => m.done(t0))
+  }).pipe(Effect.withSpan(statsOp, { attributes: { "ane.model": bm.id }, captureStackTrace: false }))
+  return {
+    eval: evalFx,
+    evalAsync: asyncFx,
+    evalAsyncUnchecked: asyncUnchecked,
+    evalAsyncBare: asyncBare,
+    inflight: m.add,
+    record: m.done,
+    evalWithStats: statsFx
+  }
 }
 
 const toOptions = (o: SharedEventOptions | undefined): SharedEventEvalOptions | undefined =>
@@ -177,6 +194,10 @@ export const makeModel = (bm: BackendModel, life: Lifetime, traced: boolean): Mo
     capabilities: bm.capabilities,
     eval: evals.eval,
     evalAsync: evals.evalAsync,
+    evalWithStats: evals.evalWithStats,
+    diagnostics: Effect.suspend(() =>
+      isClosed(life) ? closed("Model.diagnostics", resource) : bm.probeDiagnostics
+    ),
     evalWithSignalEvent: (event, value, options) =>
       shared("Model.evalWithSignalEvent", undefined, { event, value }, options),
     evalWithWaitEvent: (event, value, options) => shared("Model.evalWithWaitEvent", { event, value }, undefined, options),

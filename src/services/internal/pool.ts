@@ -61,7 +61,9 @@ export const make = (model: Model, size: number) =>
     for (const s of slots) {
       const io = makeTensorIO(`pool request ${s.index} of model ${model.id}`, "PooledRequest", s.life, s.request,
         model.inputs, model.outputs)
-      yield* Queue.offer(idle, { ...io, index: s.index, eval: s.evals.eval, evalAsync: s.evals.evalAsync })
+      yield* Queue.offer(idle, {
+        ...io, index: s.index, eval: s.evals.eval, evalAsync: s.evals.evalAsync, evalWithStats: s.evals.evalWithStats
+      })
     }
     const pool: RequestPool = {
       size,

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, type Layer, Stream } from "effect"
-import { Ane, CompileOptions, Generators, RequestPool } from "../../src/index.js"
+import { Ane, CompileOptions, DynamicMatmul, Generators, RequestPool } from "../../src/index.js"
 
 const linear = Generators.linear({ inDim: 64, outDim: 64, seq: 768 })
 const options = CompileOptions.mil({ text: linear.text, weights: linear.weights })
@@ -69,4 +69,41 @@ describe("the ANE hardware", () => {
       expect(yield* ane.compileCount).toBe(before + 1)
       expect(yield* ane.liveHandles).toBe(0)
     }).pipe(Effect.provide(Ane.layer)))
+
+  it.effect("reports the engine's execution time, diagnostics and client info", () =>
+    Effect.gen(function*() {
+      const ane = yield* Ane.Ane
+      const client = yield* ane.clientInfo
+      expect(client.numCores).toBeGreaterThan(0)
+      const model = yield* ane.compile(CompileOptions.mil({ text: linear.text, weights: linear.weights, perfStatsMask: 0xf }))
+      yield* model.writeInputF32(0, input(model.inputs[0]!.logicalElements))
+      const first = yield* model.evalWithStats
+      const second = yield* model.evalWithStats
+      expect(first.source).toBe("hardware")
+      expect(second.hwExecutionNs).toBeGreaterThan(0)
+      // The outputs are those of a plain eval.
+      const y = yield* model.readOutputF32(0)
+      yield* model.eval
+      expect(Array.from(yield* model.readOutputF32(0))).toEqual(Array.from(y))
+      const diagnostics = yield* model.diagnostics
+      expect(diagnostics.programClass).toBe("ANEInMemoryModel")
+    }).pipe(Effect.scoped, Effect.provide(Ane.layer)))
+
+  it.effect("runs DynamicMatmul like the simulator, the tiles it compiles included", () =>
+    Effect.gen(function*() {
+      const sizes = { batch: 32, inDim: 256, outDim: 1000 }
+      const x = input(sizes.batch * sizes.inDim)
+      const w = Float32Array.from({ length: sizes.inDim * sizes.outDim }, (_, i) => Math.cos(i * 0.11) * 0.05)
+      const on = <E>(layer: Layer.Layer<Ane.Ane, E>) =>
+        Effect.gen(function*() {
+          const mm = yield* DynamicMatmul.make(sizes)
+          return { tiles: mm.tiles, y: yield* mm.eval(x, w) }
+        }).pipe(Effect.scoped, Effect.provide(layer))
+      const hw = yield* on(Ane.layer)
+      const sim = yield* on(Ane.layerSimulator({ latency: "off" }))
+      // The engine may refuse the full width and tile; the simulator compiles it whole. The values must agree.
+      expect(hw.tiles.reduce((n, t) => n + t.width, 0)).toBe(sizes.outDim)
+      // 256-term dot products of |x| ≤ 0.5 and |w| ≤ 0.05, fp16 storage: a few fp16 ulps.
+      for (let i = 0; i < hw.y.length; i++) expect(Math.abs(hw.y[i]! - sim.y[i]!)).toBeLessThan(4e-3 + 4e-3 * Math.abs(sim.y[i]!))
+    }))
 })

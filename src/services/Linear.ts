@@ -3,9 +3,10 @@
  * into a compiled program that is cached by shape and weight content for the life of a scope.
  */
 import { Context, type Effect, Layer, type Scope } from "effect"
-import type { ClosedError, CompileFailure, EvalError } from "../schema/errors.js"
+import type { ClosedError, CompileFailure, EvalError, InvalidArgumentError } from "../schema/errors.js"
 import type { EvalStats } from "../schema/Telemetry.js"
 import type { Ane } from "./Ane.js"
+import * as dynamic from "./internal/dynamicLinear.js"
 import * as internal from "./internal/linear.js"
 
 /** Shape of one call: `batch` rows of `inDim` features in, `outDim` features out. */
@@ -95,3 +96,70 @@ export const weightHash: (w: Float32Array) => string = internal.weightHash
 
 /** The cache key of a kernel: `"<batch>:<inDim>:<outDim>:<weightHash(w)>"` (spec/mil-format.md §4.1). */
 export const cacheKey: (w: Float32Array, sizes: LinearSizes) => string = internal.cacheKey
+
+/** What one dynamic call did: whether it compiled its shape's program, and the time summed over tiles. */
+export interface DynamicLinearCallStats {
+  readonly compiled: boolean
+  /** The engine's execution time summed over tiles (wall-clock time for tiles the engine gave none). */
+  readonly executionNs: number
+  readonly wallClockTiles: number
+}
+
+/** Everything a dynamic linear call can fail with. */
+export type DynamicLinearError = CompileFailure | EvalError | ClosedError | InvalidArgumentError
+
+/**
+ * A linear executor whose weights change without recompiling (spec/mil-format.md §4.2): one `DynamicMatmul` per
+ * shape, compiled on first use and cached until the scope closes. Calls on one shape are serialised.
+ */
+export interface DynamicLinearExecutor {
+  /** `y = x·wᵀ` with w row-major [outDim, inDim] (PyTorch layout), transposed into a per-shape scratch. */
+  readonly linear: (x: Float32Array, w: Float32Array, sizes: LinearSizes) => Effect.Effect<Float32Array, DynamicLinearError>
+  readonly linearWithStats: (
+    x: Float32Array,
+    w: Float32Array,
+    sizes: LinearSizes
+  ) => Effect.Effect<{ readonly y: Float32Array; readonly stats: DynamicLinearCallStats }, DynamicLinearError>
+  readonly linearInto: (
+    dst: Float32Array,
+    x: Float32Array,
+    w: Float32Array,
+    sizes: LinearSizes
+  ) => Effect.Effect<DynamicLinearCallStats, DynamicLinearError>
+  /** The fast path: weights already in IO layout, row-major [inDim, outDim]. */
+  readonly linearIOInto: (
+    dst: Float32Array,
+    x: Float32Array,
+    wIO: Float32Array,
+    sizes: LinearSizes
+  ) => Effect.Effect<DynamicLinearCallStats, DynamicLinearError>
+  /** Writes IO-layout weights into the shape's surfaces for the one-hot path. */
+  readonly primeWeightsIO: (wIO: Float32Array, sizes: LinearSizes) => Effect.Effect<void, DynamicLinearError>
+  /** Rewrites only rows `rows` (input features) of the primed weights. */
+  readonly updateWeightsIORows: (
+    wIO: Float32Array,
+    rows: ReadonlyArray<number>,
+    sizes: LinearSizes
+  ) => Effect.Effect<void, DynamicLinearError>
+  /** Row t of the result is weight row `xs[t]` (see `DynamicMatmul.evalOneHotInto`); needs primed weights. */
+  readonly linearOneHotIOInto: (
+    dst: Float32Array,
+    xs: ReadonlyArray<number>,
+    sizes: LinearSizes
+  ) => Effect.Effect<DynamicLinearCallStats, DynamicLinearError>
+  /** Compiles and caches the shape's program without evaluating. */
+  readonly prepare: (sizes: LinearSizes) => Effect.Effect<void, DynamicLinearError>
+  /** Counters: programs compiled (one per shape), cache hits, shapes cached now. */
+  readonly stats: Effect.Effect<LinearStats>
+}
+
+/** Dynamic executor options. */
+export interface DynamicLinearOptions extends LinearOptions {
+  /** Output columns per tile (see `DynamicMatmul`); absent: full width with fallback. */
+  readonly tileOut?: number
+}
+
+/** Builds a dynamic executor over the Ane client in context; its programs are unloaded when the scope closes. */
+export const makeDynamic = (
+  options: DynamicLinearOptions = {}
+): Effect.Effect<DynamicLinearExecutor, never, Ane | Scope.Scope> => dynamic.makeDynamic(options)

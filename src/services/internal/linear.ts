@@ -70,14 +70,16 @@ export const weightHash = (w: Float32Array): string => {
 export const cacheKey = (w: Float32Array, sizes: LinearSizes): string =>
   `${sizes.batch}:${sizes.inDim}:${sizes.outDim}:${weightHash(w)}`
 
-const checkDim = (op: string, name: keyof LinearSizes, sizes: LinearSizes): InvalidArgumentError | undefined => {
+/** @internal */
+export const checkDim = (op: string, name: keyof LinearSizes, sizes: LinearSizes): InvalidArgumentError | undefined => {
   const v: unknown = sizes[name]
   return typeof v === "number" && Number.isInteger(v) && v > 0
     ? undefined
     : invalid(op, `sizes.${name}`, "a positive integer", describe(v))
 }
 
-const checkArray = (op: string, argument: string, value: unknown, length: number, what: string) => {
+/** @internal */
+export const checkArray = (op: string, argument: string, value: unknown, length: number, what: string) => {
   if (!(value instanceof Float32Array)) return invalid(op, argument, `a Float32Array of ${length} floats (${what})`, describe(value))
   return value.length === length ? undefined : invalid(op, argument, `length ${length} (${what})`, `length ${value.length}`)
 }

@@ -5,7 +5,7 @@ import type { CompileOptions } from "../schema/CompileOptions.js"
 import type { CompileStats } from "../schema/CompileStats.js"
 import type { DeviceInfo } from "../schema/DeviceInfo.js"
 import type { CompileFailure, EvalError, InvalidArgumentError, MapError, NoAneError } from "../schema/errors.js"
-import type { ClientInfo } from "../schema/Telemetry.js"
+import type { ClientInfo, ClientSnapshot } from "../schema/Telemetry.js"
 import * as SimBackend from "../sim/SimBackend.js"
 import { Backend, layerNoop as backendNoop } from "./Backend.js"
 import * as internal from "./internal/ane.js"
@@ -37,6 +37,8 @@ export interface AneService {
   readonly liveHandles: Effect.Effect<number>
   /** What the client negotiated with the engine; absent fields were not reported. */
   readonly clientInfo: Effect.Effect<ClientInfo, NoAneError>
+  /** Device info, client info and cache info together (the cache directory is never reported). */
+  readonly snapshot: Effect.Effect<ClientSnapshot, NoAneError>
 }
 
 /** The ANE client. One per process is typical; the models it compiles live in the caller's scope. */

@@ -3,7 +3,7 @@ import { Context, type Effect } from "effect"
 import type { CompileStats } from "../schema/CompileStats.js"
 import type { ClosedError, EvalError, InvalidArgumentError, SharedEventRequiresPackageError } from "../schema/errors.js"
 import type { SharedEventEvalOptions } from "../schema/SharedEventEvalOptions.js"
-import type { EvalStats, ModelDiagnostics } from "../schema/Telemetry.js"
+import type { EvalStats, EvalTelemetry, EventTiming, ModelDiagnostics } from "../schema/Telemetry.js"
 import type { BackendCapabilities } from "./Backend.js"
 import type { ModelInternals, ModelTypeId } from "./internal/model.js"
 import type { TensorIO } from "./internal/io.js"
@@ -43,6 +43,20 @@ export interface Model extends TensorIO {
   readonly evalWithStats: Effect.Effect<EvalStats, EvalError | ClosedError>
   /** The model's queue and program state, as far as the backend reports it; absent fields were not reported. */
   readonly diagnostics: Effect.Effect<ModelDiagnostics, ClosedError>
+  /** `stats` (from an earlier {@link Model.evalWithStats}; none by default) with fresh diagnostics; no evaluation. */
+  readonly telemetry: (stats?: EvalStats) => Effect.Effect<EvalTelemetry, ClosedError>
+  /** {@link Model.evalWithSignalEvent}, timed by the wall clock (enqueue and total are the same span here). */
+  readonly evalWithSignalTiming: (
+    event: SharedEvent,
+    value: bigint,
+    options?: SharedEventOptions
+  ) => Effect.Effect<EventTiming, SharedEventEvalFailure>
+  /** {@link Model.evalWithSignalTiming} with the model's diagnostics, as one telemetry value (no stats). */
+  readonly telemetryWithSignal: (
+    event: SharedEvent,
+    value: bigint,
+    options?: SharedEventOptions
+  ) => Effect.Effect<EvalTelemetry, SharedEventEvalFailure>
   /** Evaluates, then has the engine signal `event` with `value`. */
   readonly evalWithSignalEvent: (
     event: SharedEvent,

@@ -7,6 +7,7 @@ import * as Ane from "../../src/services/Ane.js"
 import { layerNoop } from "../../src/services/Backend.js"
 import * as Metrics from "../../src/services/Metrics.js"
 import * as RequestPool from "../../src/services/RequestPool.js"
+import * as SharedEvent from "../../src/services/SharedEvent.js"
 import { chipProfiles, executionNs } from "../../src/sim/latency.js"
 import { makeFake } from "./fakeBackend.js"
 import { double, pattern } from "./programs.js"
@@ -127,4 +128,28 @@ describe("telemetry on the simulator", () => {
       yield* Fiber.joinAll(pool)
       expect((yield* model.diagnostics).asyncRequestsInFlight).toBe(0)
     }).pipe(Effect.provide(Ane.layerSimulator({ chip: "m1", latency: { fixedUs: 20_000 } }))))
+
+  it.scoped("bundles stats and diagnostics, times signalled evaluations, and snapshots the client", () =>
+    Effect.gen(function*() {
+      const ane = yield* Ane.Ane
+      const model = yield* ane.compile(double(channels, width))
+      const stats = yield* model.evalWithStats
+      const t = yield* model.telemetry(stats)
+      expect(t.stats).toBe(stats)
+      expect(t.diagnostics.programClass).toBe("SimulatorModel")
+      expect(t.timing.available).toBe(false)
+      expect(String(t)).toBe(`EvalTelemetry{hw=${stats.hwExecutionNs}ns counters=0 Diagnostics{class=SimulatorModel inflight=0}}`)
+      const event = yield* SharedEvent.make
+      const timing = yield* model.evalWithSignalTiming(event, 5n)
+      expect(yield* event.signaledValue).toBe(5n)
+      expect(timing.totalNs).toBeGreaterThan(0)
+      expect(timing.enqueueNs).toBe(timing.totalNs)
+      const withSignal = yield* model.telemetryWithSignal(event, 6n)
+      expect([withSignal.stats.available, withSignal.timing.available, withSignal.diagnostics.available]).toEqual([false, true, true])
+      const snapshot = yield* ane.snapshot
+      expect(snapshot.device).toEqual(yield* ane.info)
+      expect(snapshot.client).toEqual(yield* ane.clientInfo)
+      expect(snapshot.cache.available).toBe(false)
+      expect(snapshot.reportMetrics()).toMatchObject({ "ane-cores": 16, "ane-client-cores": 16 })
+    }).pipe(Effect.provide(Ane.layerSimulator({ latency: "off" }))))
 })

@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { CompileOptions } from "../../schema/CompileOptions.js"
 import type { CompileStats } from "../../schema/CompileStats.js"
 import { CompileBudgetExhaustedError } from "../../schema/errors.js"
+import { CacheInfo, ClientSnapshot } from "../../schema/Telemetry.js"
 import type { AneOptions, AneService } from "../Ane.js"
 import { Backend } from "../Backend.js"
 import * as Metrics from "../Metrics.js"
@@ -48,7 +49,9 @@ export const make = (aneOptions: AneOptions = {}) => Effect.gen(function*() {
     createSurface: (bytes) => makeSurface(backend, bytes).pipe(Effect.withSpan("Ane.createSurface")),
     createSharedEvent: makeSharedEvent(backend).pipe(Effect.withSpan("Ane.createSharedEvent")),
     liveHandles: backend.liveHandles,
-    clientInfo: backend.clientInfo.pipe(Effect.withSpan("Ane.clientInfo"))
+    clientInfo: backend.clientInfo.pipe(Effect.withSpan("Ane.clientInfo")),
+    snapshot: Effect.map(backend.clientInfo, (client) =>
+      ClientSnapshot.make({ device: info, client, cache: CacheInfo.make({}) })).pipe(Effect.withSpan("Ane.snapshot"))
   }
   return service
 })

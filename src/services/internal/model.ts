@@ -2,7 +2,7 @@
 import { Effect, type MetricLabel } from "effect"
 import { type ClosedError, EvalError, SharedEventRequiresPackageError } from "../../schema/errors.js"
 import { SharedEventEvalOptions } from "../../schema/SharedEventEvalOptions.js"
-import type { EvalStats } from "../../schema/Telemetry.js"
+import { EvalStats, EvalTelemetry, EventTiming, type ModelDiagnostics } from "../../schema/Telemetry.js"
 import type { BackendModel, BackendRequest, SharedEventEval } from "../Backend.js"
 import * as Metrics from "../Metrics.js"
 import type { Model, SharedEventEvalFailure, SharedEventOptions } from "../Model.js"
@@ -185,6 +185,18 @@ export const makeModel = (bm: BackendModel, life: Lifetime, traced: boolean): Mo
       )
     }).pipe(Effect.withSpan(op, { attributes: { "ane.model": bm.id }, captureStackTrace: false }))
 
+  const diagnostics = Effect.suspend(() =>
+    isClosed(life) ? closed("Model.diagnostics", resource) : bm.probeDiagnostics
+  )
+  const signalTiming = (event: SharedEvent, value: bigint, options?: SharedEventOptions) =>
+    Effect.suspend(() => {
+      const t0 = process.hrtime.bigint()
+      return Effect.map(shared("Model.evalWithSignalTiming", undefined, { event, value }, options), () => {
+        const ns = Number(process.hrtime.bigint() - t0)
+        return EventTiming.make({ enqueueNs: ns, totalNs: ns })
+      })
+    })
+
   return {
     ...io,
     [ModelTypeId]: { backend: bm, life, tags, traced, instrument: inst },
@@ -195,9 +207,14 @@ export const makeModel = (bm: BackendModel, life: Lifetime, traced: boolean): Mo
     eval: evals.eval,
     evalAsync: evals.evalAsync,
     evalWithStats: evals.evalWithStats,
-    diagnostics: Effect.suspend(() =>
-      isClosed(life) ? closed("Model.diagnostics", resource) : bm.probeDiagnostics
-    ),
+    diagnostics,
+    telemetry: (stats) =>
+      Effect.map(diagnostics, (d) =>
+        EvalTelemetry.make({ stats: stats ?? EvalStats.unavailable, diagnostics: d, timing: EventTiming.empty })),
+    evalWithSignalTiming: signalTiming,
+    telemetryWithSignal: (event, value, options) =>
+      Effect.flatMap(signalTiming(event, value, options), (timing) =>
+        Effect.map(diagnostics, (d: ModelDiagnostics) => EvalTelemetry.make({ stats: EvalStats.unavailable, diagnostics: d, timing }))),
     evalWithSignalEvent: (event, value, options) =>
       shared("Model.evalWithSignalEvent", undefined, { event, value }, options),
     evalWithWaitEvent: (event, value, options) => shared("Model.evalWithWaitEvent", { event, value }, undefined, options),

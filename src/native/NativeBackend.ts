@@ -1,7 +1,8 @@
 /**
  * The hardware Backend: loads the Objective-C runtime and the private AppleNeuralEngine framework through koffi,
  * probes `_ANEDeviceInfo` (spec/native-protocol.md §1–§2), compiles in-memory MIL and `.mlmodelc` packages (§4–§5),
- * maps and evaluates requests (§7), drives shared events (§9) and reads telemetry (§13). Exercised on Linux against a fake runtime
+ * maps and evaluates requests (§7), drives shared events (§9), reads telemetry (§13) and runs real-time tasks
+ * (§14.5). Exercised on Linux against a fake runtime
  * (test/native-fake); not verified on a Mac.
  */
 import { tmpdir } from "node:os"
@@ -19,6 +20,7 @@ import {
 import type { ClientInfo } from "../schema/Telemetry.js"
 import { Backend } from "../services/Backend.js"
 import { compileModel, type NativeEnv, standaloneSurface } from "./model.js"
+import { beginRealTimeTask } from "./realtime.js"
 import { sharedEvent } from "./sharedEvent.js"
 import { type Id, nil, type Objc, type ObjcPaths } from "./objc.js"
 import { probeClientInfo, sharedClient } from "./telemetry.js"
@@ -154,7 +156,12 @@ export const makeBackend = (info: DeviceInfo): Backend["Type"] => ({
   createSurface: () => Effect.fail(new MapError({ op: "Ane.createSurface", model: "surface", hint: NOT_IMPLEMENTED })),
   createSharedEvent: Effect.fail(new EvalError({ op: "Ane.createSharedEvent", model: "shared event", hint: NOT_IMPLEMENTED })),
   liveHandles: Effect.succeed(0),
-  clientInfo: Effect.fail(new NoAneError({ op: "Backend.clientInfo", reason: "no Objective-C runtime is loaded, so there is no _ANEClient" }))
+  clientInfo: Effect.fail(new NoAneError({ op: "Backend.clientInfo", reason: "no Objective-C runtime is loaded, so there is no _ANEClient" })),
+  beginRealTimeTask: Effect.fail(new EvalError({
+    op: "beginRealTimeTask",
+    model: "real-time task",
+    hint: "no Objective-C runtime is loaded, so there is no _ANEClient; use NativeBackend.layer on macOS"
+  }))
 })
 
 /** Probes the real engine; fails with NoAneError off macOS, without the framework, or without an ANE. */
@@ -178,19 +185,28 @@ export const probeObjc = (rt: Objc): Effect.Effect<DeviceInfo, NoAneError> =>
  * §13.2 ProbeClientInfo over a loaded runtime: the shared `_ANEClient` (found once, then kept), then its virtual
  * client or the `_ANEDeviceInfo` fallback. NoAneError when no client connection can be had.
  */
-export const clientInfoWith = (rt: Objc): Effect.Effect<ClientInfo, NoAneError> => {
-  let client: Id = nil
-  return Effect.suspend(() => {
-    if (client === nil) client = rt.autoreleasePool(() => sharedClient(rt))
-    if (client === nil) {
+export const clientInfoWith = (rt: Objc, client: () => Id = sharedClientOnce(rt)): Effect.Effect<ClientInfo, NoAneError> =>
+  Effect.suspend(() => {
+    const connected = rt.autoreleasePool(client)
+    if (connected === nil) {
       return Effect.fail(new NoAneError({
         op: "Backend.clientInfo",
         reason: "_ANEClient answers neither sharedPrivateConnection nor sharedConnection with a connection"
       }))
     }
-    const connected = client
     return Effect.sync(() => rt.autoreleasePool(() => probeClientInfo(rt, connected)))
   })
+
+/**
+ * The shared `_ANEClient` of {@link sharedClient}, looked up until one is found and then kept (shared connections
+ * are process-wide and never released). Call it inside an autorelease pool.
+ */
+export const sharedClientOnce = (rt: Objc): () => Id => {
+  let client: Id = nil
+  return () => {
+    if (client === nil) client = sharedClient(rt)
+    return client
+  }
 }
 
 /** The hardware Backend over a loaded runtime and its probe answers. */
@@ -206,6 +222,8 @@ export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = 
       keepAlive: { pending: 0, timer: undefined }
     }
     const limit = options.compileLimit ?? HARDWARE_COMPILE_LIMIT
+    // One client for telemetry and real-time tasks (§3: the Open-acquired client; errata D6).
+    const client = sharedClientOnce(rt)
     const backend: Backend["Type"] = {
       kind: "hardware",
       probe: Effect.succeed(info),
@@ -227,7 +245,8 @@ export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = 
           : Effect.fail(new InvalidArgumentError({ op: "Ane.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes) })),
       createSharedEvent: sharedEvent(env),
       liveHandles: Effect.sync(() => env.live),
-      clientInfo: clientInfoWith(rt)
+      clientInfo: clientInfoWith(rt, client),
+      beginRealTimeTask: beginRealTimeTask(env, client)
     }
     return backend
   })

@@ -1,7 +1,8 @@
 /**
  * Compile paths A (in-memory MIL, spec/native-protocol.md §4) and B (packages, §5), IOSurfaces and requests
  * (§7.1–§7.4), evaluation (§7.5–§7.6), shared-event evaluation (§9.2) and release on close (§7.7) over the
- * {@link Objc} binding, plus the §13.2 telemetry of requests and models (reads in ./telemetry.ts). Every object
+ * {@link Objc} binding, plus the §13.2 telemetry of requests and models (reads in ./telemetry.ts) and the model side
+ * of §14.5 real-time evaluation (the task itself is in ./realtime.ts). Every object
  * stored is retained and released on close; every synchronous native section runs inside its own autorelease pool
  * (§14.1).
  */
@@ -175,6 +176,8 @@ const CLIENT_MAP = "mapIOSurfacesWithModel:request:cacheInference:error:"
 const CLIENT_UNMAP = "unmapIOSurfacesWithModel:request:"
 const MODEL_MAP = "mapIOSurfacesWithRequest:cacheInference:error:"
 const DIRECT_EVAL = "doEvaluateDirectWithModel:options:request:qos:error:"
+/** The client's real-time evaluate selector (§14.5). */
+export const REAL_TIME_EVAL = "evaluateRealTimeWithModel:options:request:error:"
 
 /** The `_ANEModel` the client selectors take: the inner model of an in-memory model, or the package model. */
 const clientModel = (m: ModelState): Id => (m.kind === "mil" ? m.inner : m.model)
@@ -828,7 +831,7 @@ export const compileModel = (env: NativeEnv, options: MilCompileOptions | Packag
   ).pipe(
     Effect.map(({ c, r0 }): BackendModel => {
       env.compiles++
-      return {
+      const model: BackendModel = {
         id: c.id,
         kind: c.state.kind,
         inputs: c.layouts.inputs.map((t) => t.layout),
@@ -844,8 +847,43 @@ export const compileModel = (env: NativeEnv, options: MilCompileOptions | Packag
         ).pipe(Effect.map((r) => toBackendRequest(env, c, r))),
         probeDiagnostics: diagnostics(env, c)
       }
+      nativeModels.set(model, { env, c, r0 })
+      return model
     })
   )
+
+/** The native state behind each BackendModel this module made, so a real-time task can reach its objects. */
+const nativeModels = new WeakMap<BackendModel, { readonly env: NativeEnv; readonly c: Compiled; readonly r0: RequestState }>()
+
+/**
+ * Real-time evaluation of `model`'s request 0 through `client` (§14.5): `evaluateRealTimeWithModel:options:request:
+ * error:` with the `_ANEModel` (the inner model of in-memory MIL), an empty options dictionary and the request.
+ * EvalError when `model` was not compiled by the backend of `env`; ClosedError once the model is closed.
+ */
+export const evalRealTime = (env: NativeEnv, model: BackendModel, client: Id, op: string): Effect.Effect<void, EvalError | ClosedError> =>
+  Effect.suspend((): Effect.Effect<void, EvalError | ClosedError> => {
+    const entry = nativeModels.get(model)
+    if (entry === undefined || entry.env !== env) {
+      return Effect.fail(new EvalError({
+        op,
+        model: model.id,
+        hint: "the model was not compiled by this hardware backend; compile it with the backend the real-time task was begun on"
+      }))
+    }
+    const { c, r0 } = entry
+    if (c.state.closed || r0.closed) return Effect.fail(closed(op, c.id))
+    const rt = env.rt
+    return native<void, EvalError, "eval">(env, "eval", op, c.id, "evaluating in real time", () => {
+      const options = rt.mutableDictionary()
+      let result: ErrorResult
+      try {
+        result = rt.sendError(client, REAL_TIME_EVAL, "bool(id,id,id,err)", clientModel(c.state), options, r0.request)
+      } finally {
+        rt.release(options)
+      }
+      if (!result.ok) throw new Stop(nativeError("eval", op, c.id, REAL_TIME_EVAL, result.error))
+    })
+  })
 
 let nextSurfaceId = 1
 

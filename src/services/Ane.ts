@@ -4,7 +4,7 @@ import * as NativeBackend from "../native/NativeBackend.js"
 import type { CompileOptions } from "../schema/CompileOptions.js"
 import type { CompileStats } from "../schema/CompileStats.js"
 import type { DeviceInfo } from "../schema/DeviceInfo.js"
-import type { CompileFailure, EvalError, InvalidArgumentError, MapError, NoAneError } from "../schema/errors.js"
+import type { ClosedError, CompileFailure, EvalError, InvalidArgumentError, MapError, NoAneError } from "../schema/errors.js"
 import type { ClientInfo, ClientSnapshot } from "../schema/Telemetry.js"
 import * as SimBackend from "../sim/SimBackend.js"
 import { Backend, layerNoop as backendNoop } from "./Backend.js"
@@ -39,6 +39,20 @@ export interface AneService {
   readonly clientInfo: Effect.Effect<ClientInfo, NoAneError>
   /** Device info, client info and cache info together (the cache directory is never reported). */
   readonly snapshot: Effect.Effect<ClientSnapshot, NoAneError>
+  /**
+   * Begins a real-time task: models evaluated through it take the engine's real-time path. The task ends when the
+   * scope closes. Unverified on hardware; on the simulator it evaluates as `eval` does.
+   */
+  readonly beginRealTimeTask: Effect.Effect<RealTimeTask, EvalError, Scope.Scope>
+}
+
+/** An active real-time task (see {@link AneService.beginRealTimeTask}). */
+export interface RealTimeTask {
+  /**
+   * Evaluates `model`'s own request on the real-time path, synchronously. ClosedError once the task's scope or the
+   * model's has closed; InvalidArgumentError for something that is not a Model of this client.
+   */
+  readonly eval: (model: Model) => Effect.Effect<void, EvalError | ClosedError | InvalidArgumentError>
 }
 
 /** The ANE client. One per process is typical; the models it compiles live in the caller's scope. */

@@ -83,6 +83,15 @@ export interface BackendModel {
   readonly probeDiagnostics: Effect.Effect<ModelDiagnostics, ClosedError>
 }
 
+/**
+ * A real-time task of the client (spec/native-protocol.md §14.5): while it is active, `eval` runs a model's own
+ * request through the engine's real-time path. It ends when the scope it was begun in closes.
+ */
+export interface BackendRealTimeTask {
+  /** Synchronous real-time evaluation of `model`'s request 0; ClosedError once the task or the model is closed. */
+  readonly eval: (model: BackendModel) => Effect.Effect<void, EvalError | ClosedError>
+}
+
 /** A standalone surface (an IOSurface on hardware). */
 export interface BackendSurface {
   readonly id: number
@@ -105,6 +114,8 @@ export class Backend extends Context.Tag("effect-ane/Backend")<Backend, {
   readonly liveHandles: Effect.Effect<number>
   /** What the client negotiated with the engine (§13.2 ProbeClientInfo). */
   readonly clientInfo: Effect.Effect<ClientInfo, NoAneError>
+  /** Begins a real-time task (`beginRealTimeTask`); it ends (`endRealTimeTask`) when `Scope` closes. */
+  readonly beginRealTimeTask: Effect.Effect<BackendRealTimeTask, EvalError, Scope.Scope>
 }>() {}
 
 /** The DeviceInfo a stub reports unless told otherwise. */
@@ -167,5 +178,6 @@ export const layerNoop = (partial: Partial<Backend["Type"]> = {}): Layer.Layer<B
     }),
     liveHandles: Effect.succeed(0),
     clientInfo: Effect.succeed(ClientInfo.make({})),
+    beginRealTimeTask: Effect.succeed({ eval: (model: BackendModel) => model.request.eval }),
     ...partial
   })

@@ -8,7 +8,9 @@ import { existsSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import { Backend } from "../services/Backend.js"
-import type { BackendModel, BackendRequest, BackendSharedEvent, SharedEventEval } from "../services/Backend.js"
+import type {
+  BackendModel, BackendRealTimeTask, BackendRequest, BackendSharedEvent, SharedEventEval
+} from "../services/Backend.js"
 import { type CompileOptions, compileOptionsProblem } from "../schema/CompileOptions.js"
 import { CompileStats } from "../schema/CompileStats.js"
 import { DeviceInfo } from "../schema/DeviceInfo.js"
@@ -177,6 +179,10 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           release(a)
         })
       )
+
+    // Models this backend compiled: a real-time task evaluates only those.
+    const ours = new WeakSet<BackendModel>()
+    let nextTask = 1
 
     const info = DeviceInfo.make({
       hasAne: true,
@@ -394,6 +400,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           stepCount: p.stepCount,
           flops: p.flops
         }
+        ours.add(model)
         return model
       })
 
@@ -417,6 +424,28 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
             op: "Backend.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes)
           })),
       createSharedEvent: handle(Effect.sync(() => new SimEvent()), (e) => e.close()),
+      beginRealTimeTask: handle(
+        Effect.sync((): BackendRealTimeTask & { active: boolean } => {
+          const id = nextTask++
+          const task = {
+            active: true,
+            eval: (model: BackendModel) =>
+              Effect.suspend((): Effect.Effect<void, EvalError | ClosedError> => {
+                if (!task.active) return Effect.fail(new ClosedError({ op: "RealTimeTask.eval", resource: `real-time task ${id}` }))
+                if (!ours.has(model)) {
+                  return Effect.fail(new EvalError({
+                    op: "RealTimeTask.eval", model: model.id, hint: "the model was not compiled by this simulator"
+                  }))
+                }
+                return model.request.eval
+              })
+          }
+          return task
+        }),
+        (task) => {
+          task.active = false
+        }
+      ),
       clientInfo: Effect.succeed(ClientInfo.make({
         numAnes: info.numAnes,
         numCores: info.numCores,

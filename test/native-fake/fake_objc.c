@@ -5,7 +5,8 @@
  * returned). Every message is logged as "+Class sel" / "-Class sel"; live instances are counted; evaluation calls a
  * registered callback with the surfaces' base addresses. Failures can be injected per stage. The §13 telemetry
  * classes (_ANEPerformanceStats, _ANEVirtualClient, _ANEProgramForEvaluation) report what the test sets through the
- * fake_stats_* / fake_set_* controls, and any (class, selector) pair can be hidden (respondsToSelector: NO).
+ * fake_stats_* / fake_set_* controls, and any (class, selector) pair can be hidden (respondsToSelector: NO). The
+ * client's §14.5 real-time selectors count active tasks and evaluate through the same callback.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -73,8 +74,10 @@ typedef int (*EvalCallback)(const char *hex, int nin, void **inputs, int nout, v
 static EvalCallback eval_cb = NULL;
 
 /* Injected failures: stage index -> calls so far, first failing call, number of failing calls, code. */
-enum Stage { S_DESCRIPTOR, S_COMPILE, S_LOAD, S_MAP, S_EVAL, S_SURFACE, S_REQUEST, S_COUNT };
-static const char *const STAGES[S_COUNT] = {"descriptor", "compile", "load", "map", "eval", "surface", "request"};
+enum Stage { S_DESCRIPTOR, S_COMPILE, S_LOAD, S_MAP, S_EVAL, S_SURFACE, S_REQUEST, S_RT_BEGIN, S_RT_END, S_RT_EVAL, S_COUNT };
+static const char *const STAGES[S_COUNT] = {
+  "descriptor", "compile", "load", "map", "eval", "surface", "request", "rt-begin", "rt-end", "rt-eval"
+};
 static long calls[S_COUNT], fail_from[S_COUNT], fail_count[S_COUNT];
 static int64_t fail_code[S_COUNT];
 
@@ -96,6 +99,8 @@ static Obj the_programs[2];
 /* Hidden messages, written as log lines ("+Class sel" / "-Class sel"): not answered, respondsToSelector: NO. */
 static char *hidden[64];
 static int nhidden = 0;
+/* Real-time tasks of the client (§14.5) begun and not yet ended. */
+static long rt_active = 0;
 
 static void log_line(const char *fmt, ...) {
   char line[256];
@@ -310,6 +315,8 @@ static const char *const SIGS[][2] = {
   {"signalEventWithValue:symbolIndex:eventType:sharedEvent:", "id(uint64,uint32,int64,id)"},
   {"waitEventWithValue:sharedEvent:", "id(uint64,id)"},
   {"sharedEventsWithSignalEvents:waitEvents:", "id(id,id)"},
+  {"evaluateRealTimeWithModel:options:request:error:", "bool(id,id,id,err)"},
+  {"beginRealTimeTask", "bool()"}, {"endRealTimeTask", "bool()"},
   /* §13 telemetry rows */
   {"virtualClient", "id()"}, {"negotiatedDataInterfaceVersion", "uint32()"}, {"aneArchitectureTypeStr", "id()"},
   {"aneBoardtype", "int64()"}, {"negotiatedCapabilityMask", "uint64()"},
@@ -888,6 +895,36 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         *ret = do_eval((Obj *)a[0], (Obj *)a[2], a[4]);
         return 1;
       }
+      /* §14.5: begin/end count active tasks (an injected NO changes nothing); evaluation needs one active, a loaded
+         _ANEModel and an empty mutable options dictionary, then runs like any other evaluation. */
+      ON("beginRealTimeTask") {
+        if (stage_fails(S_RT_BEGIN)) { *ret = 0; return 1; }
+        rt_active++;
+        *ret = 1;
+        return 1;
+      }
+      ON("endRealTimeTask") {
+        if (rt_active == 0 || stage_fails(S_RT_END)) { *ret = 0; return 1; }
+        rt_active--;
+        *ret = 1;
+        return 1;
+      }
+      ON("evaluateRealTimeWithModel:options:request:error:") {
+        Obj *m = (Obj *)a[0], *o = (Obj *)a[1];
+        if (rt_active == 0) { *ret = fail_with(S_RT_EVAL, a[3], "no real-time task is active"); return 1; }
+        if (!is_obj(m) || m->kind != K_ANEModel || !m->loaded) {
+          *ret = fail_with(S_RT_EVAL, a[3], "not a loaded _ANEModel");
+          return 1;
+        }
+        if (!is_obj(o) || o->kind != K_NSMutableDictionary || o->n != 0) {
+          *ret = fail_with(S_RT_EVAL, a[3], "options must be an empty mutable dictionary");
+          return 1;
+        }
+        log_line("realtime %s", m->hex);
+        if (stage_fails(S_RT_EVAL)) { *ret = fail_with(S_RT_EVAL, a[3], "real-time evaluation failed"); return 1; }
+        *ret = do_eval(m, (Obj *)a[2], a[3]);
+        return 1;
+      }
       ON("virtualClient") { *ret = vclient.on ? (u64)static_obj(&the_vclient, K_ANEVirtualClient, 0) : 0; return 1; }
       ON("evaluateWithModel:options:request:qos:error:") {
         Obj *o = (Obj *)a[1];
@@ -1160,6 +1197,7 @@ void fake_set_client_path(int on) { client_path = on; }
 
 const char *fake_log(void) { return logbuf ? logbuf : ""; }
 long fake_live(void) { return live; }
+long fake_realtime_active(void) { return rt_active; }
 long fake_rejected(void) { return rejected; }
 long fake_signature_mismatches(void) { return sig_mismatches; }
 long fake_orphans(void) { return orphans; }
@@ -1272,7 +1310,7 @@ int fake_hide(const char *line) {
 }
 
 /* Back to the defaults: no stats data, names or counters, factory on, no virtual client, zero diagnostics without a
-   program, nothing hidden. */
+   program, nothing hidden, no active real-time task. */
 void fake_telemetry_reset(void) {
   fake_stats_set(0, 0, 0, 1);
   fake_stats_data("counter", NULL, -1);
@@ -1283,6 +1321,7 @@ void fake_telemetry_reset(void) {
   release(stats_counters);
   stats_counters = NULL;
   memset(diags, 0, sizeof diags);
+  rt_active = 0;
   for (int i = 0; i < nhidden; i++) free(hidden[i]);
   nhidden = 0;
   pthread_mutex_unlock(&LOCK);

@@ -8,36 +8,15 @@ import * as NativeBackend from "../../src/native/NativeBackend.js"
 import { Backend, type BackendModel } from "../../src/services/Backend.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { SharedEventEvalOptions } from "../../src/schema/SharedEventEvalOptions.js"
-import type { TensorLayout } from "../../src/schema/TensorLayout.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
-import { packSurface, type SurfaceViews, unpackSurface } from "../../src/sim/layout.js"
 import { doubleText, pattern } from "../services/programs.js"
-import { type AttributeTensor, attributeOf, expectClean, loadFake } from "./fake.js"
+import { attributeOf, type AttributeTensor, expectClean, fakeLayer, loadFake, readF32, writeF32 } from "./fake.js"
 
 const fake = loadFake()
 
-const layerWith = (options: NativeBackend.NativeOptions = {}) =>
-  NativeBackend.layerWith({
-    paths: fake.paths,
-    loadRetryMs: 1,
-    onSend: (selector, signature) => {
-      fake.checkSignature(selector, signature)
-    },
-    ...options
-  })
+const layerWith = (options: NativeBackend.NativeOptions = {}) => fakeLayer(fake, options)
 
-const viewsOf = (bytes: Uint8Array): SurfaceViews => ({
-  bytes,
-  u16: new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 1),
-  f32: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2)
-})
 
-const writeF32 = (layout: TensorLayout, bytes: Uint8Array, values: Float32Array) => packSurface(layout, values, viewsOf(bytes))
-const readF32 = (layout: TensorLayout, bytes: Uint8Array) => {
-  const out = new Float32Array(layout.logicalElements)
-  unpackSurface(layout, viewsOf(bytes), out)
-  return out
-}
 
 /**
  * Makes the fake behave like the engine for `text`: the simulator compiles it, its layouts become the fake's

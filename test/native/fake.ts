@@ -14,6 +14,8 @@ import koffi from "koffi"
 import { type Id, nil, type Objc, type ObjcPaths, openObjc } from "../../src/native/objc.js"
 import type { TensorLayout } from "../../src/schema/TensorLayout.js"
 import { Backend } from "../../src/services/Backend.js"
+import * as NativeBackend from "../../src/native/NativeBackend.js"
+import { packSurface, type SurfaceViews, unpackSurface } from "../../src/sim/layout.js"
 
 const source = join(dirname(fileURLToPath(import.meta.url)), "..", "native-fake", "fake_objc.c")
 
@@ -66,15 +68,23 @@ export const attributeOf = (l: TensorLayout): AttributeTensor => ({
 /** Signature of the evaluation callback the fake calls with the surfaces' base addresses. */
 export type EvalHook = (hex: string, inputs: ReadonlyArray<bigint>, outputs: ReadonlyArray<bigint>) => number
 
+/**
+ * Stages whose Nth call can be made to fail. `rt-begin` / `rt-end` make `beginRealTimeTask` / `endRealTimeTask`
+ * answer NO; `rt-eval` makes `evaluateRealTimeWithModel:options:request:error:` answer NO with an NSError.
+ */
+export type FakeStage = "descriptor" | "compile" | "load" | "map" | "eval" | "surface" | "request" | "rt-begin" | "rt-end" | "rt-eval"
+
 /** The loaded fake and its controls. */
 export interface Fake {
   readonly paths: ObjcPaths
   readonly rt: Objc
   readonly reset: () => void
-  readonly fail: (stage: "descriptor" | "compile" | "load" | "map" | "eval" | "surface" | "request", nth: number, count: number, code: number) => void
+  readonly fail: (stage: FakeStage, nth: number, count: number, code: number) => void
   /** Every message since the last reset: "+Class selector" / "-Class selector", plus "IOSurfaceCreate …" lines. */
   readonly log: () => ReadonlyArray<string>
   readonly live: () => number
+  /** Real-time tasks begun on the fake client and not yet ended (zeroed by `resetTelemetry`). */
+  readonly realTimeActive: () => number
   readonly rejected: () => number
   readonly mismatches: () => number
   readonly orphans: () => number
@@ -98,7 +108,7 @@ export interface Fake {
   readonly setDiagnostics: (cls: "_ANEInMemoryModel" | "_ANEModel", spec: DiagnosticsSpec) => void
   /** Hides a message written as a log line (`"-_ANERequest perfStatsArray"`): respondsToSelector: says NO. */
   readonly hide: (line: string) => void
-  /** Back to the telemetry defaults: no stats data, no virtual client, zero diagnostics, nothing hidden. */
+  /** Back to the defaults: no stats data, no virtual client, zero diagnostics, nothing hidden, no real-time task. */
   readonly resetTelemetry: () => void
 }
 
@@ -156,6 +166,7 @@ export const loadFake = (): Fake => {
   const fail = fn("fake_fail", "int", ["const char *", "long", "long", "int64_t"])
   const log = fn("fake_log", "const char *", [])
   const live = fn("fake_live", "long", [])
+  const realTimeActive = fn("fake_realtime_active", "long", [])
   const rejected = fn("fake_rejected", "long", [])
   const mismatches = fn("fake_signature_mismatches", "long", [])
   const orphans = fn("fake_orphans", "long", [])
@@ -211,6 +222,7 @@ export const loadFake = (): Fake => {
     },
     log: () => (log() as string).split("\n").filter((l) => l !== ""),
     live: () => Number(live()),
+    realTimeActive: () => Number(realTimeActive()),
     rejected: () => Number(rejected()),
     mismatches: () => Number(mismatches()),
     orphans: () => Number(orphans()),
@@ -294,5 +306,34 @@ export const expectClean = (fake: Fake) =>
     expect(fake.rejected()).toBe(0)
     expect(fake.mismatches()).toBe(0)
   })
+
+/** A native backend layer over the fake, checking every signature it sends against the fake's table. */
+export const fakeLayer = (fake: Fake, options: NativeBackend.NativeOptions = {}) =>
+  NativeBackend.layerWith({
+    paths: fake.paths,
+    loadRetryMs: 1,
+    onSend: (selector, signature) => {
+      fake.checkSignature(selector, signature)
+    },
+    ...options
+  })
+
+/** Typed views of a surface's bytes, as the simulator's codecs take them. */
+export const viewsOf = (bytes: Uint8Array): SurfaceViews => ({
+  bytes,
+  u16: new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 1),
+  f32: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2)
+})
+
+/** Packs `values` into a surface with `layout`. */
+export const writeF32 = (layout: TensorLayout, bytes: Uint8Array, values: Float32Array) =>
+  packSurface(layout, values, viewsOf(bytes))
+
+/** Unpacks a surface with `layout`. */
+export const readF32 = (layout: TensorLayout, bytes: Uint8Array): Float32Array => {
+  const out = new Float32Array(layout.logicalElements)
+  unpackSurface(layout, viewsOf(bytes), out)
+  return out
+}
 
 export { nil }

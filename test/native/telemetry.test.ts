@@ -9,18 +9,11 @@ import { DeviceInfo } from "../../src/schema/DeviceInfo.js"
 import { EvalStats } from "../../src/schema/Telemetry.js"
 import { Backend, type BackendModel } from "../../src/services/Backend.js"
 import { doubleText } from "../services/programs.js"
-import { type AttributeTensor, type DiagnosticsSpec, expectClean, loadFake } from "./fake.js"
+import { type AttributeTensor, type DiagnosticsSpec, expectClean, fakeLayer, loadFake } from "./fake.js"
 
 const fake = loadFake()
 
-const layerWith = () =>
-  NativeBackend.layerWith({
-    paths: fake.paths,
-    loadRetryMs: 1,
-    onSend: (selector, signature) => {
-      fake.checkSignature(selector, signature)
-    }
-  })
+const layerWith = () => fakeLayer(fake)
 
 const options = CompileOptions.mil({ text: doubleText(4, 32) })
 const tensor = (Name: string): AttributeTensor => ({

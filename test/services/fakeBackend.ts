@@ -8,6 +8,7 @@ import { ClientInfo, EvalStats, ModelDiagnostics, PerfCounter } from "../../src/
 import {
   Backend,
   type BackendCapabilities,
+  type BackendModel,
   type BackendRequest,
   type BackendSharedEvent,
   stubDeviceInfo
@@ -37,6 +38,8 @@ export interface FakeStats {
   evals: number
   asyncInFlight: number
   maxAsyncInFlight: number
+  /** Evaluations through a real-time task. */
+  realTimeEvals: number
   readonly counts: Record<Fault["stage"], number>
 }
 
@@ -49,7 +52,7 @@ export const makeFake = (options: FakeOptions = {}) => {
   const inputs = options.inputs ?? [paddedLayout, f32Layout]
   const outputs = options.outputs ?? inputs
   const stats: FakeStats = {
-    live: 0, compiles: 0, evals: 0, asyncInFlight: 0, maxAsyncInFlight: 0,
+    live: 0, compiles: 0, evals: 0, asyncInFlight: 0, maxAsyncInFlight: 0, realTimeEvals: 0,
     counts: { compile: 0, load: 0, map: 0, eval: 0 }
   }
   const fault = (stage: Fault["stage"]) => {
@@ -143,6 +146,10 @@ export const makeFake = (options: FakeOptions = {}) => {
     compileCount: Effect.sync(() => stats.compiles),
     compileLimit: limit,
     clientInfo: Effect.succeed(ClientInfo.make({ numAnes: 1, numCores: 16, architecture: "fake" })),
+    beginRealTimeTask: handle(Effect.sync(() => ({
+      eval: (model: BackendModel) =>
+        Effect.zipRight(Effect.sync(() => { stats.realTimeEvals++ }), model.request.eval)
+    }))),
     createSurface: (bytes) => handle(Effect.sync(() => ({ id: 7, bytes: new Uint8Array(bytes) }))),
     createSharedEvent: handle(Effect.gen(function*() {
       const value = yield* Ref.make(0n)

@@ -2,14 +2,16 @@
 import { Effect } from "effect"
 import { CompileOptions } from "../../schema/CompileOptions.js"
 import type { CompileStats } from "../../schema/CompileStats.js"
-import { CompileBudgetExhaustedError } from "../../schema/errors.js"
+import {
+  type ClosedError, CompileBudgetExhaustedError, type EvalError, type InvalidArgumentError
+} from "../../schema/errors.js"
 import { CacheInfo, ClientSnapshot } from "../../schema/Telemetry.js"
-import type { AneOptions, AneService } from "../Ane.js"
+import type { AneOptions, AneService, RealTimeTask } from "../Ane.js"
 import { Backend } from "../Backend.js"
 import * as Metrics from "../Metrics.js"
 import { type Model, TraceEvals } from "../Model.js"
-import { lifetime } from "./errors.js"
-import { makeModel } from "./model.js"
+import { closed, describe, invalid, isClosed, lifetime } from "./errors.js"
+import { makeModel, meterFor, ModelTypeId } from "./model.js"
 import { makeSharedEvent, makeSurface } from "./sharedEvent.js"
 
 /** @internal */
@@ -50,6 +52,17 @@ export const make = (aneOptions: AneOptions = {}) => Effect.gen(function*() {
     createSharedEvent: makeSharedEvent(backend).pipe(Effect.withSpan("Ane.createSharedEvent")),
     liveHandles: backend.liveHandles,
     clientInfo: backend.clientInfo.pipe(Effect.withSpan("Ane.clientInfo")),
+    beginRealTimeTask: Effect.map(backend.beginRealTimeTask, (task): RealTimeTask => ({
+      eval: (model) =>
+        Effect.suspend((): Effect.Effect<void, EvalError | ClosedError | InvalidArgumentError> => {
+          const op = "RealTimeTask.eval"
+          const inner = (model as Partial<Model> | undefined)?.[ModelTypeId]
+          if (inner === undefined) return Effect.fail(invalid(op, "model", "a Model compiled by this Ane client", describe(model)))
+          if (isClosed(inner.life)) return closed(op, `model ${model.id}`)
+          const t0 = performance.now()
+          return Effect.tap(task.eval(inner.backend), () => meterFor(inner.tags).done(t0))
+        })
+    })).pipe(Effect.withSpan("Ane.beginRealTimeTask")),
     snapshot: Effect.map(backend.clientInfo, (client) =>
       ClientSnapshot.make({ device: info, client, cache: CacheInfo.make({}) })).pipe(Effect.withSpan("Ane.snapshot"))
   }

@@ -61,7 +61,8 @@ export const meter = (tags: ReadonlyArray<MetricLabel.MetricLabel>) => {
 }
 
 const modelMeters = new WeakMap<ReadonlyArray<MetricLabel.MetricLabel>, ReturnType<typeof meter>>()
-const meterFor = (tags: ReadonlyArray<MetricLabel.MetricLabel>) => {
+/** The meter of a model's tag set (one per model). @internal */
+export const meterFor = (tags: ReadonlyArray<MetricLabel.MetricLabel>) => {
   let m = modelMeters.get(tags)
   if (m === undefined) {
     m = meter(tags)

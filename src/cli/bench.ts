@@ -92,6 +92,8 @@ export const benchCommand = (o: BenchOptions) =>
         totalMs = performance.now() - t0
       }
       samples.sort((a, b) => a - b)
+      // One more evaluation with the engine's statistics: its own execution time, next to the wall-clock figures.
+      const engine = yield* model.evalWithStats
       const perEvalUs = (totalMs * 1000) / o.iterations
       const flops = flopsOf(req.text)
       const result = {
@@ -110,6 +112,7 @@ export const benchCommand = (o: BenchOptions) =>
           eval_us_p99: round(percentile(samples, 0.99) * 1000)
         }),
         evals_per_s: round(1e6 / perEvalUs, 1),
+        ...(engine.source === "unavailable" ? {} : { engine_us: round(engine.hwExecutionNs / 1000, 3), engine_time: engine.source }),
         flops_per_eval: flops,
         gflops: flops > 0 ? round(flops / perEvalUs / 1e3, 3) : null
       }

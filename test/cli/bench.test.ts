@@ -38,6 +38,10 @@ describe("ane bench", () => {
       expect(r.flops_per_eval).toBeGreaterThanOrEqual(2 * 64 * 64 * 384)
       expect(r.evals_per_s).toBeCloseTo(1e6 / r.eval_us_mean, -1)
       expect(r.gflops).toBeCloseTo(r.flops_per_eval / r.eval_us_mean / 1e3, 2)
+      // The simulator's modelled engine time: roughly the program's FLOPs over the default chip's 10.93 TFLOP/s.
+      expect(r.engine_time).toBe("modelled")
+      expect(r.engine_us).toBeGreaterThan((2 * 64 * 64 * 384) / 10.93e6)
+      expect(r.engine_us).toBeLessThan((4 * 64 * 64 * 384) / 10.93e6)
     }))
 
   it.effect("runs the pipelined mode through RequestPool.evalStream and reports its depth", () =>

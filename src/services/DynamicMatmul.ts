@@ -286,24 +286,21 @@ const makeExecutor = (batch: number, inDim: number, outDim: number, tiles: Reado
       return Effect.zipLeft(Effect.zipRight(writeAll, evalTiles), readInto(dst, batch))
     })
 
-  const evalChannelFirst = (xCF: Float32Array) =>
-    serial("evalChannelFirst", () => {
-      const op = "DynamicMatmul.evalChannelFirst"
-      const bad = needPrimed(op) ?? lengthCheck(op, "xCF", xCF, inDim * batch, `inDim ${inDim} × batch ${batch}, channel-first`)
-      if (bad) return Effect.fail(bad)
-      for (const t of tiles) setActivations(t, xCF, true)
-      denseActivations = true
-      return Effect.zipRight(writeAll, evalTiles)
-    })
-
-  const readOutputChannelFirst = (dstCF: Float32Array) =>
-    serial("readOutputChannelFirst", () => {
-      const bad = lengthCheck("DynamicMatmul.readOutputChannelFirst", "dstCF", dstCF, outDim * batch,
-        `outDim ${outDim} × batch ${batch}, channel-first`)
-      if (bad) return Effect.fail(bad)
-      return Effect.forEach(tiles, (t) =>
-        t.io.readOutputF32Into(0, dstCF.subarray(t.outOffset * batch, (t.outOffset + t.width) * batch)), { discard: true })
-    })
+  // Unlocked bodies: the public members take the lock once, so evalChannelFirstInto is one atomic step.
+  const evalChannelFirstBody = (xCF: Float32Array) => {
+    const op = "DynamicMatmul.evalChannelFirst"
+    const bad = needPrimed(op) ?? lengthCheck(op, "xCF", xCF, inDim * batch, `inDim ${inDim} × batch ${batch}, channel-first`)
+    if (bad) return Effect.fail(bad)
+    for (const t of tiles) setActivations(t, xCF, true)
+    denseActivations = true
+    return Effect.zipRight(writeAll, evalTiles)
+  }
+  const readOutputChannelFirstBody = (op: string, dstCF: Float32Array) => {
+    const bad = lengthCheck(op, "dstCF", dstCF, outDim * batch, `outDim ${outDim} × batch ${batch}, channel-first`)
+    if (bad) return Effect.fail(bad)
+    return Effect.forEach(tiles, (t) =>
+      t.io.readOutputF32Into(0, dstCF.subarray(t.outOffset * batch, (t.outOffset + t.width) * batch)), { discard: true })
+  }
 
   return {
     batch,
@@ -342,13 +339,16 @@ const makeExecutor = (batch: number, inDim: number, outDim: number, tiles: Reado
         for (const t of tiles) for (const d of unique) setWeightRow(t, w, d)
         return writeRows([...unique].sort((a, b) => a - b))
       }),
-    evalChannelFirst,
-    readOutputChannelFirst,
+    evalChannelFirst: (xCF) => serial("evalChannelFirst", () => evalChannelFirstBody(xCF)),
+    readOutputChannelFirst: (dstCF) =>
+      serial("readOutputChannelFirst", () => readOutputChannelFirstBody("DynamicMatmul.readOutputChannelFirst", dstCF)),
     evalChannelFirstInto: (dstCF, xCF) =>
-      Effect.suspend(() => {
+      serial("evalChannelFirstInto", () => {
         const bad = lengthCheck("DynamicMatmul.evalChannelFirstInto", "dstCF", dstCF, outDim * batch,
           `outDim ${outDim} × batch ${batch}, channel-first`)
-        return bad ? Effect.fail(bad) : Effect.zipLeft(evalChannelFirst(xCF), readOutputChannelFirst(dstCF))
+        return bad
+          ? Effect.fail(bad)
+          : Effect.zipLeft(evalChannelFirstBody(xCF), readOutputChannelFirstBody("DynamicMatmul.evalChannelFirstInto", dstCF))
       }),
     evalOneHotInto: (dst, xs) =>
       serial("evalOneHotInto", () => {

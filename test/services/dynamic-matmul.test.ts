@@ -61,6 +61,15 @@ describe("DynamicMatmul tiles", () => {
       expect(yield* ane.compileCount).toBe(2)
     }).pipe(sim()))
 
+  it.scoped("gives each of several concurrent calls its own product", () =>
+    Effect.gen(function*() {
+      const [batch, inDim, outDim] = [4, 16, 24]
+      const mm = yield* DynamicMatmul.make({ batch, inDim, outDim, tileOut: 8 })
+      const calls = [1, 2, 3, 4, 5].map((seed) => ({ x: values(batch * inDim, seed), w: values(inDim * outDim, seed * 7) }))
+      const ys = yield* Effect.all(calls.map((c) => mm.eval(c.x, c.w)), { concurrency: "unbounded" })
+      ys.forEach((y, i) => expectClose(y, reference(calls[i]!.x, calls[i]!.w, batch, inDim, outDim)))
+    }).pipe(sim()))
+
   it.scoped("falls back to narrower tiles when the full width does not compile, releasing the failed attempt", () =>
     Effect.gen(function*() {
       const ane = yield* Ane.Ane

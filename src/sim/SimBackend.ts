@@ -376,8 +376,11 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
             if (f !== undefined) return Effect.fail(new MapError({ op: "map", model: id, ...f, hint: "injected map failure" }))
             return handle(Effect.sync(makeRequest), () => undefined, surfacesPerRequest)
           })
+        // Only a scope closed before the compile finished gets here: the model was released at once.
         const request = yield* Scope.extend(mapOne(), scope).pipe(
-          Effect.catchTag("ClosedError", (e) => Effect.die(e))
+          Effect.catchTag("ClosedError", () => Effect.fail(new MapError({
+            op: "map", model: id, hint: "the scope the model was compiled into is already closed"
+          })))
         )
         const t3 = process.hrtime.bigint()
         compiled++

@@ -238,3 +238,16 @@ describe("metrics", () => {
       expect((yield* Metric.value(tagged(Metrics.evalsTotal))).count - evals0).toBe(8)
     }).pipe(Effect.provide(Ane.layerSimulator({ latency: "off" }))))
 })
+
+describe("compiling into a scope that is already closed", () => {
+  it.effect("fails with a typed MapError on the simulator and leaks nothing", () =>
+    Effect.gen(function*() {
+      const ane = yield* Ane.Ane
+      const scope = yield* Scope.make()
+      yield* Scope.close(scope, Exit.void)
+      const error = yield* Effect.flip(ane.compile(double(4, 32)).pipe(Scope.extend(scope)))
+      expect(error).toMatchObject({ _tag: "MapError", op: "map" })
+      expect(error.message).toContain("already closed")
+      expect(yield* ane.liveHandles).toBe(0)
+    }).pipe(Effect.provide(Ane.layerSimulator({ latency: "off" }))))
+})

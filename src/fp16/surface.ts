@@ -57,8 +57,39 @@ const stagedViews = <A extends Uint8Array | Uint16Array | Float32Array>(
 const bytesOf = (a: Logical): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 
 /**
+ * The blocks a kernel surface's conversion goes through: `rows` rows of `width` elements, `stride` bytes apart,
+ * starting at surface byte `byte` (relative to the view) and logical element `element`. A contiguous run is one long
+ * row; padded rows go in groups that fill a block; a row wider than a block goes in pieces.
+ */
+const forEachBlock = (
+  layout: TensorLayout,
+  channelStart: number,
+  channelCount: number,
+  visit: (byte: number, element: number, width: number, rows: number, stride: number) => void
+): void => {
+  const { width, rowStride } = layout
+  const contiguous = rowStride === width * 2
+  forEachRun(layout, channelStart, channelCount, (off, rows, first) => {
+    if (contiguous || width > BLOCK_ELEMENTS) {
+      const runs = contiguous ? 1 : rows
+      const length = contiguous ? rows * width : width
+      for (let r = 0; r < runs; r++) {
+        for (let done = 0; done < length; done += BLOCK_ELEMENTS) {
+          visit(off + r * rowStride + done * 2, first + r * width + done, Math.min(BLOCK_ELEMENTS, length - done), 1, 0)
+        }
+      }
+      return
+    }
+    const rowsPerBlock = Math.floor(BLOCK_ELEMENTS / width)
+    for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
+      visit(off + r0 * rowStride, first + r0 * width, width, Math.min(rowsPerBlock, rows - r0), rowStride)
+    }
+  })
+}
+
+/**
  * f32 → an fp16 surface that lives in a kernel memory: the input is staged block by block behind the surface and
- * converted straight into its rows, exactly `width` elements each. Rows wider than a block go in pieces.
+ * converted straight into its rows, exactly `width` elements each, so padding is never written.
  */
 const packInPlace = (
   ks: KernelSurface,
@@ -68,33 +99,12 @@ const packInPlace = (
   channelStart: number,
   channelCount: number
 ): void => {
-  const { width, rowStride } = layout
-  const { ex, f32, staging: inBase, scratch } = ks
-  const inElem = inBase / 4
+  const { ex, f32, staging, scratch } = ks
+  const inElem = staging / 4
   const base = dst.byteOffset
-  const contiguous = rowStride === width * 2
-  forEachRun(layout, channelStart, channelCount, (off, rows, first) => {
-    if (contiguous || width > BLOCK_ELEMENTS) {
-      // One long row when contiguous, else each row in pieces of at most a block.
-      const runs = contiguous ? 1 : rows
-      const length = contiguous ? rows * width : width
-      for (let r = 0; r < runs; r++) {
-        for (let done = 0; done < length; done += BLOCK_ELEMENTS) {
-          const n = Math.min(BLOCK_ELEMENTS, length - done)
-          const e = first + r * width + done
-          f32.set(src.subarray(e, e + n), inElem)
-          ex.f32_to_f16_rows_exact(inBase, base + off + r * rowStride + done * 2, 0, n, 1, scratch)
-        }
-      }
-      return
-    }
-    const rowsPerBlock = Math.floor(BLOCK_ELEMENTS / width)
-    for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
-      const k = Math.min(rowsPerBlock, rows - r0)
-      const e = first + r0 * width
-      f32.set(src.subarray(e, e + k * width), inElem)
-      ex.f32_to_f16_rows_exact(inBase, base + off + r0 * rowStride, rowStride, width, k, scratch)
-    }
+  forEachBlock(layout, channelStart, channelCount, (byte, e, width, rows, stride) => {
+    f32.set(src.subarray(e, e + rows * width), inElem)
+    ex.f32_to_f16_rows_exact(staging, base + byte, stride, width, rows, scratch)
   })
 }
 
@@ -107,31 +117,13 @@ const unpackInPlace = (
   channelStart: number,
   channelCount: number
 ): void => {
-  const { width, rowStride } = layout
-  const { ex, f32, staging: outBase } = ks
-  const outElem = outBase / 4
+  const { ex, f32, staging } = ks
+  const outElem = staging / 4
   const base = src.byteOffset
-  const contiguous = rowStride === width * 2
   // Reads run up to 15 elements past a row; past the surface's end they land in the staging area, still in bounds.
-  forEachRun(layout, channelStart, channelCount, (off, rows, first) => {
-    if (contiguous || width > BLOCK_ELEMENTS) {
-      const runs = contiguous ? 1 : rows
-      const length = contiguous ? rows * width : width
-      for (let r = 0; r < runs; r++) {
-        for (let done = 0; done < length; done += BLOCK_ELEMENTS) {
-          const n = Math.min(BLOCK_ELEMENTS, length - done)
-          ex.f16_to_f32(base + off + r * rowStride + done * 2, outBase, (n + 15) & ~15)
-          dst.set(f32.subarray(outElem, outElem + n), first + r * width + done)
-        }
-      }
-      return
-    }
-    const rowsPerBlock = Math.floor(BLOCK_ELEMENTS / width)
-    for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
-      const k = Math.min(rowsPerBlock, rows - r0)
-      ex.f16_to_f32_rows(base + off + r0 * rowStride, rowStride, outBase, width, k)
-      dst.set(f32.subarray(outElem, outElem + k * width), first + r0 * width)
-    }
+  forEachBlock(layout, channelStart, channelCount, (byte, e, width, rows, stride) => {
+    ex.f16_to_f32_rows(base + byte, stride, staging, width, rows)
+    dst.set(f32.subarray(outElem, outElem + rows * width), e)
   })
 }
 

@@ -1,15 +1,15 @@
 /**
  * Compile paths A (in-memory MIL, spec/native-protocol.md §4) and B (packages, §5), IOSurfaces and requests
- * (§7.1–§7.4), evaluation (§7.5–§7.6), shared-event evaluation (§9.2) and release on close (§7.7) over the
- * {@link Objc} binding, plus the §13.2 telemetry of requests and models (reads in ./telemetry.ts) and the model side
+ * (§7.1–§7.4, also over caller-owned surfaces), evaluation (§7.5–§7.6), shared-event evaluation (§9.2) and release
+ * on close (§7.7) over the {@link Objc} binding, plus the §13.2 telemetry of requests and models (reads in ./telemetry.ts) and the model side
  * of §14.5 real-time evaluation (the task itself is in ./realtime.ts). Every object
  * stored is retained and released on close; every synchronous native section runs inside its own autorelease pool
  * (§14.1).
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
-import { Effect, Exit } from "effect"
-import type { BackendModel, BackendRequest, BackendSharedEvent, SharedEventEval } from "../services/Backend.js"
+import { Effect, Exit, type Scope } from "effect"
+import type { BackendModel, BackendRequest, BackendSharedEvent, BackendSurface, SharedEventEval } from "../services/Backend.js"
 import type { MilCompileOptions, PackageCompileOptions } from "../schema/CompileOptions.js"
 import { CompileStats } from "../schema/CompileStats.js"
 import {
@@ -61,7 +61,10 @@ const QOS_SIG = "bool(uint32,id,err)"
 
 /** The Objective-C objects and surfaces behind one request. */
 class RequestState {
+  /** Surfaces this request created (one live handle each). */
   readonly surfaces: Array<Id> = []
+  /** Caller-owned surfaces CFRetained for the request's life (mapRequestOver); not handles of their own. */
+  readonly retained: Array<Id> = []
   readonly arrays: Array<Id> = []
   readonly inputs: Array<Uint8Array> = []
   readonly outputs: Array<Uint8Array> = []
@@ -116,6 +119,8 @@ class RequestState {
         rt.cfRelease(s)
         this.env.live--
       }
+      // Last, after the wrappers went with the arrays: the caller's surface may be freed here.
+      for (const s of this.retained) rt.cfRelease(s)
     })
     this.model.requests.delete(this)
   }
@@ -323,20 +328,38 @@ const createSurface = (
   return { surface, view: rt.view(base, layout.allocSize) }
 }
 
+/** Where a request's surface for one tensor comes from; records in `state` what must be released with it. */
+type SurfaceSource = (side: "input" | "output", tensor: NativeTensor, index: number) => { readonly surface: Id; readonly view: Uint8Array }
+
+/** A new IOSurface per tensor (§7.1), owned by the request. */
+const ownSurfaces = (env: NativeEnv, state: RequestState, op: string, id: string): SurfaceSource => (_side, t) => {
+  const made = createSurface(env, t.layout, op, id)
+  state.surfaces.push(made.surface)
+  return made
+}
+
 /**
- * Builds surfaces and an `_ANERequest` for the model's tensors (§7.3) and maps it with the cacheInference YES→NO
- * fallback (§7.4). Must run inside a pool; on a throw the caller releases `state`.
+ * Builds an `_ANERequest` over the surfaces `source` gives (§7.3), validates it when asked, and maps it with the
+ * cacheInference YES→NO fallback (§7.4). Must run inside a pool; on a throw the caller releases `state`.
  */
-const buildRequest = (env: NativeEnv, m: ModelState, layouts: NativeLayouts, state: RequestState, op: string, id: string): void => {
+const buildRequest = (
+  env: NativeEnv,
+  m: ModelState,
+  layouts: NativeLayouts,
+  state: RequestState,
+  op: string,
+  id: string,
+  source: SurfaceSource = ownSurfaces(env, state, op, id),
+  validate = false
+): void => {
   const rt = env.rt
-  const side = (tensors: ReadonlyArray<NativeTensor>, views: Array<Uint8Array>) => {
+  const side = (name: "input" | "output", tensors: ReadonlyArray<NativeTensor>, views: Array<Uint8Array>) => {
     const objects = rt.mutableArray()
     state.arrays.push(objects)
     const indices = rt.mutableArray()
     state.arrays.push(indices)
     tensors.forEach((t, i) => {
-      const { surface, view } = createSurface(env, t.layout, op, id)
-      state.surfaces.push(surface)
+      const { surface, view } = source(name, t, i)
       views.push(view)
       const wrapped = rt.id(rt.cls("_ANEIOSurfaceObject"), "objectWithIOSurface:", "id(ptr)", surface)
       if (wrapped === nil) throw new Stop(new MapError({ op, model: id, hint: "failed to wrap an IOSurface (_ANEIOSurfaceObject)" }))
@@ -345,8 +368,8 @@ const buildRequest = (env: NativeEnv, m: ModelState, layouts: NativeLayouts, sta
     })
     return [objects, indices] as const
   }
-  const [inArr, inIdx] = side(layouts.inputs, state.inputs)
-  const [outArr, outIdx] = side(layouts.outputs, state.outputs)
+  const [inArr, inIdx] = side("input", layouts.inputs, state.inputs)
+  const [outArr, outIdx] = side("output", layouts.outputs, state.outputs)
   const procedure = rt.numberInt(0)
   // Every request uses transaction handle 1, as the engine's own clients do.
   const txn = rt.numberU64(1n)
@@ -369,6 +392,7 @@ const buildRequest = (env: NativeEnv, m: ModelState, layouts: NativeLayouts, sta
   state.request = rt.retain(request)
   env.live++
   if (rt.id(request, "transactionHandle") === nil) rt.send(request, "setTransactionHandle:", "void(id)", txn)
+  if (validate && !rt.bool(request, "validate")) throw new Stop(new MapError({ op, model: id, hint: "request validation failed" }))
   const mapped = mapWithFallback(m, request)
   if (!mapped.result.ok) throw new Stop(nativeError("map", op, id, mapped.selector, failed(mapped.result)))
   state.mapped = true
@@ -486,14 +510,76 @@ const compileSteps = (env: NativeEnv, options: MilCompileOptions, state: ModelSt
     return { state, id, layouts, stats } satisfies Compiled
   })
 
-/** Maps one request; releases what it built when it fails. */
-const mapOne = (env: NativeEnv, c: Compiled, op: string): Effect.Effect<RequestState, MapError> =>
+/** Maps one request (over `source`'s surfaces, else its own); releases what it built when it fails. */
+const mapOne = (
+  env: NativeEnv,
+  c: Compiled,
+  op: string,
+  over?: (state: RequestState) => SurfaceSource
+): Effect.Effect<RequestState, MapError> =>
   Effect.suspend(() => {
     const state = new RequestState(env, c.state)
     return native<RequestState, MapError, "map">(env, "map", op, c.id, "mapping a request", () => {
-      buildRequest(env, c.state, c.layouts, state, op, c.id)
+      if (over === undefined) buildRequest(env, c.state, c.layouts, state, op, c.id)
+      else buildRequest(env, c.state, c.layouts, state, op, c.id, over(state), true)
       return state
     }).pipe(Effect.tapError(() => Effect.sync(() => state.release())))
+  })
+
+/** The native side of a surface made by {@link standaloneSurface}. */
+interface NativeSurfaceState {
+  readonly env: NativeEnv
+  readonly surface: Id
+  closed: boolean
+}
+
+const nativeSurfaces = new WeakMap<BackendSurface, NativeSurfaceState>()
+
+/** Caller-owned surfaces for a request over them: one per input and output, in the model's order. */
+export interface SurfacesOver {
+  readonly inputs: ReadonlyArray<BackendSurface>
+  readonly outputs: ReadonlyArray<BackendSurface>
+}
+
+/**
+ * Maps a request over caller-owned surfaces (§7.3–§7.4 with the caller's IOSurfaces). Every argument is checked
+ * before any native call: the counts, that each surface came from this backend's `createSurface` and is open, and
+ * that it holds the layout's `allocSize`. Each IOSurface is CFRetained for the request's life, so closing the
+ * caller's surface first cannot free memory the engine maps; the request also validates before mapping.
+ */
+const mapOver = (env: NativeEnv, c: Compiled, given: SurfacesOver): Effect.Effect<RequestState, MapError | ClosedError> =>
+  Effect.suspend((): Effect.Effect<RequestState, MapError | ClosedError> => {
+    const op = "BackendModel.mapRequestOver"
+    if (c.state.closed) return Effect.fail(closed(op, c.id))
+    const refuse = (hint: string) => Effect.fail(new MapError({ op: "map", model: c.id, hint }))
+    const picked: Record<"input" | "output", Array<{ readonly surface: BackendSurface; readonly state: NativeSurfaceState }>> = {
+      input: [],
+      output: []
+    }
+    for (const [side, tensors, list] of [["input", c.layouts.inputs, given.inputs], ["output", c.layouts.outputs, given.outputs]] as const) {
+      if (list.length !== tensors.length) {
+        return refuse(`the model has ${tensors.length} ${side}(s) but ${list.length} ${side} surface(s) were given`)
+      }
+      for (let i = 0; i < list.length; i++) {
+        const surface = list[i]!
+        const layout = tensors[i]!.layout
+        const where = `${side} ${i} (${layout.name})`
+        const state = nativeSurfaces.get(surface)
+        if (state === undefined || state.env !== env) {
+          return refuse(`${where}: surface ${surface.id} was not made by this hardware backend's createSurface`)
+        }
+        if (state.closed) return Effect.fail(new ClosedError({ op, resource: `surface ${surface.id} (${where})` }))
+        if (surface.bytes.length < layout.allocSize) {
+          return refuse(`${where}: surface ${surface.id} has ${surface.bytes.length} bytes, the layout needs allocSize ${layout.allocSize}`)
+        }
+        picked[side].push({ surface, state })
+      }
+    }
+    return mapOne(env, c, op, (state) => (side, t, i) => {
+      const p = picked[side][i]!
+      state.retained.push(env.rt.cfRetain(p.state.surface))
+      return { surface: p.state.surface, view: p.surface.bytes.subarray(0, t.layout.allocSize) }
+    })
   })
 
 const closed = (op: string, id: string) => new ClosedError({ op, resource: `model ${id}` })
@@ -845,6 +931,8 @@ export const compileModel = (env: NativeEnv, options: MilCompileOptions | Packag
           ),
           closeRequest
         ).pipe(Effect.map((r) => toBackendRequest(env, c, r))),
+        mapRequestOver: (surfaces) =>
+          Effect.acquireRelease(mapOver(env, c, surfaces), closeRequest).pipe(Effect.map((r) => toBackendRequest(env, c, r))),
         probeDiagnostics: diagnostics(env, c)
       }
       nativeModels.set(model, { env, c, r0 })
@@ -891,18 +979,24 @@ let nextSurfaceId = 1
  * A standalone IOSurface of at least `bytes` bytes (one fp16 row padded to 64 bytes) with a zero-copy view of
  * exactly `bytes`; freed when the scope closes.
  */
-export const standaloneSurface = (env: NativeEnv, bytes: number) =>
+export const standaloneSurface = (env: NativeEnv, bytes: number): Effect.Effect<BackendSurface, MapError, Scope.Scope> =>
   Effect.acquireRelease(
-    native<{ surface: Id; view: Uint8Array }, MapError, "map">(env, "map", "Ane.createSurface", "surface", "creating a surface", () => {
+    native<NativeSurfaceState & { view: Uint8Array }, MapError, "map">(env, "map", "Ane.createSurface", "surface", "creating a surface", () => {
       const width = Math.ceil(bytes / 2)
       const rowStride = Math.ceil((width * 2) / 64) * 64
       const layout = { width, height: 1, channels: 1, elemSize: 2, rowStride, allocSize: rowStride } as const
       const { surface, view } = createSurface(env, layout, "Ane.createSurface", "surface")
-      return { surface, view: view.subarray(0, bytes) }
+      return { env, surface, closed: false, view: view.subarray(0, bytes) }
     }),
-    ({ surface }) =>
+    (state) =>
       Effect.sync(() => {
-        env.rt.cfRelease(surface)
+        // A request mapped over this surface keeps its own retain; the memory goes with the last one.
+        state.closed = true
+        env.rt.cfRelease(state.surface)
         env.live--
       })
-  ).pipe(Effect.map(({ view }) => ({ id: nextSurfaceId++, bytes: view })))
+  ).pipe(Effect.map((state) => {
+    const surface: BackendSurface = { id: nextSurfaceId++, bytes: state.view }
+    nativeSurfaces.set(surface, state)
+    return surface
+  }))

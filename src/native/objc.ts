@@ -382,6 +382,12 @@ export class Objc {
     return toId(this.cf.dictionary(null, new BigUint64Array(keys), new BigUint64Array(values), keys.length, null, null))
   }
 
+  /** `CFRetain` (+1; no-op for NULL); returns its argument. */
+  cfRetain(object: Id): Id {
+    if (object !== nil) this.cf.retain(object)
+    return object
+  }
+
   /** `CFRelease` (no-op for NULL). */
   cfRelease(object: Id): void {
     if (object !== nil) this.cf.release(object)

@@ -79,6 +79,15 @@ export interface BackendModel {
   readonly request: BackendRequest
   /** Maps one more request with its own surfaces (pools, pipelines); unmapped when `Scope` closes. */
   readonly mapRequest: Effect.Effect<BackendRequest, MapError | ClosedError, Scope.Scope>
+  /**
+   * Maps a request over caller-owned surfaces (one per input and output, each at least the layout's `allocSize`;
+   * the caller checks that), so two models can share a surface with no copy. Unmapped when `Scope` closes; the
+   * surfaces must outlive it.
+   */
+  readonly mapRequestOver: (surfaces: {
+    readonly inputs: ReadonlyArray<BackendSurface>
+    readonly outputs: ReadonlyArray<BackendSurface>
+  }) => Effect.Effect<BackendRequest, MapError | ClosedError, Scope.Scope>
   /** Queue and program state as far as the backend reports it (§13.2 ProbeDiagnostics). */
   readonly probeDiagnostics: Effect.Effect<ModelDiagnostics, ClosedError>
 }
@@ -140,9 +149,12 @@ const stubLayout = TensorLayout.packed({ channels: 1, height: 1, width: 32, elem
  * Tests override only what they care about through {@link layerNoop}.
  */
 export const stubModel = (options: CompileOptions): BackendModel => {
-  const request = (): BackendRequest => ({
-    inputs: [new Uint8Array(stubLayout.allocSize)],
-    outputs: [new Uint8Array(stubLayout.allocSize)],
+  const request = (
+    inputs: ReadonlyArray<Uint8Array> = [new Uint8Array(stubLayout.allocSize)],
+    outputs: ReadonlyArray<Uint8Array> = [new Uint8Array(stubLayout.allocSize)]
+  ): BackendRequest => ({
+    inputs,
+    outputs,
     eval: Effect.void,
     evalAsync: Effect.void,
     evalWithSharedEvents: () => Effect.void,
@@ -156,7 +168,12 @@ export const stubModel = (options: CompileOptions): BackendModel => {
     stats: CompileStats.empty,
     capabilities: { sharedEvents: "all", asyncEval: false },
     request: request(),
-    mapRequest: Effect.sync(request),
+    mapRequest: Effect.sync(() => request()),
+    mapRequestOver: (surfaces) =>
+      Effect.sync(() => request(
+        surfaces.inputs.map((x) => x.bytes.subarray(0, stubLayout.allocSize)),
+        surfaces.outputs.map((x) => x.bytes.subarray(0, stubLayout.allocSize))
+      )),
     probeDiagnostics: Effect.succeed(ModelDiagnostics.make({}))
   }
 }

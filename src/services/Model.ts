@@ -1,13 +1,14 @@
 /** A compiled and loaded program: typed I/O over its surfaces and the ways to evaluate it. */
-import { Context, type Effect } from "effect"
+import { Context, type Effect, type Scope } from "effect"
 import type { CompileStats } from "../schema/CompileStats.js"
-import type { ClosedError, EvalError, InvalidArgumentError, SharedEventRequiresPackageError } from "../schema/errors.js"
+import type { ClosedError, EvalError, InvalidArgumentError, MapError, SharedEventRequiresPackageError } from "../schema/errors.js"
 import type { SharedEventEvalOptions } from "../schema/SharedEventEvalOptions.js"
 import type { EvalStats, EvalTelemetry, EventTiming, ModelDiagnostics } from "../schema/Telemetry.js"
 import type { BackendCapabilities } from "./Backend.js"
 import type { ModelInternals, ModelTypeId } from "./internal/model.js"
 import type { TensorIO } from "./internal/io.js"
 import type { SharedEvent } from "./SharedEvent.js"
+import type { Surface } from "./Surface.js"
 
 export type { SurfaceViews, TensorIO } from "./internal/io.js"
 
@@ -63,6 +64,15 @@ export interface Model extends TensorIO {
     value: bigint,
     options?: SharedEventOptions
   ) => Effect.Effect<void, SharedEventEvalFailure>
+  /**
+   * A request of this model over standalone surfaces (one per input and output, each at least the layout's
+   * `allocSize`): two models bound to one surface share it with no copy, one's output being the other's input.
+   * Released when the scope closes; it fails with ClosedError once the model or any of its surfaces is closed.
+   */
+  readonly bindRequest: (surfaces: {
+    readonly inputs: ReadonlyArray<Surface>
+    readonly outputs: ReadonlyArray<Surface>
+  }) => Effect.Effect<BoundRequest, InvalidArgumentError | MapError | ClosedError, Scope.Scope>
   /** Has the engine wait for `event` to reach `value` before evaluating. */
   readonly evalWithWaitEvent: (
     event: SharedEvent,
@@ -77,6 +87,13 @@ export interface Model extends TensorIO {
     signalValue: bigint,
     options?: SharedEventOptions
   ) => Effect.Effect<void, SharedEventEvalFailure>
+}
+
+/** A request over caller surfaces (see {@link Model.bindRequest}): typed I/O on them plus evaluation. */
+export interface BoundRequest extends TensorIO {
+  readonly eval: Effect.Effect<void, EvalError | ClosedError>
+  readonly evalAsync: Effect.Effect<void, EvalError | ClosedError>
+  readonly evalWithStats: Effect.Effect<EvalStats, EvalError | ClosedError>
 }
 
 /**

@@ -2,9 +2,15 @@
 import { Effect, type Scope } from "effect"
 import type { ClosedError, InvalidArgumentError, MapError } from "../schema/errors.js"
 import { Ane } from "./Ane.js"
+import type { BackendSurface } from "./Backend.js"
+import { SurfaceTypeId } from "./internal/sharedEvent.js"
+
+export { SurfaceTypeId } from "./internal/sharedEvent.js"
 
 /** A byte surface the CPU and the engine can both see; released when its scope closes. */
 export interface Surface {
+  /** @internal */
+  readonly [SurfaceTypeId]: { readonly surface: BackendSurface; readonly isClosed: () => boolean }
   /** Backend identity (IOSurfaceID on hardware). */
   readonly id: number
   /** Size in bytes. */

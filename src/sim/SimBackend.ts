@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import { Backend } from "../services/Backend.js"
 import type {
-  BackendModel, BackendRealTimeTask, BackendRequest, BackendSharedEvent, SharedEventEval
+  BackendModel, BackendRealTimeTask, BackendRequest, BackendSharedEvent, BackendSurface, SharedEventEval
 } from "../services/Backend.js"
 import { type CompileOptions, compileOptionsProblem } from "../schema/CompileOptions.js"
 import { CompileStats } from "../schema/CompileStats.js"
@@ -180,8 +180,10 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
         })
       )
 
-    // Models this backend compiled: a real-time task evaluates only those.
+    // Models this backend compiled: a real-time task evaluates only those. Surfaces it created: only those back
+    // requests mapped over caller surfaces.
     const ours = new WeakSet<BackendModel>()
+    const madeHere = new WeakSet<BackendSurface>()
     let nextTask = 1
 
     const info = DeviceInfo.make({
@@ -335,8 +337,9 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           hwExecutionNs: executionNs(chip, latency === "off" ? {} : latency ?? {}, p.flops)
         })
 
-        const makeRequest = (): BackendRequest & { readonly surfaces: Request } => {
-          const req: Request = { inputs: inputs.map(allocSurface), outputs: outputs.map(allocSurface) }
+        const makeRequest = (
+          req: Request = { inputs: inputs.map(allocSurface), outputs: outputs.map(allocSurface) }
+        ): BackendRequest & { readonly surfaces: Request } => {
           return {
             surfaces: req,
             inputs: req.inputs.map((s) => s.bytes),
@@ -374,7 +377,37 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
             if (state.closed) return Effect.fail(closedError("Model.mapRequest"))
             const f = fault("map")
             if (f !== undefined) return Effect.fail(new MapError({ op: "map", model: id, ...f, hint: "injected map failure" }))
-            return handle(Effect.sync(makeRequest), () => undefined, surfacesPerRequest)
+            return handle(Effect.sync(() => makeRequest()), () => undefined, surfacesPerRequest)
+          })
+        /** The caller's surfaces as a request's views; only surfaces this simulator made, each large enough. */
+        const mapOver = (given: {
+          readonly inputs: ReadonlyArray<BackendSurface>
+          readonly outputs: ReadonlyArray<BackendSurface>
+        }): Effect.Effect<BackendRequest, MapError | ClosedError, Scope.Scope> =>
+          Effect.suspend((): Effect.Effect<BackendRequest, MapError | ClosedError, Scope.Scope> => {
+            if (state.closed) return Effect.fail(closedError("Model.mapRequestOver"))
+            const refuse = (hint: string) => Effect.fail(new MapError({ op: "map", model: id, hint }))
+            const views: Array<Array<SurfaceViews>> = []
+            for (const [side, layouts, list] of [["input", inputs, given.inputs], ["output", outputs, given.outputs]] as const) {
+              if (list.length !== layouts.length) return refuse(`${layouts.length} ${side} surfaces expected, ${list.length} given`)
+              const side_: Array<SurfaceViews> = []
+              for (let i = 0; i < list.length; i++) {
+                const bytes = list[i]!.bytes
+                if (!madeHere.has(list[i]!)) return refuse(`${side} ${i}: surface ${list[i]!.id} was not created by this simulator`)
+                const need = layouts[i]!.allocSize
+                if (bytes.length < need) return refuse(`${side} ${i}: surface of ${bytes.length} bytes, the layout needs ${need}`)
+                const b = bytes.subarray(0, need)
+                side_.push({
+                  bytes: b,
+                  u16: new Uint16Array(b.buffer, b.byteOffset, need >>> 1),
+                  f32: new Float32Array(b.buffer, b.byteOffset, need >>> 2)
+                })
+              }
+              views.push(side_)
+            }
+            const f = fault("map")
+            if (f !== undefined) return Effect.fail(new MapError({ op: "map", model: id, ...f, hint: "injected map failure" }))
+            return handle(Effect.sync(() => makeRequest({ inputs: views[0]!, outputs: views[1]! })), () => undefined)
           })
         // Only a scope closed before the compile finished gets here: the model was released at once.
         const request = yield* Scope.extend(mapOne(), scope).pipe(
@@ -393,6 +426,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           capabilities: { sharedEvents: "all", asyncEval: false },
           request,
           mapRequest: mapOne(),
+          mapRequestOver: mapOver,
           probeDiagnostics: Effect.suspend(() =>
             state.closed
               ? Effect.fail(closedError("Model.probeDiagnostics"))
@@ -422,7 +456,11 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
       compileLimit,
       createSurface: (bytes) =>
         Number.isInteger(bytes) && bytes > 0
-          ? handle(Effect.sync(() => ({ id: nextPort++, bytes: allocSurfaceBytes(bytes) })), () => undefined)
+          ? handle(Effect.sync(() => {
+            const surface: BackendSurface = { id: nextPort++, bytes: allocSurfaceBytes(bytes) }
+            madeHere.add(surface)
+            return surface
+          }), () => undefined)
           : Effect.fail(new InvalidArgumentError({
             op: "Backend.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes)
           })),

@@ -6,7 +6,8 @@
  * registered callback with the surfaces' base addresses. Failures can be injected per stage. The §13 telemetry
  * classes (_ANEPerformanceStats, _ANEVirtualClient, _ANEProgramForEvaluation) report what the test sets through the
  * fake_stats_* / fake_set_* controls, and any (class, selector) pair can be hidden (respondsToSelector: NO). The
- * client's §14.5 real-time selectors count active tasks and evaluate through the same callback.
+ * client's §14.5 real-time selectors count active tasks and evaluate through the same callback. CFRetain/CFRelease
+ * of an IOSurface are logged, and fake_surface_refs reports a live surface's retain count by its base address.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -142,7 +143,21 @@ static Obj *retain(Obj *o) {
 
 static void release(Obj *o);
 
+/* Live IOSurfaces, so a test can ask for the retain count of the one behind a byte view (fake_surface_refs). */
+static Obj **surfaces_live = NULL;
+static size_t nsurfaces = 0, capsurfaces = 0;
+
+static void surface_forget(Obj *o) {
+  for (size_t i = 0; i < nsurfaces; i++) {
+    if (surfaces_live[i] == o) {
+      surfaces_live[i] = surfaces_live[--nsurfaces];
+      return;
+    }
+  }
+}
+
 static void dealloc(Obj *o) {
+  if (o->kind == K_IOSurface) surface_forget(o);
   for (size_t i = 0; i < o->n; i++) {
     release(o->items[i]);
     if (o->keys) release(o->keys[i]);
@@ -1087,14 +1102,17 @@ void *CFDictionaryCreate(void *alloc, void **keys, void **values, int64_t n, voi
   return d;
 }
 
+/* CFRetain / CFRelease of an IOSurface are logged ("CFRetain IOSurface"), so tests see who holds a surface. */
 void CFRelease(void *o) {
   pthread_mutex_lock(&LOCK);
+  if (is_obj(o) && ((Obj *)o)->kind == K_IOSurface) log_line("CFRelease IOSurface");
   release((Obj *)o);
   pthread_mutex_unlock(&LOCK);
 }
 
 void *CFRetain(void *o) {
   pthread_mutex_lock(&LOCK);
+  if (is_obj(o) && ((Obj *)o)->kind == K_IOSurface) log_line("CFRetain IOSurface");
   retain((Obj *)o);
   pthread_mutex_unlock(&LOCK);
   return o;
@@ -1119,6 +1137,11 @@ void *IOSurfaceCreate(void *properties) {
     sf = mk(K_IOSurface);
     sf->len = (size_t)size;
     sf->bytes = calloc(1, sf->len);
+    if (nsurfaces == capsurfaces) {
+      capsurfaces = capsurfaces ? capsurfaces * 2 : 16;
+      surfaces_live = realloc(surfaces_live, capsurfaces * sizeof(Obj *));
+    }
+    surfaces_live[nsurfaces++] = sf;
   }
   pthread_mutex_unlock(&LOCK);
   return sf;
@@ -1196,6 +1219,17 @@ void fake_set_eval_callback(EvalCallback cb) { eval_cb = cb; }
 void fake_set_client_path(int on) { client_path = on; }
 
 const char *fake_log(void) { return logbuf ? logbuf : ""; }
+
+/* The retain count of the live IOSurface whose memory starts at `base`; 0 when none is live. */
+long fake_surface_refs(const void *base) {
+  long rc = 0;
+  pthread_mutex_lock(&LOCK);
+  for (size_t i = 0; i < nsurfaces; i++) {
+    if (surfaces_live[i]->bytes == base) rc = surfaces_live[i]->rc;
+  }
+  pthread_mutex_unlock(&LOCK);
+  return rc;
+}
 long fake_live(void) { return live; }
 long fake_realtime_active(void) { return rt_active; }
 long fake_rejected(void) { return rejected; }

@@ -83,6 +83,8 @@ export interface Fake {
   /** Every message since the last reset: "+Class selector" / "-Class selector", plus "IOSurfaceCreate …" lines. */
   readonly log: () => ReadonlyArray<string>
   readonly live: () => number
+  /** The retain count of the live IOSurface whose memory `bytes` starts at (0: none is live, it was freed). */
+  readonly surfaceRefs: (bytes: Uint8Array) => number
   /** Real-time tasks begun on the fake client and not yet ended (zeroed by `resetTelemetry`). */
   readonly realTimeActive: () => number
   readonly rejected: () => number
@@ -166,6 +168,7 @@ export const loadFake = (): Fake => {
   const fail = fn("fake_fail", "int", ["const char *", "long", "long", "int64_t"])
   const log = fn("fake_log", "const char *", [])
   const live = fn("fake_live", "long", [])
+  const surfaceRefs = fn("fake_surface_refs", "long", ["void *"])
   const realTimeActive = fn("fake_realtime_active", "long", [])
   const rejected = fn("fake_rejected", "long", [])
   const mismatches = fn("fake_signature_mismatches", "long", [])
@@ -222,6 +225,7 @@ export const loadFake = (): Fake => {
     },
     log: () => (log() as string).split("\n").filter((l) => l !== ""),
     live: () => Number(live()),
+    surfaceRefs: (bytes) => Number(surfaceRefs(bytes)),
     realTimeActive: () => Number(realTimeActive()),
     rejected: () => Number(rejected()),
     mismatches: () => Number(mismatches()),

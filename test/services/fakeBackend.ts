@@ -11,6 +11,7 @@ import {
   type BackendModel,
   type BackendRequest,
   type BackendSharedEvent,
+  type BackendSurface,
   stubDeviceInfo
 } from "../../src/services/Backend.js"
 
@@ -69,9 +70,11 @@ export const makeFake = (options: FakeOptions = {}) => {
   const limit = options.compileLimit ?? 119
   let eventPorts = 100
 
-  const makeRequest = (id: string): BackendRequest => {
-    const ins = inputs.map((l) => new Uint8Array(l.allocSize))
-    const outs = outputs.map((l) => new Uint8Array(l.allocSize))
+  const makeRequest = (
+    id: string,
+    ins: ReadonlyArray<Uint8Array> = inputs.map((l) => new Uint8Array(l.allocSize)),
+    outs: ReadonlyArray<Uint8Array> = outputs.map((l) => new Uint8Array(l.allocSize))
+  ): BackendRequest => {
     const run = Effect.suspend(() => {
       const f = fault("eval")
       if (f) return Effect.fail(new EvalError({ ...native(f, "eval"), model: id }))
@@ -132,6 +135,10 @@ export const makeFake = (options: FakeOptions = {}) => {
         capabilities: options.capabilities ?? { sharedEvents: "all", asyncEval: true },
         request,
         mapRequest: mapOne,
+        mapRequestOver: (given: { readonly inputs: ReadonlyArray<BackendSurface>; readonly outputs: ReadonlyArray<BackendSurface> }) =>
+          handle(Effect.sync(() => makeRequest(id,
+            given.inputs.map((x, i) => x.bytes.subarray(0, inputs[i]!.allocSize)),
+            given.outputs.map((x, i) => x.bytes.subarray(0, outputs[i]!.allocSize))))),
         probeDiagnostics: Effect.sync(() => ModelDiagnostics.make({
           programClass: "FakeModel",
           asyncRequestsInFlight: stats.asyncInFlight

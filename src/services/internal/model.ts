@@ -5,11 +5,12 @@ import { SharedEventEvalOptions } from "../../schema/SharedEventEvalOptions.js"
 import { EvalStats, EvalTelemetry, EventTiming, type ModelDiagnostics } from "../../schema/Telemetry.js"
 import type { BackendModel, BackendRequest, SharedEventEval } from "../Backend.js"
 import * as Metrics from "../Metrics.js"
-import type { Model, SharedEventEvalFailure, SharedEventOptions } from "../Model.js"
+import type { BoundRequest, Model, SharedEventEvalFailure, SharedEventOptions } from "../Model.js"
 import type { SharedEvent } from "../SharedEvent.js"
+import type { Surface } from "../Surface.js"
 import { closed, describe, invalid, isClosed, type Lifetime } from "./errors.js"
 import { makeTensorIO } from "./io.js"
-import { checkU64, SharedEventTypeId } from "./sharedEvent.js"
+import { checkU64, SharedEventTypeId, SurfaceTypeId } from "./sharedEvent.js"
 
 /** Key of a Model's internals. @internal */
 export const ModelTypeId: unique symbol = Symbol.for("effect-ane/Model")
@@ -130,6 +131,63 @@ export const instrument = (
   }
 }
 
+let nextBound = 1
+
+/** Model.bindRequest: checks the surfaces, maps the backend request over them, and ties its life to all of them. */
+const bindRequest = (
+  bm: BackendModel,
+  modelLife: Lifetime,
+  inst: ReturnType<typeof instrument>,
+  surfaces: { readonly inputs: ReadonlyArray<Surface>; readonly outputs: ReadonlyArray<Surface> }
+) =>
+  Effect.gen(function*() {
+    const op = "Model.bindRequest"
+    if (isClosed(modelLife)) return yield* closed(op, `model ${bm.id}`)
+    const given = surfaces as Partial<typeof surfaces> | undefined
+    const picked: Array<Array<Surface[typeof SurfaceTypeId]>> = []
+    for (const [side, layouts] of [["inputs", bm.inputs], ["outputs", bm.outputs]] as const) {
+      const list = given?.[side]
+      if (!Array.isArray(list) || list.length !== layouts.length) {
+        return yield* invalid(op, side, `an array of ${layouts.length} Surfaces (one per ${side.slice(0, -1)})`, describe(list))
+      }
+      const inner: Array<Surface[typeof SurfaceTypeId]> = []
+      for (let i = 0; i < list.length; i++) {
+        const s = (list[i] as Partial<Surface> | undefined)?.[SurfaceTypeId]
+        if (s === undefined) return yield* invalid(op, `${side}[${i}]`, "a Surface from Ane.createSurface", describe(list[i]))
+        if (s.isClosed()) return yield* closed(op, `surface ${s.surface.id}`)
+        const need = layouts[i]!.allocSize
+        if (s.surface.bytes.length < need) {
+          return yield* invalid(op, `${side}[${i}]`, `a surface of at least ${need} bytes (the layout's allocSize)`,
+            `${s.surface.bytes.length} bytes`)
+        }
+        inner.push(s)
+      }
+      picked.push(inner)
+    }
+    const request = yield* bm.mapRequestOver({
+      inputs: picked[0]!.map((s) => s.surface),
+      outputs: picked[1]!.map((s) => s.surface)
+    })
+    const all = [...picked[0]!, ...picked[1]!]
+    let own = false
+    // Closed with the model (parent), with its scope (own), or as soon as any of its surfaces is.
+    const life: Lifetime = {
+      get closed() {
+        return own || all.some((s) => s.isClosed())
+      },
+      set closed(v: boolean) {
+        own = v
+      },
+      parent: modelLife
+    }
+    yield* Effect.addFinalizer(() => Effect.sync(() => { own = true }))
+    const resource = `bound request ${nextBound++} of model ${bm.id}`
+    const io = makeTensorIO(resource, "BoundRequest", life, request, bm.inputs, bm.outputs)
+    const evals = inst(request, resource, "BoundRequest", life)
+    const bound: BoundRequest = { ...io, eval: evals.eval, evalAsync: evals.evalAsync, evalWithStats: evals.evalWithStats }
+    return bound
+  }).pipe(Effect.withSpan("Model.bindRequest", { attributes: { "ane.model": bm.id }, captureStackTrace: false }))
+
 const toOptions = (o: SharedEventOptions | undefined): SharedEventEvalOptions | undefined =>
   o === undefined || o instanceof SharedEventEvalOptions ? o : SharedEventEvalOptions.make({
     disableIoFencesUseSharedEvents: o.disableIoFencesUseSharedEvents ?? false,
@@ -209,6 +267,7 @@ export const makeModel = (bm: BackendModel, life: Lifetime, traced: boolean): Mo
     evalAsync: evals.evalAsync,
     evalWithStats: evals.evalWithStats,
     diagnostics,
+    bindRequest: (surfaces) => bindRequest(bm, life, inst, surfaces),
     telemetry: (stats) =>
       Effect.map(diagnostics, (d) =>
         EvalTelemetry.make({ stats: stats ?? EvalStats.unavailable, diagnostics: d, timing: EventTiming.empty })),

@@ -8,6 +8,8 @@ import { closed, describe, invalid, lifetime } from "./errors.js"
 
 /** Key of a SharedEvent's backend object. @internal */
 export const SharedEventTypeId: unique symbol = Symbol.for("effect-ane/SharedEvent")
+/** Key of a Surface's backend surface and lifetime. @internal */
+export const SurfaceTypeId: unique symbol = Symbol.for("effect-ane/Surface")
 
 const U64_MAX = (1n << 64n) - 1n
 
@@ -75,6 +77,7 @@ export const makeSurface = (
       return undefined
     }
     const surface: Surface = {
+      [SurfaceTypeId]: { surface: s, isClosed: () => life.closed },
       id: s.id,
       size,
       bytes: Effect.suspend(() => life.closed ? closed("Surface.bytes", resource) : Effect.succeed(s.bytes)),

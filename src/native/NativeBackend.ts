@@ -6,7 +6,7 @@
  * (test/native-fake); not verified on a Mac.
  */
 import { tmpdir } from "node:os"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, type Scope } from "effect"
 import { compileOptionsProblem } from "../schema/CompileOptions.js"
 import { DeviceInfo } from "../schema/DeviceInfo.js"
 import {
@@ -23,7 +23,8 @@ import { compileModel, type NativeEnv, standaloneSurface } from "./model.js"
 import { beginRealTimeTask } from "./realtime.js"
 import { sharedEvent } from "./sharedEvent.js"
 import { type Id, nil, type Objc, type ObjcPaths } from "./objc.js"
-import { probeClientInfo, sharedClient } from "./telemetry.js"
+import { type ClientSlot, clientSlot, NO_CLIENT_HINT } from "./client.js"
+import { probeClientInfo } from "./telemetry.js"
 
 /** Where the private framework lives (inside the dyld shared cache since macOS 11, so never checked on disk). */
 export const ANE_FRAMEWORK_PATH = "/System/Library/PrivateFrameworks/AppleNeuralEngine.framework/AppleNeuralEngine"
@@ -182,36 +183,34 @@ export const probeObjc = (rt: Objc): Effect.Effect<DeviceInfo, NoAneError> =>
   }).pipe(Effect.flatten)
 
 /**
- * §13.2 ProbeClientInfo over a loaded runtime: the shared `_ANEClient` (found once, then kept), then its virtual
- * client or the `_ANEDeviceInfo` fallback. NoAneError when no client connection can be had.
+ * §13.2 ProbeClientInfo over a loaded runtime: the client `client()` finds (§3 Open order, see ./client.ts), then its
+ * virtual client or the `_ANEDeviceInfo` fallback. NoAneError when no client connection can be had.
  */
-export const clientInfoWith = (rt: Objc, client: () => Id = sharedClientOnce(rt)): Effect.Effect<ClientInfo, NoAneError> =>
+export const clientInfoWith = (rt: Objc, client: () => Id): Effect.Effect<ClientInfo, NoAneError> =>
   Effect.suspend(() => {
     const connected = rt.autoreleasePool(client)
     if (connected === nil) {
-      return Effect.fail(new NoAneError({
-        op: "Backend.clientInfo",
-        reason: "_ANEClient answers neither sharedPrivateConnection nor sharedConnection with a connection"
-      }))
+      return Effect.fail(new NoAneError({ op: "Backend.clientInfo", reason: NO_CLIENT_HINT }))
     }
     return Effect.sync(() => rt.autoreleasePool(() => probeClientInfo(rt, connected)))
   })
 
 /**
- * The shared `_ANEClient` of {@link sharedClient}, looked up until one is found and then kept (shared connections
- * are process-wide and never released). Call it inside an autorelease pool.
+ * The hardware Backend over a loaded runtime and its probe answers. Its `_ANEClient` (§3 Open order) is found on
+ * first use and, when owned (`+alloc`/`-initWithRestrictedAccessAllowed:` or `+new`), released when `Scope` closes.
  */
-export const sharedClientOnce = (rt: Objc): () => Id => {
-  let client: Id = nil
-  return () => {
-    if (client === nil) client = sharedClient(rt)
-    return client
-  }
-}
-
-/** The hardware Backend over a loaded runtime and its probe answers. */
-export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = {}): Effect.Effect<Backend["Type"]> =>
-  Effect.map(Effect.makeSemaphore(options.maxAsyncEvals ?? 128), (asyncPermits) => {
+export const makeNative = (
+  rt: Objc,
+  info: DeviceInfo,
+  options: NativeOptions = {}
+): Effect.Effect<Backend["Type"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const asyncPermits = yield* Effect.makeSemaphore(options.maxAsyncEvals ?? 128)
+    // One client for telemetry, real-time tasks and the package fallback (§3: the Open-acquired client; errata D6).
+    // Users that outlive a call (package models, real-time tasks) retain it, so releasing ours here is always safe.
+    const slot: ClientSlot = clientSlot(rt)
+    yield* Effect.addFinalizer(() => Effect.sync(() => slot.close()))
+    const client = slot.get
     const env: NativeEnv = {
       rt,
       live: 0,
@@ -219,11 +218,10 @@ export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = 
       tempDir: options.tempDir ?? tmpdir,
       loadRetryMs: options.loadRetryMs ?? 100,
       asyncPermits,
-      keepAlive: { pending: 0, timer: undefined }
+      keepAlive: { pending: 0, timer: undefined },
+      client
     }
     const limit = options.compileLimit ?? HARDWARE_COMPILE_LIMIT
-    // One client for telemetry and real-time tasks (§3: the Open-acquired client; errata D6).
-    const client = sharedClientOnce(rt)
     const backend: Backend["Type"] = {
       kind: "hardware",
       probe: Effect.succeed(info),
@@ -256,7 +254,7 @@ export const makeNative = (rt: Objc, info: DeviceInfo, options: NativeOptions = 
  * them, probes, and builds the backend. Tests use it with the fake runtime.
  */
 export const layerWith = (options: NativeOptions = {}): Layer.Layer<Backend, NoAneError> =>
-  Layer.effect(
+  Layer.scoped(
     Backend,
     Effect.gen(function*() {
       const rt = yield* openRuntime(options)

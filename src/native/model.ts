@@ -25,6 +25,7 @@ import type { EvalStats, ModelDiagnostics } from "../schema/Telemetry.js"
 import type { TensorLayout } from "../schema/TensorLayout.js"
 import { type NativeStage, nativeError, type StageErrors, thrownError } from "./errors.js"
 import { type NativeLayouts, type NativeTensor, parseLayouts } from "./layouts.js"
+import { NO_CLIENT_HINT } from "./client.js"
 import { type ErrorResult, type Id, nil, type Objc } from "./objc.js"
 import { attachPerfStats, probeDiagnostics, readEvalStats } from "./telemetry.js"
 
@@ -43,6 +44,8 @@ export interface NativeEnv {
   readonly asyncPermits: Effect.Semaphore
   /** Keeps Node alive while off-thread evaluations are pending. */
   readonly keepAlive: { pending: number; timer: ReturnType<typeof setInterval> | undefined }
+  /** The backend's `_ANEClient` (§3 Open order, ./client.ts); nil when none can be had. Call inside a pool. */
+  readonly client: () => Id
 }
 
 /** Thrown inside a synchronous native section to fail with an already-typed error. */
@@ -830,7 +833,8 @@ const closeRequest = (r: RequestState) => Effect.zipRight(r.drained, Effect.sync
 
 /**
  * Compile path B (§5): `_ANEModel modelAtURL:key:`, then compile, load (one retry) and unload through the client
- * (`+[_ANEClient sharedConnection]`, else `sharedPrivateConnection`); layouts from the model's attributes.
+ * (`+[_ANEClient sharedConnection]`, else the backend's client; retained for the model's life); layouts from the
+ * model's attributes.
  */
 const packageSteps = (env: NativeEnv, options: PackageCompileOptions, state: ModelState, op: string) =>
   Effect.gen(function*() {
@@ -854,11 +858,12 @@ const packageSteps = (env: NativeEnv, options: PackageCompileOptions, state: Mod
         env.live++
         state.counted = true
         setMask()
+        // §5 step 6: `+sharedConnection` when non-nil, else the backend's client (§3 Open order).
         const cls = rt.cls("_ANEClient")
-        let client = rt.id(cls, "sharedConnection")
-        if (client === nil && rt.responds(cls, "sharedPrivateConnection")) client = rt.id(cls, "sharedPrivateConnection")
+        let client = cls !== nil && rt.responds(cls, "sharedConnection") ? rt.id(cls, "sharedConnection") : nil
+        if (client === nil) client = env.client()
         if (client === nil) {
-          throw new Stop(new CompileError({ op, model: id, diagnostics: [], hint: "could not acquire an _ANEClient connection" }))
+          throw new Stop(new CompileError({ op, model: id, diagnostics: [], hint: `could not acquire an _ANEClient connection (${NO_CLIENT_HINT})` }))
         }
         state.client = rt.retain(client)
         state.clientMap = true

@@ -6,6 +6,7 @@ import { Effect } from "effect"
 import { ClosedError, EvalError } from "../schema/errors.js"
 import type { BackendModel, BackendRealTimeTask } from "../services/Backend.js"
 import { thrownError } from "./errors.js"
+import { NO_CLIENT_HINT } from "./client.js"
 import { evalRealTime, type NativeEnv, REAL_TIME_EVAL } from "./model.js"
 import { type Id, nil } from "./objc.js"
 
@@ -17,8 +18,8 @@ const TASK = "real-time task"
 let nextTask = 1
 
 /**
- * Begins a real-time task on the client `client()` finds (nil: none could be had); the task ends when the scope
- * closes. Every failure is an EvalError with op `beginRealTimeTask`; a NO from `endRealTimeTask` is only logged.
+ * Begins a real-time task on the client `client()` finds (nil: none could be had), retained while the task is
+ * active; the task ends (and the retain is given back) when the scope closes. Every failure is an EvalError with op `beginRealTimeTask`; a NO from `endRealTimeTask` is only logged.
  */
 export const beginRealTimeTask = (env: NativeEnv, client: () => Id) =>
   Effect.acquireRelease(
@@ -43,7 +44,7 @@ export const beginRealTimeTask = (env: NativeEnv, client: () => Id) =>
           op: OP,
           model: TASK,
           hint: answer.missing === ""
-            ? "no _ANEClient connection: _ANEClient answers neither sharedPrivateConnection nor sharedConnection with one"
+            ? NO_CLIENT_HINT
             : `this _ANEClient does not answer ${answer.missing}, so real-time tasks are not available`
         }))
       }
@@ -51,6 +52,8 @@ export const beginRealTimeTask = (env: NativeEnv, client: () => Id) =>
         return Effect.fail(new EvalError({ op: OP, model: TASK, hint: `-[_ANEClient ${BEGIN}] returned NO` }))
       }
       env.live++
+      // Held for the task's life: an owned client may be released by the backend's scope before this one closes.
+      rt.retain(found)
       return Effect.succeed({ client: found, name: `${TASK} ${nextTask++}`, active: true })
     }),
     (task) =>
@@ -58,7 +61,15 @@ export const beginRealTimeTask = (env: NativeEnv, client: () => Id) =>
         // Inactive first: nothing is sent to the client for this task after this point, whatever end answers.
         task.active = false
         env.live--
-        const ended = Effect.try(() => env.rt.autoreleasePool(() => env.rt.bool(task.client, END)))
+        const ended = Effect.try(() =>
+          env.rt.autoreleasePool(() => {
+            try {
+              return env.rt.bool(task.client, END)
+            } finally {
+              env.rt.release(task.client)
+            }
+          })
+        )
         return ended.pipe(
           Effect.flatMap((ok) => (ok ? Effect.void : Effect.logWarning(`-[_ANEClient ${END}] returned NO for ${task.name}`))),
           Effect.catchAll((error) => Effect.logWarning(`-[_ANEClient ${END}] failed for ${task.name}: ${String(error.error)}`))

@@ -158,19 +158,6 @@ export const probeDiagnostics = (rt: Objc, model: Id, programClass: string): Mod
 }
 
 /**
- * An `_ANEClient` for the client probe, in the §3 order of the shared connections: `+sharedPrivateConnection`,
- * then `+sharedConnection` (both process-wide, never released); nil when neither answers an object.
- */
-export const sharedClient = (rt: Objc): Id => {
-  const cls = attempt(() => rt.cls("_ANEClient")) ?? nil
-  for (const selector of ["sharedPrivateConnection", "sharedConnection"]) {
-    const client = ask(rt, cls, selector, () => rt.id(cls, selector)) ?? nil
-    if (client !== nil) return client
-  }
-  return nil
-}
-
-/**
  * §13.2 ProbeClientInfo: the virtual client's seven capability selectors when `-virtualClient` answers an object;
  * else the `_ANEDeviceInfo` class methods `numANEs`, `numANECores`, `aneArchitectureType` and `aneBoardType`, the
  * negotiated fields staying absent.

@@ -8,6 +8,8 @@
  * fake_stats_* / fake_set_* controls, and any (class, selector) pair can be hidden (respondsToSelector: NO). The
  * client's §14.5 real-time selectors count active tasks and evaluate through the same callback. CFRetain/CFRelease
  * of an IOSurface are logged, and fake_surface_refs reports a live surface's retain count by its base address.
+ * `_ANEClient` answers the four §3 acquisition steps as fake_client_step sets them; owned clients are counted per
+ * origin (retains, releases, alive) and become zombies when freed, so a message after the last release is caught.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -36,6 +38,7 @@ static const char *const NAMES[K_COUNT] = {
 
 #define MAGIC_CLASS 0xC1A55u
 #define MAGIC_OBJ 0x0B1ECu
+#define MAGIC_ZOMBIE 0x2DEADu
 
 typedef struct Obj Obj;
 struct Obj {
@@ -102,6 +105,20 @@ static char *hidden[64];
 static int nhidden = 0;
 /* Real-time tasks of the client (§14.5) begun and not yet ended. */
 static long rt_active = 0;
+/* §3 client acquisition: what each step answers (0: not implemented, respondsToSelector: NO; 1: nil; 2: an object). */
+enum { CS_PRIVATE, CS_SHARED, CS_ALLOC, CS_INIT, CS_NEW, CS_COUNT };
+static const char *const CLIENT_STEPS[CS_COUNT] = {
+  "sharedPrivateConnection", "sharedConnection", "alloc", "initWithRestrictedAccessAllowed:", "new"
+};
+static const int CLIENT_DEFAULTS[CS_COUNT] = {0, 2, 2, 2, 2};
+static int client_mode[CS_COUNT] = {0, 2, 2, 2, 2};
+/* A client's origin (its Obj.code): 1 sharedPrivateConnection, 2 sharedConnection, 3 alloc+init, 4 new. Per origin:
+   retain and release messages since fake_reset, and instances alive. A freed client becomes a zombie: any message
+   to it is rejected and counted. */
+#define CLIENT_ORIGINS 5
+static long client_retains[CLIENT_ORIGINS], client_releases[CLIENT_ORIGINS], client_alive[CLIENT_ORIGINS];
+static long zombie_messages = 0;
+static Obj the_private_client;
 
 static void log_line(const char *fmt, ...) {
   char line[256];
@@ -157,6 +174,13 @@ static void surface_forget(Obj *o) {
 }
 
 static void dealloc(Obj *o) {
+  if (o->kind == K_ANEClient) {
+    /* Kept as a zombie (never freed) so an over-release or a later message is caught, not undefined. */
+    if (o->code > 0 && o->code < CLIENT_ORIGINS) client_alive[o->code]--;
+    o->magic = MAGIC_ZOMBIE;
+    if (!o->uncounted) live--;
+    return;
+  }
   if (o->kind == K_IOSurface) surface_forget(o);
   for (size_t i = 0; i < o->n; i++) {
     release(o->items[i]);
@@ -490,6 +514,22 @@ static Obj *static_obj(Obj *o, int kind, int64_t code) {
   return o;
 }
 
+/* A process-wide client (shared connection) of origin 1 or 2. */
+static Obj *shared_client(Obj *o, int origin) {
+  static_obj(o, K_ANEClient, origin);
+  o->initialised = 1;
+  return o;
+}
+
+/* A new +1 client of origin 3 (alloc, not yet initialised) or 4 (new). */
+static Obj *owned_client(int origin) {
+  Obj *o = mk(K_ANEClient);
+  o->code = origin;
+  o->initialised = origin == 4;
+  client_alive[origin]++;
+  return o;
+}
+
 /* The §13.2 ProbeDiagnostics selectors of a model; `which` picks the class's answers. */
 #define DIAG_SELECTORS(which) \
   ON("queueDepth") { *ret = (u64)(int64_t)(int8_t)diags[which].queue; return 1; } \
@@ -544,14 +584,17 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         ON("new") { *ret = (u64)mk(K_NSMutableArray); return 1; }
         break;
       case K_ANEClient:
-        ON("sharedConnection") {
-          /* One process-wide client that is never freed (not counted as live). */
-          the_client.magic = MAGIC_OBJ;
-          the_client.kind = K_ANEClient;
-          the_client.rc = 1 << 30;
-          *ret = (u64)&the_client;
+        /* §3 steps; a step in mode 0 is not implemented at all. Shared connections are never freed (not live). */
+        if (client_mode[CS_PRIVATE]) ON("sharedPrivateConnection") {
+          *ret = client_mode[CS_PRIVATE] == 2 ? (u64)shared_client(&the_private_client, 1) : 0;
           return 1;
         }
+        if (client_mode[CS_SHARED]) ON("sharedConnection") {
+          *ret = client_mode[CS_SHARED] == 2 ? (u64)shared_client(&the_client, 2) : 0;
+          return 1;
+        }
+        if (client_mode[CS_ALLOC]) ON("alloc") { *ret = client_mode[CS_ALLOC] == 2 ? (u64)owned_client(3) : 0; return 1; }
+        if (client_mode[CS_NEW]) ON("new") { *ret = client_mode[CS_NEW] == 2 ? (u64)owned_client(4) : 0; return 1; }
         break;
       case K_NSURL:
         ON("alloc") { Obj *o = mk(K_NSURL); o->initialised = 0; *ret = (u64)o; return 1; }
@@ -706,8 +749,16 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
     return found;
   }
   /* instance methods */
-  ON("retain") { *ret = (u64)retain(self); return 1; }
-  ON("release") { release(self); return 1; }
+  ON("retain") {
+    if (k == K_ANEClient && self->code > 0 && self->code < CLIENT_ORIGINS) client_retains[self->code]++;
+    *ret = (u64)retain(self);
+    return 1;
+  }
+  ON("release") {
+    if (k == K_ANEClient && self->code > 0 && self->code < CLIENT_ORIGINS) client_releases[self->code]++;
+    release(self);
+    return 1;
+  }
   ON("description") {
     if (k == K_NSString) { *ret = (u64)self; return 1; }
     char buf[64];
@@ -826,13 +877,7 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
       ON("model") { *ret = (u64)self->b; return 1; }
       DIAG_SELECTORS(0)
       if (client_path) {
-        ON("sharedConnection") {
-          the_client.magic = MAGIC_OBJ;
-          the_client.kind = K_ANEClient;
-          the_client.rc = 1 << 30;
-          *ret = (u64)&the_client;
-          return 1;
-        }
+        ON("sharedConnection") { *ret = (u64)shared_client(&the_client, 2); return 1; }
       }
       ON("mapIOSurfacesWithRequest:cacheInference:error:") {
         Obj *r = (Obj *)a[0];
@@ -861,6 +906,27 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
       }
       break;
     case K_ANEClient:
+      if (!self->initialised) {
+        /* An alloc'd client answers only its initialiser (and retain/release/respondsToSelector: above). */
+        if (client_mode[CS_INIT]) ON("initWithRestrictedAccessAllowed:") {
+          int yes = (a[0] & 0xff) == 1;
+          if (!yes) {
+            rejected++;
+            snprintf(last_rejection, sizeof last_rejection, "-[_ANEClient initWithRestrictedAccessAllowed:] with NO");
+            log_line("!rejected -_ANEClient initWithRestrictedAccessAllowed: NO");
+          }
+          if (yes && client_mode[CS_INIT] == 2) {
+            self->initialised = 1;
+            *ret = (u64)self;
+          } else {
+            /* An init that fails consumes its receiver (Objective-C convention) and answers nil. */
+            release(self);
+            *ret = 0;
+          }
+          return 1;
+        }
+        break;
+      }
       ON("compileModel:options:qos:error:") {
         Obj *m = (Obj *)a[0];
         if (!is_obj(m) || m->kind != K_ANEModel) { *ret = fail_with(S_COMPILE, a[3], "not a model"); return 1; }
@@ -1056,6 +1122,14 @@ u64 objc_msgSend(void *receiver, void *op, u64 a0, u64 a1, u64 a2, u64 a3, u64 a
   const char *s = op ? ((Sel *)op)->name : "(null)";
   if (receiver == NULL) return 0; /* messages to nil return nil/NO/0 */
   pthread_mutex_lock(&LOCK);
+  if (((Obj *)receiver)->magic == MAGIC_ZOMBIE) {
+    zombie_messages++;
+    rejected++;
+    snprintf(last_rejection, sizeof last_rejection, "-[_ANEClient %s] sent to a freed client", s);
+    log_line("!zombie -_ANEClient %s", s);
+    pthread_mutex_unlock(&LOCK);
+    return 0;
+  }
   int cls = is_class(receiver);
   Obj *self = (Obj *)receiver;
   const char *kname = (cls || is_obj(receiver)) ? NAMES[self->kind] : "?";
@@ -1186,6 +1260,8 @@ void fake_reset(void) {
   sig_mismatches = 0;
   last_rejection[0] = 0;
   for (int i = 0; i < S_COUNT; i++) calls[i] = fail_from[i] = fail_count[i] = fail_code[i] = 0;
+  for (int i = 0; i < CLIENT_ORIGINS; i++) client_retains[i] = client_releases[i] = 0;
+  zombie_messages = 0;
   pthread_mutex_unlock(&LOCK);
 }
 
@@ -1356,7 +1432,34 @@ void fake_telemetry_reset(void) {
   stats_counters = NULL;
   memset(diags, 0, sizeof diags);
   rt_active = 0;
+  for (int i = 0; i < CS_COUNT; i++) client_mode[i] = CLIENT_DEFAULTS[i];
   for (int i = 0; i < nhidden; i++) free(hidden[i]);
   nhidden = 0;
   pthread_mutex_unlock(&LOCK);
+}
+
+/* ---- §3 client acquisition controls ---- */
+
+/* What step `step` (a selector of §3 step 2) answers: 0 not implemented, 1 nil, 2 an object. 0 on an unknown step. */
+int fake_client_step(const char *step, int mode) {
+  for (int i = 0; i < CS_COUNT; i++) {
+    if (strcmp(CLIENT_STEPS[i], step) == 0 && mode >= 0 && mode <= 2) {
+      pthread_mutex_lock(&LOCK);
+      client_mode[i] = mode;
+      pthread_mutex_unlock(&LOCK);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Per client origin (1 private, 2 shared, 3 alloc+init, 4 new): "retain" / "release" messages since fake_reset,
+   "alive" instances; "zombie" (any origin) counts messages sent to freed clients. -1 on an unknown query. */
+long fake_client_stat(const char *what, long origin) {
+  if (strcmp(what, "zombie") == 0) return zombie_messages;
+  if (origin <= 0 || origin >= CLIENT_ORIGINS) return -1;
+  if (strcmp(what, "retain") == 0) return client_retains[origin];
+  if (strcmp(what, "release") == 0) return client_releases[origin];
+  if (strcmp(what, "alive") == 0) return client_alive[origin];
+  return -1;
 }

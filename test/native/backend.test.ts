@@ -408,6 +408,7 @@ describe("NativeBackend over the fake runtime", () => {
       }))
       expect(protocol()).toEqual([
         "+_ANEModel modelAtURL:key:",
+        "+_ANEClient respondsToSelector:",
         "+_ANEClient sharedConnection",
         "-_ANEClient respondsToSelector:",
         "-_ANEClient compileModel:options:qos:error:",

@@ -110,9 +110,29 @@ export interface Fake {
   readonly setDiagnostics: (cls: "_ANEInMemoryModel" | "_ANEModel", spec: DiagnosticsSpec) => void
   /** Hides a message written as a log line (`"-_ANERequest perfStatsArray"`): respondsToSelector: says NO. */
   readonly hide: (line: string) => void
-  /** Back to the defaults: no stats data, no virtual client, zero diagnostics, nothing hidden, no real-time task. */
+  /**
+   * Back to the defaults: no stats data, no virtual client, zero diagnostics, nothing hidden, no real-time task, and
+   * the client steps of {@link Fake.clientStep} at their defaults.
+   */
   readonly resetTelemetry: () => void
+  /**
+   * What one §3 acquisition step answers: "absent" (not implemented: respondsToSelector: NO), "nil" or "object".
+   * Defaults: sharedPrivateConnection absent, the others an object.
+   */
+  readonly clientStep: (step: ClientStepName, answer: "absent" | "nil" | "object") => void
+  /** Per client origin: retain / release messages since the last reset, and instances alive. */
+  readonly clientStat: (what: "retain" | "release" | "alive", origin: ClientOrigin) => number
+  /** Messages sent to freed clients since the last reset (each also counts as a rejection). */
+  readonly zombies: () => number
 }
+
+/** The selectors of the §3 steps the fake can be told to answer. */
+export type ClientStepName = "sharedPrivateConnection" | "sharedConnection" | "alloc" | "initWithRestrictedAccessAllowed:" | "new"
+
+/** Where a fake client came from: `+sharedPrivateConnection`, `+sharedConnection`, `+alloc`/init, `+new`. */
+export type ClientOrigin = "private" | "shared" | "init" | "new"
+
+const ORIGINS: Record<ClientOrigin, number> = { private: 1, shared: 2, init: 3, new: 4 }
 
 /** Perf-stats answers of the fake. */
 export interface StatsSpec {
@@ -185,6 +205,8 @@ export const loadFake = (): Fake => {
   const setDiag = fn("fake_set_diagnostics", "int", ["const char *", "int", "int", "int64_t", "int", "uint64_t", "uint64_t", "uint64_t"])
   const hide = fn("fake_hide", "int", ["const char *"])
   const resetTelemetry = fn("fake_telemetry_reset", "void", [])
+  const clientStep = fn("fake_client_step", "int", ["const char *", "int"])
+  const clientStat = fn("fake_client_stat", "long", ["const char *", "long"])
   // The fake keeps the values it was last told; this mirror lets setStats change one part at a time.
   const scalars = { hwNs: 0n, entries: 0, arrayHwNs: 0n, factory: true }
   const EvalProto = koffi.proto("int FakeEvalCallback(const char *hex, int nin, void *inputs, int nout, void *outputs)")
@@ -281,6 +303,11 @@ export const loadFake = (): Fake => {
       Object.assign(scalars, { hwNs: 0n, entries: 0, arrayHwNs: 0n, factory: true })
       resetTelemetry()
     },
+    clientStep: (step, answer) => {
+      if (!clientStep(step, answer === "absent" ? 0 : answer === "nil" ? 1 : 2)) throw new Error(`unknown client step ${step}`)
+    },
+    clientStat: (what, origin) => Number(clientStat(what, ORIGINS[origin])),
+    zombies: () => Number(clientStat("zombie", 0)),
     setClientPath: (on) => {
       setClientPath(on ? 1 : 0)
     },

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Logger, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Logger, Scope } from "effect"
 import koffi from "koffi"
 import * as NativeBackend from "../../src/native/NativeBackend.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
@@ -197,7 +197,8 @@ describe("real-time tasks over the fake runtime", () => {
     Effect.gen(function*() {
       yield* engine
       const backend = yield* Backend
-      const other = yield* Effect.provide(Backend, layerWith())
+      // Built in the test's scope: a backend's client goes when its layer's scope closes.
+      const other = Context.get(yield* Layer.build(layerWith()), Backend)
       const foreign = yield* other.compile(options)
       const ours = yield* backend.compile(options)
       const task = yield* backend.beginRealTimeTask
@@ -236,7 +237,7 @@ describe("real-time tasks over the fake runtime", () => {
       const missing = yield* failure(Effect.scoped(Effect.flatMap(Backend, (b) => b.beginRealTimeTask)).pipe(Effect.provide(layerWith())))
       expect(missing).toMatchObject({ _tag: "EvalError", op: "beginRealTimeTask" })
       expect(missing.hint).toContain("does not answer endRealTimeTask")
-      fake.hide("+_ANEClient sharedConnection")
+      for (const step of ["sharedConnection", "alloc", "new"] as const) fake.clientStep(step, "nil")
       const none = yield* failure(Effect.scoped(Effect.flatMap(Backend, (b) => b.beginRealTimeTask)).pipe(Effect.provide(layerWith())))
       expect(none).toMatchObject({ _tag: "EvalError", op: "beginRealTimeTask" })
       expect(none.hint).toContain("sharedConnection")

@@ -376,7 +376,7 @@ describe("clientInfo over the fake runtime", () => {
   it.scopedLive("no client connection is a NoAneError; so is a backend with no runtime loaded", () =>
     Effect.gen(function*() {
       yield* setup
-      fake.hide("+_ANEClient sharedConnection")
+      for (const step of ["sharedConnection", "alloc", "new"] as const) fake.clientStep(step, "nil")
       const backend = yield* Backend
       const error = yield* failure(backend.clientInfo)
       expect(error._tag).toBe("NoAneError")

@@ -131,6 +131,40 @@ describe("checker diagnostics", () => {
     expect(d.code).toBe(TypeCodes.invalidValue)
     expect(d.message).toBe("softmax: axis expected in [-2, 1] for rank 2, found 2")
   })
+  it("cumsum: axis out of range, a non-bool flag, and a declared shape that differs from x", () => {
+    const axis = checkBody("tensor<fp16, [4, 6]> x", "tensor<fp16, [4, 6]> y = cumsum(axis = int32(-3), x = x);")
+    expect(errors(axis)[0].message).toBe("cumsum: `axis` expected in [-2, 1] for rank 2, found -3")
+    const flag = checkBody("tensor<fp16, [4, 6]> x", "tensor<fp16, [4, 6]> y = cumsum(axis = int32(1), reverse = int32(1), x = x);")
+    expect(errors(flag).length).toBe(1)
+    expect(errors(flag)[0].message).toContain("reverse")
+    const shape = checkBody("tensor<fp16, [4, 6]> x", "tensor<fp16, [4, 5]> y = cumsum(axis = int32(1), x = x);")
+    expect(errors(shape).length).toBe(1)
+    const ok = checkBody("tensor<int32, [4, 6]> x", "tensor<int32, [4, 6]> y = cumsum(axis = int32(0), exclusive = bool(true), x = x);")
+    expect(errors(ok)).toEqual([])
+  })
+  it("slice_update: the update must have the window's shape and x's dtype", () => {
+    const body = (u: string) => `tensor<int32, [2]> b = const()[name = string("b"), val = tensor<int32, [2]>([0, 1])];
+    tensor<int32, [2]> e = const()[name = string("e"), val = tensor<int32, [2]>([2, 4])];
+    tensor<fp16, [4, 6]> y = slice_update(x = x, update = ${u}, begin = b, end = e);`
+    const bad = checkBody("tensor<fp16, [4, 6]> x, tensor<fp16, [2, 2]> u", body("u"))
+    expect(errors(bad)[0].message).toBe("slice_update: update expected shape [2, 3] (the slice), found [2, 2]")
+    const dtype = checkBody("tensor<fp16, [4, 6]> x, tensor<fp32, [2, 3]> u", body("u"))
+    expect(errors(dtype).length).toBe(1)
+    const ok = checkBody("tensor<fp16, [4, 6]> x, tensor<fp16, [2, 3]> u", body("u"))
+    expect(errors(ok)).toEqual([])
+  })
+  it("one_hot: a new axis of the vector size, the values' dtype, and bounds on both", () => {
+    const decl = "tensor<int32, [3, 5]> i"
+    const ok = checkBody(decl, "tensor<fp16, [3, 4, 5]> y = one_hot(indices = i, one_hot_vector_size = int32(4), axis = int32(1), " +
+      "on_value = fp16(1), off_value = fp16(0));")
+    expect(errors(ok)).toEqual([])
+    const shape = checkBody(decl, "tensor<int32, [3, 5, 3]> y = one_hot(indices = i, one_hot_vector_size = int32(4));")
+    expect(errors(shape).length).toBe(1)
+    const axis = checkBody(decl, "tensor<int32, [3, 5, 4]> y = one_hot(indices = i, one_hot_vector_size = int32(4), axis = int32(3));")
+    expect(errors(axis)[0].message).toBe("one_hot: `axis` expected in [-3, 2] for rank 3, found 3")
+    const size = checkBody(decl, "tensor<int32, [3, 5, 0]> y = one_hot(indices = i, one_hot_vector_size = int32(0));")
+    expect(errors(size)[0].message).toBe("one_hot: one_hot_vector_size expected ≥ 1, found 0")
+  })
   it("an invalid string option lists the allowed values", () => {
     const r = checkBody("tensor<fp16, [4]> x", `tensor<fp16, [4]> y = gelu(mode = string("FAST"), x = x);`)
     expect(errors(r)[0].message).toBe(

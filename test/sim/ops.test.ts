@@ -137,6 +137,34 @@ describe("normalisation and reductions", () => {
     expectClose(r.y!, ref)
   })
 
+  it("cumsum along each axis, inclusive and exclusive, forwards and backwards", async () => {
+    for (const axis of [0, 1, -1]) {
+      for (const exclusive of [false, true]) {
+        for (const reverse of [false, true]) {
+          const ax = axis < 0 ? 3 + axis : axis
+          const ref: Array<number> = new Array(24)
+          for (let a = 0; a < 2; a++) for (let b = 0; b < 3; b++) for (let c = 0; c < 4; c++) {
+            const pos = [a, b, c]
+            const n = shape[ax]!
+            let sum = 0
+            for (let k = 0; k < n; k++) {
+              const before = reverse ? k > pos[ax]! : k < pos[ax]!
+              if (before || (!exclusive && k === pos[ax])) {
+                const q = [...pos]
+                q[ax] = k
+                sum += at(q[0]!, q[1]!, q[2]!)
+              }
+            }
+            ref[(a * 3 + b) * 4 + c] = sum
+          }
+          const r = await one({ x: shape }, { x }, `    ${t(shape)} y = cumsum(x = x, axis = int32(${axis}), ` +
+            `exclusive = bool(${exclusive}), reverse = bool(${reverse}))[name = string("y")];`)
+          expectClose(r.y!, ref)
+        }
+      }
+    }
+  })
+
   it("layer_norm over the last two axes with gamma and beta", async () => {
     const g = randoms(12, 15), be = randoms(12, 16)
     const ref: Array<number> = []
@@ -281,6 +309,62 @@ describe("shape and indexing ops", () => {
     ${t([1, 4])} f = cast(x = i, dtype = string("fp32"))[name = string("f")];`, { y: [], f: [] })
     expect(Array.from(r.y!)).toEqual([-9, Math.fround(0.2), Math.fround(2.9), -9])
     expect(Array.from(r.f!)).toEqual([-1, 0, 2, 0])
+  })
+})
+
+describe("slice_update", () => {
+  const shape = [2, 3, 4]
+  const x = randoms(24, 31)
+  const idx = (a: number, b: number, c: number) => (a * 3 + b) * 4 + c
+
+  it("replaces a strided window and leaves the rest of x alone", async () => {
+    // x[:, 0:3:2, 1:3] = update (shape [2, 2, 2])
+    const u = randoms(8, 32)
+    const want = Array.from(x)
+    let k = 0
+    for (let a = 0; a < 2; a++) for (const b of [0, 2]) for (const c of [1, 2]) want[idx(a, b, c)] = u[k++]!
+    const r = await one({ x: shape, u: [2, 2, 2] }, { x, u }, `    ${t(shape)} y = slice_update(x = x, update = u, ` +
+      `begin = ${lit("int32", [3], [0, 0, 1])}, end = ${lit("int32", [3], [2, 3, 3])}, stride = ${lit("int32", [3], [1, 2, 1])})` +
+      `[name = string("y")];`)
+    expectClose(r.y!, want)
+  })
+
+  it("takes negative bounds, masks, a squeezed axis and a negative stride", async () => {
+    // x[1, ::-1, -1] = update (shape [3]): axis 0 squeezed at 1, axis 1 reversed, axis 2 squeezed at -1.
+    const u = randoms(3, 33)
+    const want = Array.from(x)
+    for (let j = 0; j < 3; j++) want[idx(1, 2 - j, 3)] = u[j]!
+    const r = await one({ x: shape, u: [3] }, { x, u }, `    ${t(shape)} y = slice_update(x = x, update = u, ` +
+      `begin = ${lit("int32", [3], [1, 0, -1])}, end = ${lit("int32", [3], [2, 0, 0])}, stride = ${lit("int32", [3], [1, -1, 1])}, ` +
+      `begin_mask = ${lit("bool", [3], ["false", "true", "false"])}, end_mask = ${lit("bool", [3], ["false", "true", "false"])}, ` +
+      `squeeze_mask = ${lit("bool", [3], ["true", "false", "true"])})[name = string("y")];`)
+    expectClose(r.y!, want)
+  })
+})
+
+describe("one_hot", () => {
+  const ix = [2, 0, 7, 1, -1, 3]  // [2, 3]; 7 and -1 are out of range for size 4
+  it("puts on_value at each index along the new axis, wherever the axis goes", async () => {
+    for (const axis of [0, 1, 2, -1]) {
+      const ax = axis < 0 ? 3 + axis : axis
+      const dims = [2, 3]
+      const shape = [...dims]
+      shape.splice(ax, 0, 4)
+      const want = new Array(24).fill(-1)
+      for (let a = 0; a < 2; a++) for (let b = 0; b < 3; b++) {
+        const k = ix[a * 3 + b]!
+        if (k < 0 || k >= 4) continue
+        const pos = [a, b]
+        pos.splice(ax, 0, k)
+        want[(pos[0]! * shape[1]! + pos[1]!) * shape[2]! + pos[2]!] = 2.5
+      }
+      // The program's input is unused: the indices are a constant, as int32 cannot cross the I/O boundary.
+      const indices = `tensor<int32, [2, 3]> i = const()[name = string("i"), val = ${lit("int32", [2, 3], ix)}];`
+      const r = await one({ x: [1] }, { x: [0] }, `    ${indices}
+    ${t(shape)} y = one_hot(indices = i, one_hot_vector_size = int32(4), axis = int32(${axis}), on_value = fp32(2.5), ` +
+        `off_value = fp32(-1))[name = string("y")];`)
+      expectClose(r.y!, want)
+    }
   })
 })
 

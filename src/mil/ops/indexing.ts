@@ -1,5 +1,5 @@
 /** Reductions, slices, gathers, topk, shape and range ops (spec §9, errata rows 10 and 13, §4.2). */
-import type { OpContext } from "./context.js"
+import type { OpContext, TensorArg } from "./context.js"
 import { TypeCodes } from "./context.js"
 import type { OpRule } from "./rule.js"
 import { normAxis, tensor } from "./types.js"
@@ -90,6 +90,45 @@ const sliceLength = (
   return Math.max(0, Math.ceil((e - b) / stride))
 }
 
+/**
+ * The shape slice_by_index reads from `x` (also slice_update's window): undefined after an error, null dims where
+ * unknown, null for an unknown rank.
+ */
+const sliceWindow = (ctx: OpContext, x: TensorArg): Array<ResolvedDim> | null | undefined => {
+  ctx.tensor("begin", { dtypes: INDEX })
+  ctx.tensor("end", { dtypes: INDEX })
+  if (x.type.shape === null) return null
+  const shape = x.type.shape
+  const rank = shape.length
+  const begin = ctx.ints("begin")
+  const end = ctx.ints("end")
+  const stride = ctx.ints("stride")
+  const bm = ctx.bools("begin_mask")
+  const em = ctx.bools("end_mask")
+  const sm = ctx.bools("squeeze_mask")
+  for (const [name, v] of [["begin", begin], ["end", end], ["stride", stride], ["begin_mask", bm],
+    ["end_mask", em], ["squeeze_mask", sm]] as const) {
+    if (v && !lengthCheck(ctx, name, v, rank)) return undefined
+  }
+  // A squeeze mask that is not constant leaves the rank unknown.
+  if (sm === null) return null
+  const out: Array<ResolvedDim> = []
+  for (let i = 0; i < rank; i++) {
+    if (sm && sm[i]) continue
+    const s = stride ? stride[i] : 1
+    if (s === 0) {
+      ctx.error(ctx.arg("stride")!.pos, `stride expected non-zero entries, found 0 at axis ${i}`)
+      return undefined
+    }
+    if (s === null || !begin || !end) {
+      out.push(null)
+      continue
+    }
+    out.push(sliceLength(shape[i], begin[i], end[i], s, bm?.[i] === true, em?.[i] === true))
+  }
+  return out
+}
+
 const gatherLike = (ctx: OpContext, alongAxis: boolean): ReadonlyArray<ValueType | null> | null => {
   const xd = ctx.opset >= 17 ? ANY : FI
   const x = ctx.tensor("x", { dtypes: xd })
@@ -136,43 +175,44 @@ export const indexingRules: Readonly<Record<string, OpRule>> = {
   reduce_sum_square: reduction(FI),
   reduce_argmax: argReduction,
   reduce_argmin: argReduction,
+  cumsum: {
+    args: ["x", "axis", "exclusive", "reverse"],
+    infer: (ctx) => {
+      const x = ctx.tensor("x", { dtypes: FI })
+      axisArg(ctx, "axis", rankOf(x), 0)
+      ctx.bool("exclusive", false)
+      ctx.bool("reverse", false)
+      return x ? [x.type] : null
+    }
+  },
   slice_by_index: {
     args: ["x", "begin", "end", "stride", "begin_mask", "end_mask", "squeeze_mask"],
     infer: (ctx) => {
       const x = ctx.tensor("x", { dtypes: ANY })
-      ctx.tensor("begin", { dtypes: INDEX })
-      ctx.tensor("end", { dtypes: INDEX })
-      if (!x || x.type.shape === null) return x ? [tensor(x.type.dtype, null)] : null
-      const shape = x.type.shape
-      const rank = shape.length
-      const begin = ctx.ints("begin")
-      const end = ctx.ints("end")
-      const stride = ctx.ints("stride")
-      const bm = ctx.bools("begin_mask")
-      const em = ctx.bools("end_mask")
-      const sm = ctx.bools("squeeze_mask")
-      for (const [name, v] of [["begin", begin], ["end", end], ["stride", stride], ["begin_mask", bm],
-        ["end_mask", em], ["squeeze_mask", sm]] as const) {
-        if (v && !lengthCheck(ctx, name, v, rank)) return null
-      }
-      if (sm === null) return [tensor(x.type.dtype, null)]
-      const out: Array<ResolvedDim> = []
-      for (let i = 0; i < rank; i++) {
-        if (sm && sm[i]) continue
-        const s = stride ? stride[i] : 1
-        if (s === 0) {
-          ctx.error(ctx.arg("stride")!.pos, `stride expected non-zero entries, found 0 at axis ${i}`)
-          return null
-        }
-        if (s === null || !begin || !end) {
-          out.push(null)
-          continue
-        }
-        out.push(sliceLength(shape[i], begin[i], end[i], s, bm?.[i] === true, em?.[i] === true))
-      }
-      return [tensor(x.type.dtype, out)]
+      if (!x) return null
+      const window = sliceWindow(ctx, x)
+      return window === undefined ? null : [tensor(x.type.dtype, window)]
     }
   },
+  slice_update: {
+    args: ["x", "update", "begin", "end", "stride", "begin_mask", "end_mask", "squeeze_mask"],
+    infer: (ctx) => {
+      const x = ctx.tensor("x", { dtypes: ANY })
+      const update = ctx.tensor("update", { dtypes: ANY })
+      if (!x) return null
+      const window = sliceWindow(ctx, x)
+      if (update && !ctx.sameDtype(x, update)) return null
+      if (update && window && update.type.shape !== null && window.every((d) => d !== null)) {
+        const got = update.type.shape
+        if (got.length !== window.length || got.some((d, i) => d !== null && d !== window[i])) {
+          ctx.error(update.arg.pos, `update expected shape [${window.join(", ")}] (the slice), found [${got.join(", ")}]`)
+          return null
+        }
+      }
+      return [x.type]
+    }
+  },
+
   slice_by_size: {
     args: ["x", "begin", "size"],
     infer: (ctx) => {
@@ -235,6 +275,31 @@ export const indexingRules: Readonly<Record<string, OpRule>> = {
       }
       const len = a !== null && b !== null && c !== null ? Math.max(0, Math.ceil((b - a) / c)) : null
       return [tensor(e.type.dtype, [len])]
+    }
+  },
+  one_hot: {
+    args: ["indices", "one_hot_vector_size", "axis", "on_value", "off_value"],
+    infer: (ctx) => {
+      const indices = ctx.tensor("indices", { dtypes: INDEX })
+      const size = ctx.int("one_hot_vector_size")
+      if (size === undefined) ctx.missing("one_hot_vector_size", "an int32")
+      else if (typeof size === "number" && size < 1) {
+        ctx.error(ctx.arg("one_hot_vector_size")!.pos, `one_hot_vector_size expected ≥ 1, found ${size}`)
+        return null
+      }
+      const on = ctx.tensor("on_value", { dtypes: FI, required: false })
+      const off = ctx.tensor("off_value", { dtypes: FI, required: false })
+      if (on && off && !ctx.sameDtype(on, off)) return null
+      // The values' dtype; literal defaults (1 and 0) are int32.
+      const dtype = on?.type.dtype ?? off?.type.dtype ?? "int32"
+      const rank = rankOf(indices)
+      if (!indices || rank === null) return [tensor(dtype, null)]
+      // The new axis may go anywhere in the output, so the axis ranges over rank + 1 positions.
+      const axis = axisArg(ctx, "axis", rank + 1, -1)
+      if (axis === null) return null
+      const shape = [...indices.type.shape!]
+      shape.splice(axis, 0, typeof size === "number" ? size : null)
+      return [tensor(dtype, shape)]
     }
   },
   fill: {

@@ -33,7 +33,7 @@ export {
 } from "./reduce.js"
 export {
   mappedCopy, type MappedPlan, type PadMode, planDepthToSpace, planPad, planPixelShuffle, planSlice,
-  planSpaceToDepth, planTile, planTranspose, type SliceOptions, stridedCopy, type StridedPlan
+  planSpaceToDepth, planTile, planTranspose, type SliceOptions, stridedCopy, stridedScatter, type StridedPlan
 } from "./layout.js"
 export {
   type AlongAxisPlan, concat, type ConcatPlan, gather, gatherAlongAxis, type GatherPlan, oneHot, planConcat,

@@ -47,6 +47,34 @@ export const stridedCopy = (plan: StridedPlan, x: NumArray, out: NumArray): void
   }
 }
 
+/**
+ * The inverse of {@link stridedCopy}: `update`, read contiguously, is written into the strided view of `out` (slice
+ * updates). Kept as its own loop, not a callback, so an evaluation allocates nothing.
+ */
+export const stridedScatter = (plan: StridedPlan, update: NumArray, out: NumArray): void => {
+  const shape = plan.iterShape
+  const r = shape.length
+  const n = sizeOf(shape)
+  if (n === 0) return
+  if (r === 0) {
+    out[plan.srcOffset] = update[0]!
+    return
+  }
+  const s = plan.srcStrides
+  const L = shape[r - 1]!, ls = s[r - 1]!
+  const cnt = plan.counter
+  cnt.fill(0)
+  let dst = plan.srcOffset
+  for (let q = 0; q < n; q += L) {
+    for (let i = 0, p = dst; i < L; i++, p += ls) out[p] = update[q + i]!
+    for (let d = r - 2; d >= 0; d--) {
+      if (++cnt[d]! < shape[d]!) { dst += s[d]!; break }
+      cnt[d] = 0
+      dst -= s[d]! * (shape[d]! - 1)
+    }
+  }
+}
+
 /** Plans transpose: out dim i is x dim perm[i] (perm a permutation of 0..rank−1, negatives allowed). */
 export const planTranspose = (
   xShape: Shape, perm: ReadonlyArray<number>

@@ -114,6 +114,37 @@ const softmax: OpImpl = (ctx) => {
   }
 }
 
+/** Running sums along one axis (float64 accumulation); `exclusive` leaves each element out, `reverse` runs backwards. */
+const cumsum: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const axis = normAxis(ctx.num("axis", 0), x.shape.length)
+  const exclusive = ctx.bool("exclusive", false)
+  const reverse = ctx.bool("reverse", false)
+  const out = ctx.alloc(0)
+  expectShape("cumsum", out.shape, x.shape)
+  const { base, rel } = reductionPlan(x.shape, [axis])
+  const order = reverse ? Array.from(rel).reverse() : Array.from(rel)
+  const o = out.data
+  return () => {
+    const a = x.data
+    for (let k = 0; k < base.length; k++) {
+      const b = base[k]!
+      let s = 0
+      for (let j = 0; j < order.length; j++) {
+        const at = b + order[j]!
+        const v = a[at]!
+        if (exclusive) {
+          o[at] = s
+          s += v
+        } else {
+          s += v
+          o[at] = s
+        }
+      }
+    }
+  }
+}
+
 const layerNorm: OpImpl = (ctx) => {
   const x = ctx.val("x")
   const r = x.shape.length
@@ -192,6 +223,7 @@ export const reduceOps: Record<string, OpImpl> = {
   reduce_argmax: argReducer(true),
   reduce_argmin: argReducer(false),
   softmax,
+  cumsum,
   layer_norm: layerNorm,
   batch_norm: batchNorm
 }

@@ -5,7 +5,7 @@ import { expectShape, normAxis, planned, sizeOf, stridesOf } from "./util.js"
 import {
   concat as kConcat, type ConcatPlan, mappedCopy, planConcat, planDepthToSpace, planPad, planSlice, planSplit, planTile, planTranspose,
   range1d as kRange1d,
-  split as kSplit, stridedCopy as kStridedCopy
+  split as kSplit, stridedCopy as kStridedCopy, stridedScatter as kStridedScatter
 } from "../kernels/index.js"
 
 /** Output with the same data as `x`, viewed with the declared shape. */
@@ -77,6 +77,25 @@ const stridedCopy = (
   }
 }
 
+/** slice_by_index arguments as kernel options; a squeezed axis takes its begin clamped into range and stride 1. */
+const sliceOptions = (
+  shape: ReadonlyArray<number>,
+  begin: ArrayLike<number>,
+  end: ArrayLike<number>,
+  stride: ReadonlyArray<number>,
+  bm: ReadonlyArray<number>,
+  em: ReadonlyArray<number>,
+  sm: ReadonlyArray<number>
+) => ({
+  begin: Array.from(shape, (D, d) => {
+    const b = begin[d]!
+    return sm[d] ? Math.min(Math.max(b < 0 ? b + D : b, 0), D - 1) : b
+  }),
+  end: Array.from(shape, (_, d) => end[d]!),
+  stride: stride.map((v, d) => (sm[d] ? 1 : v)),
+  beginMask: bm.map((v) => v !== 0), endMask: em.map((v) => v !== 0), squeezeMask: sm.map((v) => v !== 0)
+})
+
 const sliceByIndex: OpImpl = (ctx) => {
   const x = ctx.val("x")
   const r = x.shape.length
@@ -116,13 +135,7 @@ const sliceByIndex: OpImpl = (ctx) => {
   }
   if (begin.isConst && end.isConst) {
     solve(true)
-    // Squeezed axes take the begin clamped by solve; the kernel then plans the same window.
-    const plan = planned(planSlice(x.shape, {
-      begin: Array.from({ length: r }, (_, d) => (sm[d] ? start[d]! : begin.data[d]!)),
-      end: Array.from({ length: r }, (_, d) => end.data[d]!),
-      stride: stride.map((v, d) => (sm[d] ? 1 : v)),
-      beginMask: bm.map((v) => v !== 0), endMask: em.map((v) => v !== 0), squeezeMask: sm.map((v) => v !== 0)
-    }))
+    const plan = planned(planSlice(x.shape, sliceOptions(x.shape, begin.data, end.data, stride, bm, em, sm)))
     expectShape("slice_by_index", out.shape, plan.outShape)
     const o = out.data
     return () => kStridedCopy(plan, x.data, o)
@@ -135,6 +148,59 @@ const sliceByIndex: OpImpl = (ctx) => {
     solve(false)
     return res
   })
+}
+
+/** x with the window that slice_by_index would read replaced by `update` (constant bounds). */
+const sliceUpdate: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const update = ctx.val("update")
+  const r = x.shape.length
+  const begin = ctx.val("begin"), end = ctx.val("end")
+  if (!begin.isConst || !end.isConst) throw new OpError("slice_update: begin and end must be constants")
+  const stride = ctx.ints("stride", new Array(r).fill(1))
+  const bm = ctx.ints("begin_mask", new Array(r).fill(0))
+  const em = ctx.ints("end_mask", new Array(r).fill(0))
+  const sm = ctx.ints("squeeze_mask", new Array(r).fill(0))
+  const out = ctx.alloc(0)
+  expectShape("slice_update", out.shape, x.shape)
+  const plan = planned(planSlice(x.shape, sliceOptions(x.shape, begin.data, end.data, stride, bm, em, sm)))
+  if (sizeOf(plan.outShape) !== sizeOf(update.shape) || plan.outShape.length !== update.shape.length ||
+    plan.outShape.some((d, i) => d !== update.shape[i])) {
+    throw new OpError(`slice_update: update has shape [${update.shape.join(", ")}], the window is ` +
+      `[${plan.outShape.join(", ")}]`)
+  }
+  const o = out.data
+  return () => {
+    o.set(x.data)
+    kStridedScatter(plan, update.data, o)
+  }
+}
+
+/** `on_value` where the index names the position along the new axis, `off_value` elsewhere (and for bad indices). */
+const oneHot: OpImpl = (ctx) => {
+  const indices = ctx.val("indices")
+  const size = ctx.num("one_hot_vector_size")
+  const r = indices.shape.length
+  const axis = normAxis(ctx.num("axis", -1), r + 1)
+  const on = ctx.num("on_value", 1), off = ctx.num("off_value", 0)
+  const out = ctx.alloc(0)
+  const shape = [...indices.shape]
+  shape.splice(axis, 0, size)
+  expectShape("one_hot", out.shape, shape)
+  // The new axis splits the indices into `outer` blocks of `inner` consecutive elements.
+  const inner = sizeOf(indices.shape.slice(axis))
+  const outer = sizeOf(indices.shape.slice(0, axis))
+  const o = out.data
+  return () => {
+    const ix = indices.data
+    o.fill(off)
+    for (let a = 0; a < outer; a++) {
+      for (let b = 0; b < inner; b++) {
+        const k = ix[a * inner + b]!
+        if (Number.isInteger(k) && k >= 0 && k < size) o[(a * size + k) * inner + b] = on
+      }
+    }
+  }
 }
 
 const sliceBySize: OpImpl = (ctx) => {
@@ -402,6 +468,8 @@ export const shapeOps: Record<string, OpImpl> = {
   flatten2d: view,
   transpose,
   slice_by_index: sliceByIndex,
+  slice_update: sliceUpdate,
+  one_hot: oneHot,
   slice_by_size: sliceBySize,
   concat,
   stack,

@@ -282,12 +282,6 @@ export class Builder {
     return t
   }
 
-  private uniqueName(prefix: string): string {
-    let candidate = prefix
-    for (let i = 1; this.used.has(candidate); i++) candidate = `${prefix}_${i}`
-    return candidate
-  }
-
   private operand(x: Operand, like: Tensor): Tensor {
     return typeof x === "number" ? this.scalar(x, like.dtype) : x
   }

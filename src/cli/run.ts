@@ -232,7 +232,9 @@ export const runCommand = (o: RunOptions) =>
           diagnostics: diagnostics.map(formatDiagnostic)
         }))
       } else {
-        const engine = timings.engineMs === undefined ? "" : ` (engine ${fmt(timings.engineMs)} ms, ${timings.engineTime})`
+        const ms = timings.engineMs
+        const engine = ms === undefined ? ""
+          : ` (engine ${ms < 1 ? `${fmt(ms * 1000)} µs` : `${fmt(ms)} ms`}, ${timings.engineTime})`
         yield* Console.log(`${model.id} on the ${chosen.name} backend: compile ${fmt(timings.compileMs)} ms, ` +
           `eval ${fmt(timings.evalMs)} ms${engine}`)
         for (const out of outputs) {

@@ -66,8 +66,26 @@ export interface LinearExecutor {
   ) => Effect.Effect<LinearCallStats, LinearError>
   /** Compiles and caches the kernel for (sizes, w) without evaluating; a no-op when it is cached. */
   readonly prepare: (w: Float32Array, sizes: LinearSizes) => Effect.Effect<void, CompileFailure | ClosedError>
+  /**
+   * The kernel for (sizes, w), compiled or found once, as a layer that evaluates without hashing `w` again: for a
+   * fixed layer called many times (hashing a large matrix costs far more than the evaluation). Later changes to
+   * `w` do not reach the kernel.
+   */
+  readonly bind: (w: Float32Array, sizes: LinearSizes) => Effect.Effect<BoundLinear, CompileFailure | ClosedError>
   /** The executor's counters. */
   readonly stats: Effect.Effect<LinearStats>
+}
+
+/** One cached kernel of a {@link LinearExecutor}, called without re-hashing its weights. */
+export interface BoundLinear {
+  readonly sizes: LinearSizes
+  /** `y = x·wᵀ` for the bound w; x row-major [batch, inDim]. */
+  readonly linear: (x: Float32Array) => Effect.Effect<Float32Array, EvalError | ClosedError | InvalidArgumentError>
+  /** Same, into `dst` (batch·outDim floats), with the call's statistics (`compiled` is always false). */
+  readonly linearInto: (
+    dst: Float32Array,
+    x: Float32Array
+  ) => Effect.Effect<LinearCallStats, EvalError | ClosedError | InvalidArgumentError>
 }
 
 /** Executor options. */

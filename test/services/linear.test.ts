@@ -424,3 +424,40 @@ describe("Linear failures", () => {
       expect(yield* linear.stats).toEqual({ compiles: 1, cacheHits: 1, kernels: 1 })
     }).pipe(Effect.provide(sim({ compileBudget: 1 }))))
 })
+
+describe("Linear.bind", () => {
+  it.scoped("evaluates one cached kernel without re-hashing its weights", () =>
+    Effect.gen(function*() {
+      const ane = yield* Ane.Ane
+      const linear = yield* Linear.make()
+      const s = { batch: 3, inDim: 5, outDim: 4 }
+      const w = ints(20, 1)
+      const layer = yield* linear.bind(w, s)
+      expect(layer.sizes).toEqual(s)
+      const x = ints(15, 2)
+      const direct = yield* linear.linear(x, w, s)
+      const before = yield* linear.stats
+      // Changing w afterwards reaches neither the kernel nor the cache counters: the bound layer does not look it up.
+      w.fill(9)
+      const y = yield* layer.linear(x)
+      const dst = new Float32Array(12)
+      const stats = yield* layer.linearInto(dst, x)
+      expect(Array.from(y)).toEqual(Array.from(direct))
+      expect(Array.from(dst)).toEqual(Array.from(direct))
+      expect(stats.compiled).toBe(false)
+      expect(yield* linear.stats).toEqual(before)
+      expect(yield* ane.compileCount).toBe(1)
+      expect(yield* Effect.flip(layer.linear(ints(14, 2)))).toMatchObject({ _tag: "InvalidArgumentError", argument: "x" })
+      expect(yield* Effect.flip(layer.linearInto(new Float32Array(11), x))).toMatchObject({ argument: "dst" })
+    }).pipe(Effect.provide(sim())))
+
+  it.scoped("fails with ClosedError once the executor's scope has closed", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const linear = yield* Linear.make().pipe(Scope.extend(scope))
+      const layer = yield* linear.bind(ints(6, 1), { batch: 2, inDim: 3, outDim: 2 })
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* Effect.flip(layer.linear(ints(6, 2)))).toMatchObject({ _tag: "ClosedError", op: "BoundLinear.linear" })
+      expect(yield* Effect.flip(linear.bind(ints(6, 1), { batch: 2, inDim: 3, outDim: 2 }))).toMatchObject({ _tag: "ClosedError" })
+    }).pipe(Effect.provide(sim())))
+})

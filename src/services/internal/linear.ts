@@ -5,6 +5,7 @@ import { CompileOptions, DEFAULT_QOS } from "../../schema/CompileOptions.js"
 import { ClosedError, CompileError, InvalidArgumentError } from "../../schema/errors.js"
 import { Ane } from "../Ane.js"
 import type {
+  BoundLinear,
   LinearCallStats,
   LinearError,
   LinearExecutor,
@@ -255,6 +256,34 @@ export const make = (options: LinearOptions = {}): Effect.Effect<LinearExecutor,
           if (closed) return Effect.fail(closedError(op))
           const problem = checkCall(op, sizes, undefined, w, undefined)
           return problem !== undefined ? Effect.fail(problem) : Effect.asVoid(kernelFor(op, w, sizes))
+        }),
+      bind: (w, sizes) =>
+        Effect.suspend(() => {
+          const op = "Linear.bind"
+          if (closed) return Effect.fail(closedError(op))
+          const problem = checkCall(op, sizes, undefined, w, undefined)
+          if (problem !== undefined) return Effect.fail(problem)
+          const bound = { batch: sizes.batch, inDim: sizes.inDim, outDim: sizes.outDim }
+          return Effect.map(kernelFor(op, w, sizes), ({ kernel }): BoundLinear => {
+            const checked = (bop: string, dst: Float32Array | undefined, x: Float32Array) =>
+              checkArray(bop, "x", x, bound.batch * bound.inDim, `batch ${bound.batch} × inDim ${bound.inDim}`) ??
+                (dst === undefined ? undefined
+                  : checkArray(bop, "dst", dst, bound.batch * bound.outDim, `batch ${bound.batch} × outDim ${bound.outDim}`))
+            return {
+              sizes: bound,
+              linear: (x) =>
+                Effect.suspend(() => {
+                  const bad = checked("BoundLinear.linear", undefined, x)
+                  if (bad !== undefined) return Effect.fail(bad)
+                  return run("BoundLinear.linear", kernel, x, new Float32Array(bound.batch * bound.outDim), false, onlyY)
+                }),
+              linearInto: (dst, x) =>
+                Effect.suspend(() => {
+                  const bad = checked("BoundLinear.linearInto", dst, x)
+                  return bad !== undefined ? Effect.fail(bad) : run("BoundLinear.linearInto", kernel, x, dst, false, onlyStats)
+                })
+            }
+          })
         }),
       stats: Effect.sync((): LinearStats => ({ compiles, cacheHits, kernels: cache.size }))
     }

@@ -125,9 +125,13 @@ const compileTiles = (
     for (const t of tiles) byWidth.set(t.width, [...(byWidth.get(t.width) ?? []), t])
     const states: Array<TileState> = []
     for (const [width, group] of byWidth) {
-      const g = yield* Effect.try({
-        try: () => generate({ batch: o.batch, inDim: o.inDim, outDim: width }),
-        catch: (e) => e as InvalidArgumentError
+      // The generator throws InvalidArgumentError for sizes beyond its limits; anything else is a defect.
+      const g = yield* Effect.suspend(() => {
+        try {
+          return Effect.succeed(generate({ batch: o.batch, inDim: o.inDim, outDim: width }))
+        } catch (e) {
+          return e instanceof InvalidArgumentError ? Effect.fail(e) : Effect.die(e)
+        }
       })
       const options = CompileOptions.mil({ text: g.text, weights: g.weights, ...(o.qos === undefined ? {} : { qos: o.qos }) })
       const model = yield* ane.compile(options)

@@ -165,6 +165,19 @@ describe("checker diagnostics", () => {
     const size = checkBody(decl, "tensor<int32, [3, 5, 0]> y = one_hot(indices = i, one_hot_vector_size = int32(0));")
     expect(errors(size)[0].message).toBe("one_hot: one_hot_vector_size expected ≥ 1, found 0")
   })
+  it("upsample_nearest_neighbor: output H and W scale, positive factors, rank ≥ 3", () => {
+    const ok = checkBody("tensor<fp16, [1, 2, 3, 4]> x",
+      "tensor<fp16, [1, 2, 6, 10]> y = upsample_nearest_neighbor(x = x, scale_factor_height = fp32(2), scale_factor_width = fp32(2.5));")
+    expect(errors(ok)).toEqual([])
+    const shape = checkBody("tensor<fp16, [1, 2, 3, 4]> x",
+      "tensor<fp16, [1, 2, 6, 8]> y = upsample_nearest_neighbor(x = x, scale_factor_height = fp32(2), scale_factor_width = fp32(3));")
+    expect(errors(shape).length).toBe(1)
+    const zero = checkBody("tensor<fp16, [1, 2, 3, 4]> x",
+      "tensor<fp16, [1, 2, 3, 4]> y = upsample_nearest_neighbor(x = x, scale_factor_height = fp32(0));")
+    expect(errors(zero)[0].message).toBe("upsample_nearest_neighbor: `scale_factor_height` expected > 0, found 0")
+    const rank = checkBody("tensor<fp16, [4, 4]> x", "tensor<fp16, [4, 4]> y = upsample_nearest_neighbor(x = x);")
+    expect(errors(rank)[0].message).toContain("rank ≥ 3")
+  })
   it("an invalid string option lists the allowed values", () => {
     const r = checkBody("tensor<fp16, [4]> x", `tensor<fp16, [4]> y = gelu(mode = string("FAST"), x = x);`)
     expect(errors(r)[0].message).toBe(

@@ -368,6 +368,23 @@ describe("one_hot", () => {
   })
 })
 
+describe("upsample_nearest_neighbor", () => {
+  it("repeats each pixel by integer and fractional scales, plane by plane", async () => {
+    const shape = [2, 3, 4]
+    const x = randoms(24, 41)
+    for (const [sh, sw] of [[2, 3], [1.5, 1], [1, 2.5]] as const) {
+      const OH = Math.floor(3 * sh), OW = Math.floor(4 * sw)
+      const want: Array<number> = []
+      for (let p = 0; p < 2; p++) for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
+        want.push(x[(p * 3 + Math.floor(i / sh)) * 4 + Math.floor(j / sw)]!)
+      }
+      const r = await one({ x: shape }, { x }, `    ${t([2, OH, OW])} y = upsample_nearest_neighbor(x = x, ` +
+        `scale_factor_height = fp32(${sh}), scale_factor_width = fp32(${sw}))[name = string("y")];`)
+      expectClose(r.y!, want)
+    }
+  })
+})
+
 describe("elementwise ops", () => {
   it("binary ops broadcast [2, 1, 3] with [4, 1] like a float64 loop", async () => {
     const a = randoms(6, 3).map((v) => Math.fround(v * 4)), b = randoms(4, 4).map((v) => Math.fround(v * 3 + 0.5))

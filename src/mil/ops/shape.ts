@@ -350,5 +350,31 @@ export const shapeRules: Readonly<Record<string, OpRule>> = {
     }
   },
   depth_to_space: depthSpace(true),
+  upsample_nearest_neighbor: {
+    args: ["x", "scale_factor_height", "scale_factor_width"],
+    infer: (ctx) => {
+      const x = ctx.tensor("x", { dtypes: new Set(["fp16", "fp32"]) })
+      const scale = (name: string): number | null => {
+        const v = ctx.values(name)
+        if (v === undefined) return 1
+        if (v === null || v.length !== 1 || typeof v[0] !== "number") return null
+        if (!(v[0] > 0)) {
+          ctx.error(ctx.arg(name)!.pos, `\`${name}\` expected > 0, found ${v[0]}`)
+          return Number.NaN
+        }
+        return v[0]
+      }
+      const sh = scale("scale_factor_height"), sw = scale("scale_factor_width")
+      if (!x || x.type.shape === null) return null
+      if (x.type.shape.length < 3) {
+        ctx.error(x.arg.pos, `x expected rank ≥ 3 [*, H, W], found ${formatShape(x.type.shape)}`, TypeCodes.shapeMismatch)
+        return null
+      }
+      if (Number.isNaN(sh) || Number.isNaN(sw)) return null
+      const r = x.type.shape.length
+      const grow = (d: ResolvedDim, f: number | null) => (d === null || f === null ? null : Math.floor(d * f))
+      return [tensor(x.type.dtype, [...x.type.shape.slice(0, r - 2), grow(x.type.shape[r - 2]!, sh), grow(x.type.shape[r - 1]!, sw)])]
+    }
+  },
   space_to_depth: depthSpace(false),
 }

@@ -203,6 +203,32 @@ const oneHot: OpImpl = (ctx) => {
   }
 }
 
+/** Each output pixel copies the input pixel at floor(position / scale), per (H, W) plane. */
+const upsampleNearest: OpImpl = (ctx) => {
+  const x = ctx.val("x")
+  const sh = ctx.num("scale_factor_height", 1), sw = ctx.num("scale_factor_width", 1)
+  const r = x.shape.length
+  const H = x.shape[r - 2]!, W = x.shape[r - 1]!
+  const OH = Math.floor(H * sh), OW = Math.floor(W * sw)
+  const out = ctx.alloc(0)
+  expectShape("upsample_nearest_neighbor", out.shape, [...x.shape.slice(0, r - 2), OH, OW])
+  const planes = sizeOf(x.shape.slice(0, r - 2))
+  // Source row and column of every output row and column, computed once.
+  const rows = Int32Array.from({ length: OH }, (_, i) => Math.min(H - 1, Math.floor(i / sh)))
+  const cols = Int32Array.from({ length: OW }, (_, j) => Math.min(W - 1, Math.floor(j / sw)))
+  const o = out.data
+  return () => {
+    const a = x.data
+    for (let p = 0; p < planes; p++) {
+      for (let i = 0; i < OH; i++) {
+        const src = (p * H + rows[i]!) * W
+        const dst = (p * OH + i) * OW
+        for (let j = 0; j < OW; j++) o[dst + j] = a[src + cols[j]!]!
+      }
+    }
+  }
+}
+
 const sliceBySize: OpImpl = (ctx) => {
   const x = ctx.val("x")
   const r = x.shape.length
@@ -470,6 +496,7 @@ export const shapeOps: Record<string, OpImpl> = {
   slice_by_index: sliceByIndex,
   slice_update: sliceUpdate,
   one_hot: oneHot,
+  upsample_nearest_neighbor: upsampleNearest,
   slice_by_size: sliceBySize,
   concat,
   stack,

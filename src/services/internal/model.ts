@@ -170,7 +170,7 @@ const bindRequest = (
     })
     const all = [...picked[0]!, ...picked[1]!]
     let own = false
-    // Closed with the model (parent), with its scope (own), or as soon as any of its surfaces is.
+    // Closed with the model (parent), with its scope (own), or once one of its surfaces is.
     const life: Lifetime = {
       get closed() {
         return own || all.some((s) => s.isClosed())

@@ -89,6 +89,44 @@ describe("the ANE hardware", () => {
       expect(diagnostics.programClass).toBe("ANEInMemoryModel")
     }).pipe(Effect.scoped, Effect.provide(Ane.layer)))
 
+  it.effect("evaluates through a real-time task like a plain eval", () =>
+    Effect.gen(function*() {
+      const ane = yield* Ane.Ane
+      const model = yield* ane.compile(options)
+      const x = input(model.inputs[0]!.logicalElements)
+      yield* model.writeInputF32(0, x)
+      yield* model.eval
+      const plain = yield* model.readOutputF32(0)
+      yield* model.writeInputF32(0, new Float32Array(x.length))
+      const task = yield* ane.beginRealTimeTask
+      yield* model.writeInputF32(0, x)
+      yield* task.eval(model)
+      expect(Array.from(yield* model.readOutputF32(0))).toEqual(Array.from(plain))
+    }).pipe(Effect.scoped, Effect.provide(Ane.layer)))
+
+  it.effect("chains two models through one shared surface with no copy", () =>
+    Effect.gen(function*() {
+      const ane = yield* Ane.Ane
+      const double = CompileOptions.mil({ text: `program(1.3)
+{
+    func main<ios18>(tensor<fp16, [1, 64, 1, 512]> x) {
+        tensor<fp16, [1, 64, 1, 512]> y = add(x = x, y = x)[name = string("y")];
+    } -> (y);
+}
+` })
+      const a = yield* ane.compile(double)
+      const b = yield* ane.compile(double)
+      const size = Math.max(a.outputs[0]!.allocSize, b.inputs[0]!.allocSize)
+      const [s1, s2, s3] = yield* Effect.all([ane.createSurface(size), ane.createSurface(size), ane.createSurface(size)])
+      const ra = yield* a.bindRequest({ inputs: [s1], outputs: [s2] })
+      const rb = yield* b.bindRequest({ inputs: [s2], outputs: [s3] })
+      const x = Float32Array.from({ length: 64 * 512 }, (_, i) => (i % 64) - 32)
+      yield* ra.writeInputF32(0, x)
+      yield* ra.eval
+      yield* rb.eval
+      expect(Array.from(yield* rb.readOutputF32(0))).toEqual(Array.from(x, (v) => 4 * v))
+    }).pipe(Effect.scoped, Effect.provide(Ane.layer)))
+
   it.effect("runs DynamicMatmul like the simulator, the tiles it compiles included", () =>
     Effect.gen(function*() {
       const sizes = { batch: 32, inDim: 256, outDim: 1000 }

@@ -1,6 +1,5 @@
 /** The dynamic linear executor: one DynamicMatmul per shape, weights supplied per call. @internal */
-import { Deferred, Effect, ExecutionStrategy, Exit, Scope } from "effect"
-import { ClosedError } from "../../schema/errors.js"
+import { Deferred, Effect, Exit, Scope } from "effect"
 import type { Ane } from "../Ane.js"
 import * as DynamicMatmul from "../DynamicMatmul.js"
 import type {
@@ -8,11 +7,10 @@ import type {
   DynamicLinearError,
   DynamicLinearExecutor,
   DynamicLinearOptions,
-  LinearSizes,
-  LinearStats
+  LinearSizes
 } from "../Linear.js"
 import { describe, invalid } from "./errors.js"
-import { checkArray, checkDim } from "./linear.js"
+import { checkArray, checkDim, executorState } from "./linear.js"
 
 const RESOURCE = "dynamic linear executor"
 
@@ -38,20 +36,8 @@ export const makeDynamic = (
 ): Effect.Effect<DynamicLinearExecutor, never, Ane | Scope.Scope> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<Ane>()
-    const parent = yield* Effect.scope
-    const kernelsScope = yield* Scope.fork(parent, ExecutionStrategy.sequential)
-    const cache = new Map<string, Entry>()
+    const { kernelsScope, cache, state, closedError, stats } = yield* executorState<Entry>(RESOURCE)
     const pending = new Map<string, Deferred.Deferred<Entry, DynamicLinearError>>()
-    let closed = false
-    let compiles = 0
-    let cacheHits = 0
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        closed = true
-        cache.clear()
-      })
-    )
-    const closedError = (op: string) => new ClosedError({ op, resource: RESOURCE })
 
     /** The shape's executor: cached, being compiled by another caller (awaited), or compiled now. */
     const entryFor = (op: string, sizes: LinearSizes) =>
@@ -59,15 +45,15 @@ export const makeDynamic = (
         const key = `${sizes.batch}:${sizes.inDim}:${sizes.outDim}`
         const done = yield* Deferred.make<Entry, DynamicLinearError>()
         // From here to `pending.set` nothing yields, so two callers cannot both decide to compile.
-        if (closed) return yield* closedError(op)
+        if (state.closed) return yield* closedError(op)
         const hit = cache.get(key)
         if (hit !== undefined) {
-          cacheHits++
+          state.cacheHits++
           return { entry: hit, compiled: false }
         }
         const inFlight = pending.get(key)
         if (inFlight !== undefined) {
-          cacheHits++
+          state.cacheHits++
           return { entry: yield* Deferred.await(inFlight), compiled: false }
         }
         pending.set(key, done)
@@ -82,9 +68,9 @@ export const makeDynamic = (
           Effect.onExit((exit) =>
             Effect.suspend(() => {
               pending.delete(key)
-              if (Exit.isSuccess(exit) && !closed) {
+              if (Exit.isSuccess(exit) && !state.closed) {
                 cache.set(key, exit.value)
-                compiles++
+                state.compiles++
               }
               return Deferred.done(done, exit)
             })
@@ -105,13 +91,13 @@ export const makeDynamic = (
       body: (entry: Entry, compiled: boolean) => Effect.Effect<A, DynamicLinearError>
     ): Effect.Effect<A, DynamicLinearError> =>
       Effect.suspend(() => {
-        if (closed) return Effect.fail(closedError(op))
+        if (state.closed) return Effect.fail(closedError(op))
         const problem = checkSizes(op, sizes) ??
           arrays.reduce<ReturnType<typeof checkArray>>((p, [name, value, n, what]) =>
             p ?? checkArray(op, name, value, n, what), undefined)
         if (problem !== undefined) return Effect.fail(problem)
         return Effect.flatMap(entryFor(op, sizes), ({ compiled, entry }) =>
-          entry.lock.withPermits(1)(Effect.suspend(() => closed ? Effect.fail(closedError(op)) : body(entry, compiled))))
+          entry.lock.withPermits(1)(Effect.suspend(() => state.closed ? Effect.fail(closedError(op)) : body(entry, compiled))))
       })
 
     const xArg = (x: Float32Array, s: LinearSizes) => ["x", x, s.batch * s.inDim, `batch ${s.batch} × inDim ${s.inDim}`] as const
@@ -153,7 +139,7 @@ export const makeDynamic = (
         call("Linear.dynamic.linearOneHotIOInto", sizes, [],
           (entry, compiled) => Effect.map(entry.mm.evalOneHotInto(dst, xs), (st) => statsOf(compiled, st))),
       prepare: (sizes) => call("Linear.dynamic.prepare", sizes, [], () => Effect.void),
-      stats: Effect.sync((): LinearStats => ({ compiles, cacheHits, kernels: cache.size }))
+      stats
     }
     return executor
   })

@@ -108,27 +108,33 @@ const onlyY = (y: Float32Array) => y
 const onlyStats = (_: Float32Array, stats: LinearCallStats) => stats
 const both = (y: Float32Array, stats: LinearCallStats) => ({ y, stats })
 
+/**
+ * What both linear executors keep: kernels under a child scope of the caller's, a cache, counters, and a closed flag
+ * set when the caller's scope closes (added after the child scope, so it is set before any kernel unloads). @internal
+ */
+export const executorState = <V>(resource: string) =>
+  Effect.gen(function*() {
+    const parent = yield* Effect.scope
+    const kernelsScope = yield* Scope.fork(parent, ExecutionStrategy.sequential)
+    const cache = new Map<string, V>()
+    const state = { closed: false, compiles: 0, cacheHits: 0 }
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        state.closed = true
+        cache.clear()
+      })
+    )
+    const closedError = (op: string) => new ClosedError({ op, resource })
+    const stats = Effect.sync((): LinearStats => ({ compiles: state.compiles, cacheHits: state.cacheHits, kernels: cache.size }))
+    return { kernelsScope, cache, state, closedError, stats }
+  })
+
 /** @internal */
 export const make = (options: LinearOptions = {}): Effect.Effect<LinearExecutor, never, Ane | Scope.Scope> =>
   Effect.gen(function*() {
     const ane = yield* Ane
-    const parent = yield* Effect.scope
     const qos = options.qos === undefined || options.qos === 0 ? DEFAULT_QOS : options.qos
-    // Kernels hang off their own child scope; the flag below is added after it, so it runs first on close and no
-    // call starts on a kernel that is being unloaded.
-    const kernelsScope = yield* Scope.fork(parent, ExecutionStrategy.sequential)
-    const cache = new Map<string, Cached>()
-    let closed = false
-    let compiles = 0
-    let cacheHits = 0
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        closed = true
-        cache.clear()
-      })
-    )
-
-    const closedError = (op: string) => new ClosedError({ op, resource: RESOURCE })
+    const { kernelsScope, cache, state, closedError, stats } = yield* executorState<Cached>(RESOURCE)
 
     const generate = (op: string, w: Float32Array, sizes: LinearSizes) =>
       Effect.suspend(() => {
@@ -149,7 +155,7 @@ export const make = (options: LinearOptions = {}): Effect.Effect<LinearExecutor,
         const compileOptions = CompileOptions.mil({ text: program.text, weights: program.weights, qos, perfStatsMask: 1 })
         return yield* Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
-            if (closed) return yield* closedError(op)
+            if (state.closed) return yield* closedError(op)
             // A scope of its own, not a child of kernelsScope: closing the executor mid-compile must not pull the
             // scope out from under the compile; the finished kernel is tied to the executor below instead.
             const scope = yield* Scope.make(ExecutionStrategy.sequential)
@@ -172,14 +178,14 @@ export const make = (options: LinearOptions = {}): Effect.Effect<LinearExecutor,
             }
             // Check and insert in one synchronous step, so no other fiber runs in between.
             return yield* Effect.suspend((): Effect.Effect<Cached, ClosedError> => {
-              if (closed) return Effect.zipRight(Scope.close(scope, Exit.void), Effect.fail(closedError(op)))
+              if (state.closed) return Effect.zipRight(Scope.close(scope, Exit.void), Effect.fail(closedError(op)))
               const existing = cache.get(key)
               if (existing !== undefined) {
-                cacheHits++
+                state.cacheHits++
                 return Effect.as(Scope.close(scope, Exit.void), existing)
               }
               cache.set(key, { kernel, compiled: false })
-              compiles++
+              state.compiles++
               return Effect.succeed({ kernel, compiled: true })
             })
           })
@@ -191,7 +197,7 @@ export const make = (options: LinearOptions = {}): Effect.Effect<LinearExecutor,
         const key = cacheKey(w, sizes)
         const hit = cache.get(key)
         if (hit !== undefined) {
-          cacheHits++
+          state.cacheHits++
           return Effect.succeed(hit)
         }
         return compileKernel(op, key, w, sizes)
@@ -208,7 +214,7 @@ export const make = (options: LinearOptions = {}): Effect.Effect<LinearExecutor,
     ) =>
       k.lock.withPermits(1)(
         Effect.suspend(() => {
-          if (closed) return Effect.fail(closedError(op))
+          if (state.closed) return Effect.fail(closedError(op))
           const { batch, inDim, input } = k
           for (let t = 0; t < batch; t++) {
             const row = t * inDim
@@ -239,7 +245,7 @@ export const make = (options: LinearOptions = {}): Effect.Effect<LinearExecutor,
       done: (y: Float32Array, stats: LinearCallStats) => A
     ): Effect.Effect<A, LinearError> =>
       Effect.suspend(() => {
-        if (closed) return Effect.fail(closedError(op))
+        if (state.closed) return Effect.fail(closedError(op))
         const problem = checkCall(op, sizes, x, w, dst)
         if (problem !== undefined) return Effect.fail(problem)
         const y = dst ?? new Float32Array(sizes.batch * sizes.outDim)
@@ -253,14 +259,14 @@ export const make = (options: LinearOptions = {}): Effect.Effect<LinearExecutor,
       prepare: (w, sizes) =>
         Effect.suspend(() => {
           const op = "Linear.prepare"
-          if (closed) return Effect.fail(closedError(op))
+          if (state.closed) return Effect.fail(closedError(op))
           const problem = checkCall(op, sizes, undefined, w, undefined)
           return problem !== undefined ? Effect.fail(problem) : Effect.asVoid(kernelFor(op, w, sizes))
         }),
       bind: (w, sizes) =>
         Effect.suspend(() => {
           const op = "Linear.bind"
-          if (closed) return Effect.fail(closedError(op))
+          if (state.closed) return Effect.fail(closedError(op))
           const problem = checkCall(op, sizes, undefined, w, undefined)
           if (problem !== undefined) return Effect.fail(problem)
           const bound = { batch: sizes.batch, inDim: sizes.inDim, outDim: sizes.outDim }
@@ -285,7 +291,7 @@ export const make = (options: LinearOptions = {}): Effect.Effect<LinearExecutor,
             }
           })
         }),
-      stats: Effect.sync((): LinearStats => ({ compiles, cacheHits, kernels: cache.size }))
+      stats
     }
     return executor
   })

@@ -54,6 +54,15 @@ const kernelView = (bytes: number, offset = 0): Uint8Array => {
   return new Uint8Array(buf!, offset, bytes)
 }
 
+describe("conversion blocks", () => {
+  it("keep their copies off 64 KiB-aligned offsets and block starts on 16-element boundaries", () => {
+    expect(BLOCK_ELEMENTS % 16).toBe(0)
+    // f32 blocks (4 bytes) and fp16 blocks (2 bytes) both step by a non-multiple of the L2's 64 KiB set period.
+    expect((BLOCK_ELEMENTS * 4) % 65536).not.toBe(0)
+    expect((BLOCK_ELEMENTS * 2) % 65536).not.toBe(0)
+  })
+})
+
 describe.runIf(wasmSimdAvailable)("kernel surfaces", () => {
   it("are found by their views and only while the WebAssembly kernels are active", () => {
     const view = kernelView(1000, 64)
@@ -76,7 +85,8 @@ describe.runIf(wasmSimdAvailable)("kernel surfaces", () => {
     ...[1, 7, 8, 15, 16, 17, 31].map((w) => [`width ${w} (tail)`, layoutOf(5, 3, w, 0, 64)] as const),
     ["a row wider than a block, padded", layoutOf(2, 2, BLOCK_ELEMENTS + 37, 0, 0)],
     ["a contiguous run longer than a block", layoutOf(1, 1, 3 * BLOCK_ELEMENTS + 96, 0, 0)],
-    ["many rows per block", layoutOf(2, 700, 24, 0, 0)]
+    ["many rows per block", layoutOf(2, 700, 24, 0, 0)],
+    ["dense 1024-wide rows over several blocks", layoutOf(40, 1, 1024, 0, 0)]
   ]
 
   it.each(layouts)("pack exactly like the staged path and leave padding alone: %s", (_, layout) => {

@@ -11,9 +11,37 @@ export const MAX_QOS = 33
 /** perfStatsMask selects up to four counters. */
 export const MAX_PERF_STATS_MASK = 15
 
+/** Prefix of a weight path relative to its model's root: the package, the compiler's temp folder, a `.mil`'s folder. */
+export const MODEL_PATH_PREFIX = "@model_path/"
+/** Diagnostic code of a weight path that names (or leads to) a file outside its model's root. */
+export const WEIGHT_PATH_OUTSIDE_MODEL = "weight-path-outside-model"
+
+/**
+ * Why `path` cannot name a file inside its model's root, or undefined when it can: weight paths are relative
+ * (`@model_path/` names the root), use `/` only, and have no `..`, empty or NUL-bearing parts. Symbolic links are
+ * checked where the path is resolved on disk (docs/security.md).
+ */
+export const weightPathSyntaxProblem = (path: string): string | undefined => {
+  if (path.length === 0) return "it is empty"
+  if (path.includes("\0")) return "it contains a NUL character"
+  if (path.includes("\\")) return "it contains a backslash (weight paths separate folders with '/')"
+  const rel = path.startsWith(MODEL_PATH_PREFIX) ? path.slice(MODEL_PATH_PREFIX.length) : path
+  // A drive letter makes a path absolute on Windows.
+  if (rel.startsWith("/") || /^[A-Za-z]:/.test(rel)) return "it is an absolute path"
+  if (rel.length === 0) return "it names no file after @model_path/"
+  for (const segment of rel.split("/")) {
+    if (segment === "..") return "it has a '..' segment"
+    if (segment === "") return "it has an empty segment ('//' or a trailing '/')"
+  }
+  return undefined
+}
+
 /** One weight file of an in-memory MIL program, referenced by `BLOBFILE(path = string("<path>"), ...)`. */
 export class WeightFile extends Schema.Class<WeightFile>("WeightFile")({
-  path: Schema.String,
+  path: Schema.String.pipe(Schema.filter((p) => {
+    const problem = weightPathSyntaxProblem(p)
+    return problem === undefined || `weight path ${JSON.stringify(p)} is not inside the model: ${problem}`
+  })),
   bytes: Schema.Uint8ArrayFromSelf
 }) {}
 
@@ -105,6 +133,15 @@ export const compileOptionsProblem = (options: CompileOptions, op = "Ane.compile
     const w = options.weights[i]!
     if (typeof w.path !== "string" || w.path.length === 0) {
       return bad(op, `weights[${i}].path`, "a non-empty path such as @model_path/weights/weight.bin", "an empty path")
+    }
+    const outside = weightPathSyntaxProblem(w.path)
+    if (outside !== undefined) {
+      return new InvalidArgumentError({
+        op, argument: `weights[${i}].path`,
+        expected: "a path inside the model, such as @model_path/weights/weight.bin",
+        actual: `${JSON.stringify(w.path)}: ${outside}`,
+        hint: `${WEIGHT_PATH_OUTSIDE_MODEL}: a weight file may only name files inside its model's folder`
+      })
     }
     if (!(w.bytes instanceof Uint8Array)) return bad(op, `weights[${i}].bytes`, "a Uint8Array", typeof w.bytes)
     if (seen.has(w.path)) return bad(op, `weights[${i}].path`, "a path not used by another weight file", `duplicate "${w.path}"`)

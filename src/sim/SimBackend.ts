@@ -7,6 +7,7 @@ import { createHash } from "node:crypto"
 import { existsSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
+import { blobFilePaths, checkBlobFilePaths, outsideModel, resolveInside } from "../backend/weightPath.js"
 import { Backend } from "../services/Backend.js"
 import type {
   BackendModel, BackendRealTimeTask, BackendRequest, BackendSharedEvent, BackendSurface, SharedEventEval
@@ -148,6 +149,15 @@ class SimEvent implements BackendSharedEvent {
 
 const hashId = (text: string): string => createHash("sha256").update(text).digest("hex").slice(0, 12)
 
+/** The bytes of a regular file, or undefined (missing, a FIFO or device, unreadable, too large to hold). */
+const readRegularFile = (path: string): Uint8Array | undefined => {
+  try {
+    return statSync(path).isFile() ? new Uint8Array(readFileSync(path)) : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Builds one simulator backend instance (its compile budget, handle count and fault counters are its own). */
 export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -200,14 +210,22 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
       backend: "simulator"
     })
 
-    /** Source text and weight lookup of a compile request. */
+    /**
+     * Source text and weight lookup of a compile request. A package's program and weights are read only from inside
+     * the package, after realpath, and only when they are regular files (docs/security.md).
+     */
     const source = (o: CompileOptions): { text: string; file?: string; weight: (p: string) => Uint8Array | undefined } | CompileError => {
       if (o._tag === "mil") {
+        const outside = checkBlobFilePaths(o.text)
+        if (outside !== undefined) return outsideModel(outside.diagnostics, { op: "compile", model: `mil:${hashId(o.text)}` })
         const byPath = new Map(o.weights.map((w) => [w.path, w.bytes]))
         return { text: o.text, weight: (p) => byPath.get(p) }
       }
       const milPath = join(o.path, "model.mil")
-      if (!existsSync(o.path) || !statSync(o.path).isDirectory() || !existsSync(milPath)) {
+      const site = { op: "compile", model: o.path, file: milPath }
+      const realMil = existsSync(o.path) && statSync(o.path).isDirectory() ? resolveInside(o.path, "model.mil", site) : undefined
+      if (realMil instanceof CompileError) return realMil
+      if (realMil === undefined || !existsSync(realMil) || !statSync(realMil).isFile()) {
         return new CompileError({
           op: "compile", model: o.path,
           hint: "a .mlmodelc package is a directory holding model.mil (and weights/ when it has BLOBFILE weights)",
@@ -217,19 +235,19 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           })]
         })
       }
-      const cache = new Map<string, Uint8Array | undefined>()
-      return {
-        text: readFileSync(milPath, "utf8"),
-        file: milPath,
-        weight: (p) => {
-          if (!cache.has(p)) {
-            const rel = p.startsWith("@model_path/") ? p.slice("@model_path/".length) : p
-            const full = join(o.path, rel)
-            cache.set(p, existsSync(full) && statSync(full).isFile() ? new Uint8Array(readFileSync(full)) : undefined)
-          }
-          return cache.get(p)
-        }
+      const text = readFileSync(realMil, "utf8")
+      const outside = checkBlobFilePaths(text, site)
+      if (outside !== undefined) return outside
+      const weights = new Map<string, Uint8Array | undefined>()
+      const refused: Array<Diagnostic> = []
+      for (const b of blobFilePaths(text)) {
+        if (weights.has(b.path)) continue
+        const full = resolveInside(o.path, b.path, { ...site, line: b.line, col: b.col })
+        if (full instanceof CompileError) refused.push(...full.diagnostics)
+        else weights.set(b.path, readRegularFile(full))
       }
+      if (refused.length > 0) return outsideModel(refused, site)
+      return { text, file: milPath, weight: (p) => weights.get(p) }
     }
 
     interface Request {

@@ -6,9 +6,10 @@
  * stored is retained and released on close; every synchronous native section runs inside its own autorelease pool
  * (§14.1).
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, rmSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { Effect, Exit, type Scope } from "effect"
+import { checkBlobFilePaths, resolveInside, writeFileNoFollow } from "../backend/weightPath.js"
 import type { BackendModel, BackendRequest, BackendSharedEvent, BackendSurface, SharedEventEval } from "../services/Backend.js"
 import type { MilCompileOptions, PackageCompileOptions } from "../schema/CompileOptions.js"
 import { CompileStats } from "../schema/CompileStats.js"
@@ -274,20 +275,24 @@ const runCallsAsync = (
   attempt(0)
 }
 
-const MODEL_PATH_PREFIX = "@model_path/"
-
-/** Writes `model.mil` and the weight files where the in-memory compiler expects them (§4.3). */
-const prepopulate = (dir: string, text: Uint8Array, options: MilCompileOptions): void => {
+/**
+ * Writes `model.mil` and the weight files where the in-memory compiler expects them (§4.3), only inside `dir`: a
+ * weight path that would leave it, in the options or in a BLOBFILE of the text (the compiler resolves those against
+ * `dir`), or a link planted inside it, is refused before anything is written through it (docs/security.md).
+ */
+const prepopulate = (dir: string, text: Uint8Array, options: MilCompileOptions, op: string, model: string): CompileError | undefined => {
+  const site = { op, model }
+  const outside = checkBlobFilePaths(options.text, site)
+  if (outside !== undefined) return outside
   mkdirSync(join(dir, "weights"), { recursive: true, mode: 0o755 })
-  writeFileSync(join(dir, "model.mil"), text, { mode: 0o644 })
+  writeFileNoFollow(join(dir, "model.mil"), text)
   for (const w of options.weights) {
-    const rel = w.path.length > MODEL_PATH_PREFIX.length && w.path.startsWith(MODEL_PATH_PREFIX)
-      ? w.path.slice(MODEL_PATH_PREFIX.length)
-      : w.path
-    const target = join(dir, rel)
+    const target = resolveInside(dir, w.path, site)
+    if (target instanceof CompileError) return target
     mkdirSync(dirname(target), { recursive: true, mode: 0o755 })
-    writeFileSync(target, w.bytes, { mode: 0o644 })
+    writeFileNoFollow(target, w.bytes)
   }
+  return undefined
 }
 
 const failed = (r: ErrorResult) => (r.ok ? undefined : r.error)
@@ -460,12 +465,14 @@ const compileSteps = (env: NativeEnv, options: MilCompileOptions, state: ModelSt
         const hex = rt.string(rt.id(model, "hexStringIdentifier"))
         if (hex === "") throw new Stop(new CompileError({ op, model: label, diagnostics: [], hint: "model has no hex identifier" }))
         const id = `mil:${hex}`
+        let refused: CompileError | undefined
         try {
           state.dir = join(env.tempDir(), hex)
-          prepopulate(state.dir, text, options)
+          refused = prepopulate(state.dir, text, options, op, id)
         } catch (cause) {
           throw new Stop(new CompileError({ op, model: id, diagnostics: [], hint: `pre-populate temp dir: ${String(cause)}`, cause }))
         }
+        if (refused !== undefined) throw new Stop(refused)
         state.options = rt.mutableDictionary()
         const compiled = rt.sendError(model, "compileWithQoS:options:error:", QOS_SIG, options.qos, state.options)
         if (!compiled.ok) throw new Stop(nativeError("compile", op, id, "compileWithQoS:options:error:", compiled.error))

@@ -1,17 +1,14 @@
 /** Parse throughput on the largest corpus MIL file (streaming_encoder model.mil): median MB/s over repeated runs. */
 import { readFileSync } from "node:fs"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { parse } from "../src/mil/parser.js"
 import { print } from "../src/mil/printer.js"
+import { corpusPath } from "../test/corpus/corpus.js"
 import { medianNs, round } from "./harness.js"
 
-const corpus = process.env.MIL_CORPUS ??
-  join(dirname(fileURLToPath(import.meta.url)), "..", "..", "shared", "corpus")
 const largest = "FluidInference__FluidAudio/Models/ParakeetEOU/Streaming/1280ms/streaming_encoder.mlmodelc/model.mil"
 
 export default async (): Promise<Record<string, unknown>> => {
-  const text = readFileSync(join(corpus, largest), "utf8")
+  const text = readFileSync(corpusPath(largest), "utf8")
   const bytes = Buffer.byteLength(text)
   let failed = 0
   const parseNs = medianNs(() => {

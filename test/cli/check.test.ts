@@ -1,27 +1,34 @@
 /** `ane check` / `ane inspect` end to end: spawned through bin/ane.js, checking stdout JSON and exit codes. */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { corpusPath } from "../corpus/corpus.js"
 import { milProgram } from "../mil/milText.js"
 
 const bin = fileURLToPath(new URL("../../bin/ane.js", import.meta.url))
-const corpus = process.env.MIL_CORPUS ?? fileURLToPath(new URL("../../../shared/corpus", import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), "ane-check-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-const run = (...args: Array<string>) => {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", timeout: 60_000 })
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
-}
+/** Runs the CLI in a child process without blocking this worker's event loop while it runs. */
+const run = (...args: Array<string>): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { timeout: 60_000 })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (d: string) => stdout += d)
+    child.stderr.setEncoding("utf8").on("data", (d: string) => stderr += d)
+    child.on("error", reject)
+    child.on("close", (code) => resolve({ code, stdout, stderr }))
+  })
 
 describe("ane check", () => {
-  it("--json on a program with a type error: one JSON object, exit 1, positioned diagnostic", () => {
+  it("--json on a program with a type error: one JSON object, exit 1, positioned diagnostic", async () => {
     const file = join(dir, "bad.mil")
     writeFileSync(file, milProgram("tensor<fp16, [1, 64, 1, 512]> x", "tensor<fp16, [1, 64, 1, 512]> y = relu(x = nope);"))
-    const r = run("check", file, "--json", "--chip", "m4")
+    const r = await run("check", file, "--json", "--chip", "m4")
     expect(r.code).toBe(1)
     const out = JSON.parse(r.stdout)
     expect(out.ok).toBe(false)
@@ -30,16 +37,16 @@ describe("ane check", () => {
     expect(d).toMatchObject({ kind: "type", severity: "error", line: 5, col })
     expect(Object.keys(d).slice(0, 6)).toEqual(["kind", "severity", "code", "message", "line", "col"])
   })
-  it("human output of a clean .mlmodelc directory: exit 0, compiler-style lines with source and caret", () => {
-    const r = run("check", join(corpus, "apple__coremltools/coremltools/modelrunner/ModelRunner/add_model.mlmodelc"))
+  it("human output of a clean .mlmodelc directory: exit 0, compiler-style lines with source and caret", async () => {
+    const r = await run("check", corpusPath("apple__coremltools/coremltools/modelrunner/ModelRunner/add_model.mlmodelc"))
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/add_model\.mlmodelc\/model\.mil:\d+:\d+: warning ANE\d{3}: /)
     expect(r.stdout).toMatch(/\n {2}\d+ \| .*\n {2} *\| *\^/)
     expect(r.stdout).toContain("= hint: ")
     expect(r.stdout).toContain("0 error(s)")
   })
-  it("an unreadable path: exit 2, a one-line message, no stack trace", () => {
-    const r = run("check", join(dir, "missing.mil"))
+  it("an unreadable path: exit 2, a one-line message, no stack trace", async () => {
+    const r = await run("check", join(dir, "missing.mil"))
     expect(r.code).toBe(2)
     expect(r.stderr).toContain("missing.mil")
     expect(r.stderr).not.toMatch(/\bat .*\(.*:\d+:\d+\)/)
@@ -48,8 +55,8 @@ describe("ane check", () => {
 })
 
 describe("ane inspect", () => {
-  it("--json reports I/O, ops, weights and FLOPs", () => {
-    const r = run("inspect", join(corpus, "christopherkarani__Espresso/Tests/MILGeneratorTests/Fixtures/conv.mil"), "--json")
+  it("--json reports I/O, ops, weights and FLOPs", async () => {
+    const r = await run("inspect", corpusPath("christopherkarani__Espresso/Tests/MILGeneratorTests/Fixtures/conv.mil"), "--json")
     expect(r.code).toBe(0)
     const out = JSON.parse(r.stdout)
     expect(out.functions[0].inputs[0]).toEqual({ name: "x", type: "tensor<fp32, [1, 4, 1, 2]>", dtype: "fp32",

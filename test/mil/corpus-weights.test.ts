@@ -5,16 +5,9 @@ import * as path from "node:path"
 import { blobReferences, checkProgramBlobs, decodeBlob, readBlobAt, readBlobFile, writeBlobFile } from "../../src/mil/blob.js"
 import { parse } from "../../src/mil/parser.js"
 import { InvalidArgumentError } from "../../src/schema/errors.js"
+import { corpusDir, corpusPath, weightFiles as corpusWeightFiles } from "../corpus/corpus.js"
 
-const corpus = path.resolve(import.meta.dirname, "../../../shared/corpus")
-
-const walk = (dir: string): Array<string> =>
-  fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name)
-    return e.isDirectory() ? walk(p) : e.name === "weight.bin" && path.basename(dir) === "weights" ? [p] : []
-  })
-
-const weightFiles = fs.existsSync(corpus) ? walk(corpus).sort() : []
+const weightFiles = corpusWeightFiles().map(corpusPath)
 
 describe("corpus weight files", () => {
   it("finds the corpus weight files", () => {
@@ -40,7 +33,7 @@ describe("corpus weight files", () => {
   })
 
   for (const file of weightFiles) {
-    const rel = path.relative(corpus, file)
+    const rel = path.relative(corpusDir, file)
     it(`${rel} matches its model.mil`, () => {
       const bytes = new Uint8Array(fs.readFileSync(file))
       const text = fs.readFileSync(path.join(path.dirname(file), "..", "model.mil"), "utf8")

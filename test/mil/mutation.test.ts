@@ -1,18 +1,13 @@
-/** Robustness: 10 000 random mutations of corpus files never throw, and every diagnostic points inside the text. */
+/**
+ * Robustness: 10 000 random mutations of corpus files (50 000 in `npm run test:full`) never throw, and every
+ * diagnostic points inside the text.
+ */
 import { describe, expect, it } from "@effect/vitest"
-import { readdirSync, readFileSync, statSync } from "node:fs"
-import { join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { readFileSync } from "node:fs"
 import { equalIgnoringPositions } from "../../src/mil/ast.js"
 import { parse } from "../../src/mil/parser.js"
 import { print } from "../../src/mil/printer.js"
-
-const corpus = process.env.MIL_CORPUS ?? fileURLToPath(new URL("../../../shared/corpus", import.meta.url))
-const walk = (dir: string): Array<string> =>
-  readdirSync(dir).sort().flatMap((f) => {
-    const p = join(dir, f)
-    return statSync(p).isDirectory() ? walk(p) : p.endsWith(".mil") ? [p] : []
-  })
+import { corpusPath, full, milFiles } from "../corpus/corpus.js"
 
 /** Small deterministic PRNG (mulberry32) so a failure can be replayed from its index. */
 const rng = (seed: number) => () => {
@@ -109,26 +104,33 @@ const check = (text: string, label: string): "ok" | "error" => {
 }
 
 describe("mutation robustness", () => {
-  const files = walk(corpus).map((f) => readFileSync(f, "utf8"))
+  const files = milFiles().map((f) => readFileSync(corpusPath(f), "utf8"))
   const small = files.filter((t) => t.length <= 8_000)
   const medium = files.filter((t) => t.length > 8_000 && t.length <= 40_000)
+  // Batches of 1 000, one test each, so no test holds its worker for long; each batch has its own seed.
+  const batches = full ? 50 : 10
 
-  it("10 000 mutated corpus files give a program or in-range diagnostics, never an exception", () => {
+  it("finds small and medium corpus files to mutate", () => {
     expect(small.length).toBeGreaterThan(10)
     expect(medium.length).toBeGreaterThan(0)
-    const r = rng(20261127)
-    const counts = { ok: 0, error: 0 }
-    for (let i = 0; i < 10_000; i++) {
-      const pool = i % 20 === 0 ? medium : small
-      const src = pool[Math.floor(r() * pool.length)]!
-      let text = mutate(src, r)
-      if (i % 5 === 0) text = mutate(text, r)
-      counts[check(text, `mutation #${i}`)]++
-    }
-    // Both outcomes occur: whitespace-only edits still parse, most edits do not.
-    expect(counts.ok).toBeGreaterThan(100)
-    expect(counts.error).toBeGreaterThan(5_000)
   })
+
+  for (let batch = 0; batch < batches; batch++) {
+    it(`batch ${batch}: 1 000 mutated corpus files give a program or in-range diagnostics, never an exception`, () => {
+      const r = rng(20261127 + batch)
+      const counts = { ok: 0, error: 0 }
+      for (let i = 0; i < 1_000; i++) {
+        const pool = i % 20 === 0 ? medium : small
+        const src = pool[Math.floor(r() * pool.length)]!
+        let text = mutate(src, r)
+        if (i % 5 === 0) text = mutate(text, r)
+        counts[check(text, `batch ${batch} mutation #${i}`)]++
+      }
+      // Both outcomes occur: whitespace-only edits still parse, most edits do not.
+      expect(counts.ok).toBeGreaterThan(10)
+      expect(counts.error).toBeGreaterThan(500)
+    })
+  }
 
   it("random garbage and every truncation of a small file are handled", () => {
     const r = rng(7)

@@ -1,15 +1,12 @@
 /** Printer: exact text in both styles for hand-built programs, and reproduction of corpus files. */
 import { describe, expect, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
-import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import {
   type Binding, type Literal, noPos, type Operation, type Program, type TypeExpr, type Value
 } from "../../src/mil/ast.js"
 import { parse } from "../../src/mil/parser.js"
 import { print, quoteString } from "../../src/mil/printer.js"
-
-const corpus = process.env.MIL_CORPUS ?? fileURLToPath(new URL("../../../shared/corpus", import.meta.url))
+import { corpusPath } from "../corpus/corpus.js"
 
 const pos = noPos
 const tensor = (dtype: string, shape: Array<number | "?">): TypeExpr =>
@@ -138,12 +135,12 @@ describe("print", () => {
     "FluidInference__FluidAudio/Models/ParakeetEOU/Streaming/1280ms/joint_decision.mlmodelc/model.mil",
     "FluidInference__mobius/models/vad/silero-vad/coreml/compiled/unified_256ms_palette_4bit.mlmodelc/model.mil"
   ])("reproduces Apple-compiled %s byte for byte", (rel) => {
-    const text = readFileSync(join(corpus, rel), "utf8")
+    const text = readFileSync(corpusPath(rel), "utf8")
     expect(print(parse(text).program!)).toBe(text)
   })
 
   it("reproduces a Go compact-style fixture byte for byte", () => {
-    const text = readFileSync(join(corpus, "christopherkarani__Espresso/Tests/MILGeneratorTests/Fixtures/ffn_bwd.mil"), "utf8")
+    const text = readFileSync(corpusPath("christopherkarani__Espresso/Tests/MILGeneratorTests/Fixtures/ffn_bwd.mil"), "utf8")
     expect(print(parse(text).program!, { style: "compact" })).toBe(text)
   })
 })

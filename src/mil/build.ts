@@ -301,6 +301,25 @@ export class Builder {
     return this.record(op, args, output, options)!
   }
 
+  /** An op with several results (lstm, split, topk), their types given; the checker still verifies it. */
+  opMulti(
+    op: string,
+    args: Readonly<Record<string, Tensor | StateTensor | ReadonlyArray<Tensor>>>,
+    outputs: ReadonlyArray<{ readonly dtype: string; readonly shape: ReadonlyArray<number> }>,
+    options: { readonly names?: ReadonlyArray<string> } = {}
+  ): Array<Tensor> {
+    const [first, ...rest] = outputs
+    if (first === undefined) {
+      this.problem(`${op}: an op needs at least one result`)
+      return []
+    }
+    const head = this.record(op, args, first, options.names?.[0] !== undefined ? { name: options.names[0] } : {})!
+    const tail = rest.map((o, i) => this.newVar(this.claim(options.names?.[i + 1], `${op}_out`, true), o.dtype, o.shape, "op"))
+    const rec = this.ops[this.ops.length - 1]!
+    this.ops[this.ops.length - 1] = { ...rec, outputs: [...rec.outputs, ...tail.map((t) => t.id)] }
+    return [head, ...tail]
+  }
+
   private record(
     op: string,
     args: Readonly<Record<string, Tensor | StateTensor | ReadonlyArray<Tensor>>>,

@@ -148,6 +148,25 @@ export class ClosedError extends Schema.TaggedError<ClosedError>()("ClosedError"
   }
 }
 
+/** An ONNX file could not be imported: unreadable or malformed protobuf, an unsupported op, an unfixed shape. */
+export class ImportError extends Schema.TaggedError<ImportError>()("ImportError", {
+  op: Schema.String,
+  /** The ONNX file (or "<memory>"). */
+  file: Schema.String,
+  /** The ONNX node the problem is in, when there is one. */
+  node: Schema.optional(Schema.String),
+  /** Its op type (and domain), when there is a node. */
+  opType: Schema.optional(Schema.String),
+  reason: Schema.String,
+  hint: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect)
+}) {
+  override get message() {
+    const where = this.node !== undefined ? ` at node "${this.node}"${this.opType ? ` (${this.opType})` : ""}` : ""
+    return `import of ${this.file} failed${where}: ${this.reason}` + (this.hint ? ` (${this.hint})` : "")
+  }
+}
+
 /** Every typed error effect-ane can fail with. */
 export type AneError =
   | NoAneError
@@ -162,6 +181,7 @@ export type AneError =
   | SharedEventRequiresPackageError
   | InvalidArgumentError
   | ClosedError
+  | ImportError
 
 /** Failures of a compile call (MIL or package). */
 export type CompileFailure =
@@ -175,7 +195,7 @@ export type CompileFailure =
 const tags: ReadonlySet<string> = new Set([
   "NoAneError", "CompileError", "CompileBudgetExhaustedError", "ModelLoadError", "MapError", "EvalError",
   "UnsupportedLayoutError", "UnsupportedSelectorError", "VirtualClientUnavailableError",
-  "SharedEventRequiresPackageError", "InvalidArgumentError", "ClosedError"
+  "SharedEventRequiresPackageError", "InvalidArgumentError", "ClosedError", "ImportError"
 ])
 
 /** True for any error this library defines. */
@@ -187,5 +207,5 @@ export const isAneError = (u: unknown): u is AneError =>
 export const AneErrorSchema = Schema.Union(
   NoAneError, CompileError, CompileBudgetExhaustedError, ModelLoadError, MapError, EvalError, UnsupportedLayoutError,
   UnsupportedSelectorError, VirtualClientUnavailableError, SharedEventRequiresPackageError, InvalidArgumentError,
-  ClosedError
+  ClosedError, ImportError
 )

@@ -13,8 +13,10 @@ const walk = (dir) =>
   )
 let stale = 0
 for (const wat of walk(root)) {
-  const mod = wabt.parseWat(wat, readFileSync(wat, "utf8"), { simd: true })
-  mod.validate()
+  // threads: shared memories (the GEMM runs on worker threads); relaxed_simd: the fused multiply-add tiles.
+  const features = { simd: true, threads: true, relaxed_simd: true }
+  const mod = wabt.parseWat(wat, readFileSync(wat, "utf8"), features)
+  mod.validate(features)
   const { buffer } = mod.toBinary({})
   mod.destroy()
   const out = wat.replace(/\.wat$/, ".wasm.ts")

@@ -1,17 +1,24 @@
 /**
  * The fp32 GEMM every contraction kernel (matmul, linear, conv, lstm) runs on: a blocked WebAssembly SIMD kernel
- * (gemm.wat) with a plain-JS fallback that sums in the same order with fp32 rounding at every step, so the two
- * agree bit for bit.
+ * (gemm.wat driving the tiles of gemm-tiles.wat, or of gemm-tiles-fma.wat where the engine has relaxed SIMD) with a
+ * plain-JS fallback that sums in the same order with fp32 rounding at every step, so it agrees with the unfused
+ * tiles bit for bit. B is packed into panels before the multiply; a constant B (a weight) is packed once with
+ * {@link packB} and stays in the kernel memory. Large products are split by rows across worker threads
+ * (gemm-workers.ts) that share that memory.
  */
 import { Either } from "effect"
 import { InvalidArgumentError } from "../../schema/errors.js"
-import { wasmBase64 } from "./gemm.wasm.js"
+import { wasmBase64 as fmaTilesBase64 } from "./gemm-tiles-fma.wasm.js"
+import { wasmBase64 as tilesBase64 } from "./gemm-tiles.wasm.js"
+import { wasmBase64 as driverBase64 } from "./gemm.wasm.js"
+import { type GemmJob, runSplit } from "./gemm-workers.js"
 
 /** Which implementation runs the contractions. */
 export type KernelBackend = "wasm" | "js"
 
 // The project's lib settings carry no WebAssembly typings, so the few members used here are declared.
-interface WasmMemory {
+/** A (shared) WebAssembly memory. */
+export interface WasmMemory {
   readonly buffer: ArrayBuffer
   grow(pages: number): number
 }
@@ -19,38 +26,106 @@ interface WasmApi {
   validate(bytes: Uint8Array): boolean
   readonly Module: new (bytes: Uint8Array) => object
   readonly Instance: new (module: object, imports: object) => { readonly exports: unknown }
+  readonly Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory
 }
 const WA = (globalThis as { WebAssembly?: WasmApi }).WebAssembly
 
-interface GemmExports {
-  readonly memory: WasmMemory
-  readonly gemm: (
-    M: number, N: number, K: number, a: number, lda: number, b: number, sk: number, sn: number,
-    c: number, ldc: number, accumulate: number, pack: number, tile: number
+/** Exports of gemm.wat. */
+export interface DriverExports {
+  readonly pack_b: (b: number, sk: number, sn: number, K: number, N: number, dst: number) => void
+  readonly gemm_packed: (
+    i0: number, i1: number, N: number, K: number, a: number, lda: number, bp: number,
+    c: number, ldc: number, accumulate: number, tile: number
   ) => void
 }
 
-const instantiate = (): GemmExports | undefined => {
+/** The compiled modules, shared with the worker threads, which instantiate them over the same memory. */
+export interface GemmModules {
+  readonly driver: object
+  readonly tiles: object
+  readonly fmaTiles: object | undefined
+  readonly memory: WasmMemory
+}
+
+const MAX_PAGES = 65536
+
+const compile = (base64: string): object | undefined => {
   try {
-    if (WA === undefined) return undefined
-    const bytes = Buffer.from(wasmBase64, "base64")
-    if (!WA.validate(bytes)) return undefined // no SIMD128 in this engine
-    const instance = new WA.Instance(new WA.Module(bytes), {})
-    return instance.exports as unknown as GemmExports
+    const bytes = Buffer.from(base64, "base64")
+    // Validation fails on engines without SIMD128 (or relaxed SIMD for the fused tiles).
+    return WA!.validate(bytes) ? new WA!.Module(bytes) : undefined
   } catch {
     return undefined
   }
 }
 
-const wasm = instantiate()
+/** Instantiates the driver over `memory` with the given tiles module. */
+export const instantiateDriver = (driver: object, tiles: object, memory: WasmMemory): DriverExports => {
+  const env = { memory }
+  const kern = new WA!.Instance(tiles, { env }).exports
+  return new WA!.Instance(driver, { env, kern }).exports as DriverExports
+}
+
+interface Wasm {
+  readonly memory: WasmMemory
+  readonly driverModule: object
+  readonly tilesModule: object
+  readonly fmaModule: object | undefined
+  readonly plain: DriverExports
+  readonly fused: DriverExports | undefined
+}
+
+const load = (): Wasm | undefined => {
+  try {
+    if (WA === undefined) return undefined
+    const driverModule = compile(driverBase64)
+    const tilesModule = compile(tilesBase64)
+    if (driverModule === undefined || tilesModule === undefined) return undefined
+    const fmaModule = compile(fmaTilesBase64)
+    const memory = new WA.Memory({ initial: 16, maximum: MAX_PAGES, shared: true })
+    return {
+      memory, driverModule, tilesModule, fmaModule,
+      plain: instantiateDriver(driverModule, tilesModule, memory),
+      fused: fmaModule === undefined ? undefined : instantiateDriver(driverModule, fmaModule, memory)
+    }
+  } catch {
+    return undefined
+  }
+}
+
+const wasm = load()
 const forcedJs = typeof process === "object" && process.env["EFFECT_ANE_SIM_KERNELS"] === "js"
 let backend: KernelBackend = wasm !== undefined && !forcedJs ? "wasm" : "js"
+let fma = wasm?.fused !== undefined
 
 /** The backend contractions currently use (`"wasm"` unless SIMD is missing or `"js"` was forced). */
 export const kernelBackend = (): KernelBackend => backend
 
 /** Whether this engine can run the WebAssembly SIMD kernels. */
 export const wasmAvailable = (): boolean => wasm !== undefined
+
+/** Whether this engine validates relaxed SIMD, so the wasm kernels can use fused multiply-add. */
+export const fmaAvailable = (): boolean => wasm?.fused !== undefined
+
+/** Whether the wasm kernels use fused multiply-add right now (on by default where available). */
+export const fmaActive = (): boolean => fma && backend === "wasm"
+
+/**
+ * Turns fused multiply-add on or off (only effective where {@link fmaAvailable}). Off, the wasm kernels round each
+ * product and each sum, exactly like the JS fallback; on, a product and its sum are rounded once.
+ */
+export const setFma = (on: boolean): boolean => {
+  fma = on && wasm?.fused !== undefined
+  return fma
+}
+
+/** The modules and memory the worker threads instantiate. */
+export const gemmModules = (): GemmModules | undefined =>
+  wasm === undefined ? undefined : {
+    driver: wasm.driverModule, tiles: wasm.tilesModule, fmaTiles: wasm.fmaModule, memory: wasm.memory
+  }
+
+const tileOf = (slot: number): number => slot * TILE_BYTES
 
 /**
  * Forces a backend (`"auto"` picks wasm when available). The environment variable
@@ -69,29 +144,164 @@ export const setKernelBackend = (
   return Either.right(backend)
 }
 
-// wasm memory map: [tile 128 B][pack 256 KiB][A][B][C]; grown on demand, never shrunk.
-const TILE = 0
-const PACK = 128
-const DATA = PACK + 256 * 256 * 4
-let heap = wasm !== undefined ? new Float32Array(wasm.memory.buffer) : new Float32Array(0)
+// ---- the kernel memory: [tiles, 128 B per thread][allocations…] --------------------------------------------------
 
-// Grows the wasm memory to `bytes`; undefined when the engine refuses (past its 32-bit limit), and the caller then
-// runs the JS kernel instead.
-const reserve = (bytes: number): Float32Array | undefined => {
+/** Scratch tiles: one per thread (the caller's is 0, worker w's is w + 1). */
+export const TILE_BYTES = 128
+/** Threads that can take part in one product, the caller included. */
+export const MAX_THREADS = 64
+const HEAP_BASE = TILE_BYTES * MAX_THREADS
+
+let heap = wasm !== undefined ? new Float32Array(wasm.memory.buffer) : new Float32Array(0)
+let top = HEAP_BASE
+// Free blocks [start, bytes], sorted by start and coalesced.
+const free: Array<[number, number]> = []
+
+const refreshViews = (): Float32Array => {
+  if (heap.buffer.byteLength !== wasm!.memory.buffer.byteLength) heap = new Float32Array(wasm!.memory.buffer)
+  return heap
+}
+
+// A block of `bytes` (64-byte aligned) in the kernel memory, or undefined past the engine's limit.
+const alloc = (bytes: number): number | undefined => {
+  const size = Math.max(64, Math.ceil(bytes / 64) * 64)
+  for (let i = 0; i < free.length; i++) {
+    const [start, n] = free[i]!
+    if (n < size) continue
+    if (n === size) free.splice(i, 1)
+    else free[i] = [start + size, n - size]
+    return start
+  }
+  const end = top + size
   const memory = wasm!.memory
-  if (memory.buffer.byteLength < bytes) {
-    if (bytes > 2 ** 32 - 65536) return undefined
+  if (end > memory.buffer.byteLength) {
+    const pages = Math.ceil((end - memory.buffer.byteLength) / 65536)
+    if (memory.buffer.byteLength / 65536 + pages > MAX_PAGES) return undefined
     try {
-      memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536))
+      memory.grow(pages)
     } catch {
       return undefined
     }
   }
-  if (heap.buffer !== memory.buffer) heap = new Float32Array(memory.buffer)
-  return heap
+  const start = top
+  top = end
+  return start
 }
 
-const align16 = (n: number) => (n + 15) & ~15
+const release = (start: number, bytes: number): void => {
+  const size = Math.max(64, Math.ceil(bytes / 64) * 64)
+  let i = 0
+  while (i < free.length && free[i]![0] < start) i++
+  free.splice(i, 0, [start, size])
+  // Coalesce with the neighbours, and give the last block back to the bump pointer.
+  if (i + 1 < free.length && free[i]![0] + free[i]![1] === free[i + 1]![0]) {
+    free[i]![1] += free[i + 1]![1]
+    free.splice(i + 1, 1)
+  }
+  if (i > 0 && free[i - 1]![0] + free[i - 1]![1] === free[i]![0]) {
+    free[i - 1]![1] += free[i]![1]
+    free.splice(i, 1)
+    i--
+  }
+  const last = free[free.length - 1]
+  if (last !== undefined && last[0] + last[1] === top) {
+    top = last[0]
+    free.pop()
+  }
+}
+
+/** Bytes of the kernel memory in use by packed weights and scratch (for tests of the allocator). */
+export const kernelMemoryInUse = (): number => top - HEAP_BASE - free.reduce((s, [, n]) => s + n, 0)
+
+// Per-call scratch: one block, replaced by a larger one when a product needs more.
+let scratchPtr = 0
+let scratchBytes = 0
+const scratch = (bytes: number): number | undefined => {
+  if (bytes <= scratchBytes) return scratchPtr
+  if (scratchBytes > 0) release(scratchPtr, scratchBytes)
+  scratchBytes = 0
+  const p = alloc(Math.max(bytes, 1 << 20))
+  if (p === undefined) return undefined
+  scratchPtr = p
+  scratchBytes = Math.max(bytes, 1 << 20)
+  return p
+}
+
+const align64 = (n: number) => (n + 63) & ~63
+const packedBytes = (K: number, N: number) => K * ((N + 7) & ~7) * 4
+
+// ---- packed B -----------------------------------------------------------------------------------------------------
+
+/**
+ * B (K×N) packed for the kernels, made once with {@link packB} for a constant operand. It keeps its source so the
+ * JS fallback can run from it; its packed copy in the kernel memory is given back by {@link PackedB.dispose}, or
+ * when the object is collected.
+ */
+export interface PackedB {
+  readonly K: number
+  readonly N: number
+  readonly source: { readonly b: Float32Array; readonly off: number; readonly ld: number; readonly trans: boolean }
+  /** Byte offset of the packed panels in the kernel memory; -1 when there is none (JS, or no room). */
+  readonly ptr: number
+  readonly dispose: () => void
+}
+
+const registry = typeof FinalizationRegistry === "function"
+  ? new FinalizationRegistry<{ ptr: number; bytes: number; done: boolean }>((held) => {
+    if (!held.done) {
+      held.done = true
+      release(held.ptr, held.bytes)
+    }
+  })
+  : undefined
+
+// Copies B's span into the kernel memory at `at` and packs it to `dst`.
+const packInto = (
+  K: number, N: number, b: Float32Array, bOff: number, ldb: number, transB: boolean, at: number, dst: number,
+  h: Float32Array
+): void => {
+  const span = transB ? (N - 1) * ldb + K : (K - 1) * ldb + N
+  h.set(b.subarray(bOff, bOff + span), at >> 2)
+  const sk = transB ? 4 : ldb * 4
+  const sn = transB ? ldb * 4 : 4
+  wasm!.plain.pack_b(at, sk, sn, K, N, dst)
+}
+
+/**
+ * Packs B (K×N: `B[k,j] = b[bOff + k·ldb + j]`, or `b[bOff + j·ldb + k]` when `transB`) once, for products that
+ * reuse it ({@link gemmPacked}). Without the wasm kernels it only records the source.
+ */
+export const packB = (
+  K: number, N: number, b: Float32Array, bOff: number, ldb: number, transB: boolean
+): PackedB => {
+  const source = { b, off: bOff, ld: ldb, trans: transB }
+  const none: PackedB = { K, N, source, ptr: -1, dispose: () => {} }
+  if (wasm === undefined || K <= 0 || N <= 0) return none
+  const bytes = packedBytes(K, N)
+  const ptr = alloc(bytes)
+  if (ptr === undefined) return none
+  const span = transB ? (N - 1) * ldb + K : (K - 1) * ldb + N
+  const at = scratch(span * 4 + 64)
+  if (at === undefined) {
+    release(ptr, bytes)
+    return none
+  }
+  packInto(K, N, b, bOff, ldb, transB, at, ptr, refreshViews())
+  const held = { ptr, bytes, done: false }
+  const packed: PackedB = {
+    K, N, source, ptr,
+    dispose: () => {
+      if (held.done) return
+      held.done = true
+      registry?.unregister(packed)
+      release(ptr, bytes)
+    }
+  }
+  registry?.register(packed, held, packed)
+  return packed
+}
+
+// ---- products -----------------------------------------------------------------------------------------------------
 
 /**
  * C (+)= A·B in fp32. A is M×K: `A[i,k] = a[aOff + i·lda + k]`, or `a[aOff + k·lda + i]` when `transA`.
@@ -105,46 +315,85 @@ export const gemm = (
   c: Float32Array, cOff: number, ldc: number, accumulate: boolean
 ): void => {
   if (M <= 0 || N <= 0) return
-  if (backend === "wasm") gemmWasm(M, N, K, a, aOff, lda, transA, b, bOff, ldb, transB, c, cOff, ldc, accumulate)
-  else gemmJs(M, N, K, a, aOff, lda, transA, b, bOff, ldb, transB, c, cOff, ldc, accumulate)
-}
-
-const gemmWasm = (
-  M: number, N: number, K: number,
-  a: Float32Array, aOff: number, lda: number, transA: boolean,
-  b: Float32Array, bOff: number, ldb: number, transB: boolean,
-  c: Float32Array, cOff: number, ldc: number, accumulate: boolean
-): void => {
-  const kk = Math.max(K, 0)
-  const aBytes = align16(M * kk * 4)
-  const bSpan = kk === 0 ? 0 : transB ? (N - 1) * ldb + kk : (kk - 1) * ldb + N
-  const bBytes = align16(bSpan * 4)
-  const aPtr = DATA
-  const bPtr = aPtr + aBytes
-  const cPtr = bPtr + bBytes
-  const h = reserve(cPtr + M * N * 4)
-  if (h === undefined) return gemmJs(M, N, K, a, aOff, lda, transA, b, bOff, ldb, transB, c, cOff, ldc, accumulate)
-  // A goes in row-major and compact (a transposed A is transposed here: O(MK) against O(MNK) flops).
-  const a0 = aPtr >> 2
-  if (!transA) {
-    if (lda === kk) h.set(a.subarray(aOff, aOff + M * kk), a0)
-    else for (let i = 0; i < M; i++) h.set(a.subarray(aOff + i * lda, aOff + i * lda + kk), a0 + i * kk)
-  } else {
-    for (let i = 0; i < M; i++) {
-      const row = a0 + i * kk
-      for (let k = 0; k < kk; k++) h[row + k] = a[aOff + k * lda + i]!
+  if (backend === "wasm" && K > 0) {
+    const span = transB ? (N - 1) * ldb + K : (K - 1) * ldb + N
+    const bytes = packedBytes(K, N)
+    const at = layoutScratch(M, N, K, bytes + align64(span * 4 + 64))
+    if (at !== undefined) {
+      const h = refreshViews()
+      packInto(K, N, b, bOff, ldb, transB, at.free, at.b, h)
+      return run(M, N, K, a, aOff, lda, transA, at.b, c, cOff, ldc, false, accumulate, at, h)
     }
   }
-  if (bSpan > 0) h.set(b.subarray(bOff, bOff + bSpan), bPtr >> 2)
-  const c0 = cPtr >> 2
+  gemmJs(M, N, K, a, aOff, lda, transA, b, bOff, ldb, transB, c, cOff, ldc, false, accumulate)
+}
+
+/**
+ * C (+)= A·B with B packed by {@link packB}; like {@link gemm}, and with `transC` C is written transposed:
+ * `C[i,j]` at `c[cOff + j·ldc + i]` (so a convolution can run with its weight as the packed operand).
+ */
+export const gemmPacked = (
+  M: number, a: Float32Array, aOff: number, lda: number, transA: boolean, B: PackedB,
+  c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean
+): void => {
+  const { K, N, source: s } = B
+  if (M <= 0 || N <= 0) return
+  if (backend === "wasm" && K > 0 && B.ptr >= 0) {
+    const at = layoutScratch(M, N, K, 0)
+    if (at !== undefined) return run(M, N, K, a, aOff, lda, transA, B.ptr, c, cOff, ldc, transC, accumulate, at, refreshViews())
+  }
+  gemmJs(M, N, K, a, aOff, lda, transA, s.b, s.off, s.ld, s.trans, c, cOff, ldc, transC, accumulate)
+}
+
+interface Scratch {
+  readonly a: number
+  readonly c: number
+  readonly b: number
+  /** Start of the extra bytes asked for past the packed B. */
+  readonly free: number
+}
+
+// Scratch for A (M×K) and C (M×N), then `extra` bytes (packed B and its staging copy for an unpacked product).
+const layoutScratch = (M: number, N: number, K: number, extra: number): Scratch | undefined => {
+  const aBytes = align64(M * K * 4)
+  const cBytes = align64(M * N * 4)
+  const bPacked = extra === 0 ? 0 : align64(packedBytes(K, N))
+  const base = scratch(aBytes + cBytes + extra + 64)
+  if (base === undefined) return undefined
+  return { a: base, c: base + aBytes, b: base + aBytes + cBytes, free: base + aBytes + cBytes + bPacked }
+}
+
+const run = (
+  M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number, transA: boolean, bp: number,
+  c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean, at: Scratch, h: Float32Array
+): void => {
+  // A goes in row-major and compact (a transposed A is transposed here: O(MK) against O(MNK) flops).
+  const a0 = at.a >> 2
+  if (!transA) {
+    if (lda === K) h.set(a.subarray(aOff, aOff + M * K), a0)
+    else for (let i = 0; i < M; i++) h.set(a.subarray(aOff + i * lda, aOff + i * lda + K), a0 + i * K)
+  } else {
+    for (let i = 0; i < M; i++) {
+      const row = a0 + i * K
+      for (let k = 0; k < K; k++) h[row + k] = a[aOff + k * lda + i]!
+    }
+  }
+  const c0 = at.c >> 2
   if (accumulate) {
-    if (ldc === N) h.set(c.subarray(cOff, cOff + M * N), c0)
+    if (transC) {
+      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) h[c0 + i * N + j] = c[cOff + j * ldc + i]!
+    } else if (ldc === N) h.set(c.subarray(cOff, cOff + M * N), c0)
     else for (let i = 0; i < M; i++) h.set(c.subarray(cOff + i * ldc, cOff + i * ldc + N), c0 + i * N)
   }
-  const sk = transB ? 4 : ldb * 4
-  const sn = transB ? ldb * 4 : 4
-  wasm!.gemm(M, N, kk, aPtr, kk * 4, bPtr, sk, sn, cPtr, N * 4, accumulate ? 1 : 0, PACK, TILE)
-  if (ldc === N) c.set(h.subarray(c0, c0 + M * N), cOff)
+  const job: GemmJob = { M, N, K, a: at.a, lda: K * 4, bp, c: at.c, ldc: N * 4, accumulate: accumulate ? 1 : 0 }
+  const fused = fma && wasm!.fused !== undefined
+  runSplit(fused ? wasm!.fused! : wasm!.plain, fused, job, gemmModules, tileOf)
+  if (transC) {
+    for (let j = 0; j < N; j++) {
+      const o = cOff + j * ldc
+      for (let i = 0; i < M; i++) c[o + i] = h[c0 + i * N + j]!
+    }
+  } else if (ldc === N) c.set(h.subarray(c0, c0 + M * N), cOff)
   else for (let i = 0; i < M; i++) c.set(h.subarray(c0 + i * N, c0 + (i + 1) * N), cOff + i * ldc)
 }
 
@@ -154,26 +403,30 @@ const gemmJs = (
   M: number, N: number, K: number,
   a: Float32Array, aOff: number, lda: number, transA: boolean,
   b: Float32Array, bOff: number, ldb: number, transB: boolean,
-  c: Float32Array, cOff: number, ldc: number, accumulate: boolean
+  c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean
 ): void => {
   const sai = transA ? 1 : lda
   const sak = transA ? lda : 1
   const sbk = transB ? 1 : ldb
   const sbj = transB ? ldb : 1
+  // C[i, j] at cOff + i·sci + j·scj.
+  const sci = transC ? 1 : ldc
+  const scj = transC ? ldc : 1
   // 4×4 register tiles; each element sums k = 0..K−1 in order with one fp32 rounding per product and per
-  // addition, exactly what the f32x4 kernel does, so both backends agree bit for bit.
+  // addition, exactly what the unfused f32x4 tiles do, so both backends agree bit for bit.
   const M4 = M - (M % 4), N4 = N - (N % 4)
   for (let i = 0; i < M4; i += 4) {
     const a0 = aOff + i * sai, a1 = a0 + sai, a2 = a1 + sai, a3 = a2 + sai
     for (let j = 0; j < N4; j += 4) {
-      const c0 = cOff + i * ldc + j, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc
+      const c0 = cOff + i * sci + j * scj, c1 = c0 + sci, c2 = c1 + sci, c3 = c2 + sci
+      const d1 = scj, d2 = 2 * scj, d3 = 3 * scj
       let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0
       let s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0
       if (accumulate) {
-        s00 = c[c0]!; s01 = c[c0 + 1]!; s02 = c[c0 + 2]!; s03 = c[c0 + 3]!
-        s10 = c[c1]!; s11 = c[c1 + 1]!; s12 = c[c1 + 2]!; s13 = c[c1 + 3]!
-        s20 = c[c2]!; s21 = c[c2 + 1]!; s22 = c[c2 + 2]!; s23 = c[c2 + 3]!
-        s30 = c[c3]!; s31 = c[c3 + 1]!; s32 = c[c3 + 2]!; s33 = c[c3 + 3]!
+        s00 = c[c0]!; s01 = c[c0 + d1]!; s02 = c[c0 + d2]!; s03 = c[c0 + d3]!
+        s10 = c[c1]!; s11 = c[c1 + d1]!; s12 = c[c1 + d2]!; s13 = c[c1 + d3]!
+        s20 = c[c2]!; s21 = c[c2 + d1]!; s22 = c[c2 + d2]!; s23 = c[c2 + d3]!
+        s30 = c[c3]!; s31 = c[c3 + d1]!; s32 = c[c3 + d2]!; s33 = c[c3 + d3]!
       }
       const bj = bOff + j * sbj
       for (let k = 0; k < K; k++) {
@@ -193,10 +446,10 @@ const gemmJs = (
         s30 = fround(s30 + fround(av * b0)); s31 = fround(s31 + fround(av * b1))
         s32 = fround(s32 + fround(av * b2)); s33 = fround(s33 + fround(av * b3))
       }
-      c[c0] = s00; c[c0 + 1] = s01; c[c0 + 2] = s02; c[c0 + 3] = s03
-      c[c1] = s10; c[c1 + 1] = s11; c[c1 + 2] = s12; c[c1 + 3] = s13
-      c[c2] = s20; c[c2 + 1] = s21; c[c2 + 2] = s22; c[c2 + 3] = s23
-      c[c3] = s30; c[c3 + 1] = s31; c[c3 + 2] = s32; c[c3 + 3] = s33
+      c[c0] = s00; c[c0 + d1] = s01; c[c0 + d2] = s02; c[c0 + d3] = s03
+      c[c1] = s10; c[c1 + d1] = s11; c[c1 + d2] = s12; c[c1 + d3] = s13
+      c[c2] = s20; c[c2 + d1] = s21; c[c2 + d2] = s22; c[c2 + d3] = s23
+      c[c3] = s30; c[c3 + d1] = s31; c[c3 + d2] = s32; c[c3 + d3] = s33
     }
   }
   // Edges: the rows below M4 (all columns) and the columns right of N4 (top rows), one element at a time.
@@ -204,9 +457,10 @@ const gemmJs = (
     const ai = aOff + i * sai
     for (let j = i < M4 ? N4 : 0; j < N; j++) {
       const bj = bOff + j * sbj
-      let s = accumulate ? c[cOff + i * ldc + j]! : 0
+      const at = cOff + i * sci + j * scj
+      let s = accumulate ? c[at]! : 0
       for (let k = 0; k < K; k++) s = fround(s + fround(a[ai + k * sak]! * b[bj + k * sbk]!))
-      c[cOff + i * ldc + j] = s
+      c[at] = s
     }
   }
 }

@@ -10,12 +10,21 @@
  * - Sums (matmul, conv, reductions, norms) accumulate in fp32, one rounding per operation, in index order. Output
  *   rounding to fp16 (`numerics.ts` roundArrayToFp16, applyMatmulCliff) is the interpreter's job in "ane" mode.
  * - Contractions run on a WebAssembly SIMD GEMM, or a bit-identical JS fallback (`setKernelBackend("js")` or
- *   `EFFECT_ANE_SIM_KERNELS=js`).
+ *   `EFFECT_ANE_SIM_KERNELS=js`); with fused multiply-add (relaxed SIMD, where the engine has it) the wasm GEMM
+ *   rounds each product with its sum once, so it agrees with the fallback within the fp32 accumulation bound.
+ *   Constant weights are packed once (`packB`); large products are split across worker threads.
  * - Ops that are pure reshapes (reshape, expand_dims, squeeze) need no kernel; stack is concat over the values
  *   viewed with a unit dim inserted at the axis; slice_by_size is planSlice with end = begin + size.
  */
 
-export { type KernelBackend, gemm, kernelBackend, setKernelBackend, wasmAvailable } from "./gemm.js"
+export {
+  fmaActive, fmaAvailable, gemm, gemmPacked, type KernelBackend, kernelBackend, packB, type PackedB, setFma,
+  setKernelBackend, wasmAvailable
+} from "./gemm.js"
+export {
+  gemmThreads, readyGemmWorkers, retainGemmWorkers, runningGemmWorkers, setGemmThreads, splitProducts,
+  terminateGemmWorkers
+} from "./gemm-workers.js"
 export {
   broadcastShapes, broadcastStrides, checkShape, normAxes, normAxis, type NumArray, type Shape, sizeOf, stridesOf
 } from "./shape.js"

@@ -1,0 +1,81 @@
+;; Multiply-add tiles of the GEMM driver (gemm.wat) with relaxed-SIMD fused multiply-add: a·b + c rounded once
+;; where the engine fuses (it may also round twice: relaxed_madd leaves that to the hardware). Used only where the
+;; engine validates relaxed SIMD; gemm-tiles.wat is the same code with a separate multiply and add.
+(module
+  (import "env" "memory" (memory 1 65536 shared))
+
+  ;; 4×8 tile: rows a0..a3 (each advancing 4 bytes per k), packed panel bp (32 bytes per k), C at c with row
+  ;; stride ldc bytes; acc ≠ 0 adds to C, else overwrites it.
+  (func (export "k4x8") (param $a0 i32) (param $a1 i32) (param $a2 i32) (param $a3 i32) (param $bp i32) (param $kc i32)
+                        (param $c i32) (param $ldc i32) (param $acc i32)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $b0 v128) (local $b1 v128) (local $a v128) (local $end i32)
+    (local $r1 i32) (local $r2 i32) (local $r3 i32)
+    (local.set $r1 (i32.add (local.get $c) (local.get $ldc)))
+    (local.set $r2 (i32.add (local.get $r1) (local.get $ldc)))
+    (local.set $r3 (i32.add (local.get $r2) (local.get $ldc)))
+    (if (local.get $acc)
+      (then
+        (local.set $c00 (v128.load (local.get $c)))
+        (local.set $c01 (v128.load offset=16 (local.get $c)))
+        (local.set $c10 (v128.load (local.get $r1)))
+        (local.set $c11 (v128.load offset=16 (local.get $r1)))
+        (local.set $c20 (v128.load (local.get $r2)))
+        (local.set $c21 (v128.load offset=16 (local.get $r2)))
+        (local.set $c30 (v128.load (local.get $r3)))
+        (local.set $c31 (v128.load offset=16 (local.get $r3)))))
+    (local.set $end (i32.add (local.get $bp) (i32.shl (local.get $kc) (i32.const 5))))
+    (block $done
+      (loop $k
+        (br_if $done (i32.ge_u (local.get $bp) (local.get $end)))
+        (local.set $b0 (v128.load (local.get $bp)))
+        (local.set $b1 (v128.load offset=16 (local.get $bp)))
+        (local.set $a (v128.load32_splat (local.get $a0)))
+        (local.set $c00 (f32x4.relaxed_madd (local.get $a) (local.get $b0) (local.get $c00)))
+        (local.set $c01 (f32x4.relaxed_madd (local.get $a) (local.get $b1) (local.get $c01)))
+        (local.set $a (v128.load32_splat (local.get $a1)))
+        (local.set $c10 (f32x4.relaxed_madd (local.get $a) (local.get $b0) (local.get $c10)))
+        (local.set $c11 (f32x4.relaxed_madd (local.get $a) (local.get $b1) (local.get $c11)))
+        (local.set $a (v128.load32_splat (local.get $a2)))
+        (local.set $c20 (f32x4.relaxed_madd (local.get $a) (local.get $b0) (local.get $c20)))
+        (local.set $c21 (f32x4.relaxed_madd (local.get $a) (local.get $b1) (local.get $c21)))
+        (local.set $a (v128.load32_splat (local.get $a3)))
+        (local.set $c30 (f32x4.relaxed_madd (local.get $a) (local.get $b0) (local.get $c30)))
+        (local.set $c31 (f32x4.relaxed_madd (local.get $a) (local.get $b1) (local.get $c31)))
+        (local.set $a0 (i32.add (local.get $a0) (i32.const 4)))
+        (local.set $a1 (i32.add (local.get $a1) (i32.const 4)))
+        (local.set $a2 (i32.add (local.get $a2) (i32.const 4)))
+        (local.set $a3 (i32.add (local.get $a3) (i32.const 4)))
+        (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+        (br $k)))
+    (v128.store (local.get $c) (local.get $c00))
+    (v128.store offset=16 (local.get $c) (local.get $c01))
+    (v128.store (local.get $r1) (local.get $c10))
+    (v128.store offset=16 (local.get $r1) (local.get $c11))
+    (v128.store (local.get $r2) (local.get $c20))
+    (v128.store offset=16 (local.get $r2) (local.get $c21))
+    (v128.store (local.get $r3) (local.get $c30))
+    (v128.store offset=16 (local.get $r3) (local.get $c31)))
+
+  ;; 1×8 tile: row a, packed panel bp, C at c; for the last rows of C when fewer than 4 remain.
+  (func (export "k1x8") (param $a0 i32) (param $bp i32) (param $kc i32) (param $c i32) (param $acc i32)
+    (local $c00 v128) (local $c01 v128) (local $b0 v128) (local $b1 v128) (local $a v128) (local $end i32)
+    (if (local.get $acc)
+      (then
+        (local.set $c00 (v128.load (local.get $c)))
+        (local.set $c01 (v128.load offset=16 (local.get $c)))))
+    (local.set $end (i32.add (local.get $bp) (i32.shl (local.get $kc) (i32.const 5))))
+    (block $done
+      (loop $k
+        (br_if $done (i32.ge_u (local.get $bp) (local.get $end)))
+        (local.set $b0 (v128.load (local.get $bp)))
+        (local.set $b1 (v128.load offset=16 (local.get $bp)))
+        (local.set $a (v128.load32_splat (local.get $a0)))
+        (local.set $c00 (f32x4.relaxed_madd (local.get $a) (local.get $b0) (local.get $c00)))
+        (local.set $c01 (f32x4.relaxed_madd (local.get $a) (local.get $b1) (local.get $c01)))
+        (local.set $a0 (i32.add (local.get $a0) (i32.const 4)))
+        (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+        (br $k)))
+    (v128.store (local.get $c) (local.get $c00))
+    (v128.store offset=16 (local.get $c) (local.get $c01))))

@@ -3,15 +3,17 @@
  * synchronous, asynchronous, or pipelined through RequestPool.evalStream — with percentiles and throughput.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, type Option, Stream } from "effect"
+import { Console, Effect, Option, Stream } from "effect"
 import { analyze } from "../mil/analyze.js"
 import { inspect } from "../mil/inspect.js"
-import { InvalidArgumentError, isAneError } from "../schema/errors.js"
+import { InvalidArgumentError } from "../schema/errors.js"
 import * as Ane from "../services/Ane.js"
 import * as RequestPool from "../services/RequestPool.js"
 import type { SimulatorOptions } from "../sim/SimBackend.js"
-import { compileRequest, seededRandom } from "./run.js"
-import { withPrefix } from "./source.js"
+import { reported } from "./failure.js"
+import { counter, whileRunning } from "./progress.js"
+import { loadProgram, seededRandom } from "./run.js"
+import { engineTime } from "./timing.js"
 
 /** Parsed options of `ane bench`. */
 export interface BenchOptions {
@@ -20,13 +22,17 @@ export interface BenchOptions {
   readonly iterations: number
   readonly warmup: number
   readonly mode: "sync" | "async" | "stream"
-  readonly depth: number
+  /** Requests in flight in stream mode (default {@link DEFAULT_DEPTH}); refused with the other modes. */
+  readonly depth?: number | undefined
   readonly backend: "auto" | "hardware" | "simulator"
   readonly numerics: "ane" | "exact"
   readonly rules: "error" | "warn" | "off"
   readonly latency: "model" | "off"
   readonly json: boolean
 }
+
+/** Requests in flight of stream mode when `--depth` is not given. */
+export const DEFAULT_DEPTH = 4
 
 const invalid = (argument: string, expected: string, actual: string) =>
   new InvalidArgumentError({ op: "ane bench", argument, expected, actual })
@@ -57,10 +63,15 @@ export const benchCommand = (o: BenchOptions) =>
     if (!Number.isInteger(o.warmup) || o.warmup < 0) {
       return yield* Effect.fail(invalid("--warmup", "a non-negative integer", String(o.warmup)))
     }
-    if (!Number.isInteger(o.depth) || o.depth < 1 || o.depth > RequestPool.MAX_DEPTH) {
-      return yield* Effect.fail(invalid("--depth", `an integer in 1..${RequestPool.MAX_DEPTH}`, String(o.depth)))
+    if (o.depth !== undefined && o.mode !== "stream") {
+      return yield* Effect.fail(invalid("--depth", "--mode stream (only pipelined evaluation has requests in flight)",
+        `--mode ${o.mode}`))
     }
-    const req = yield* compileRequest(o.program, o.weights)
+    const depth = o.depth ?? DEFAULT_DEPTH
+    if (!Number.isInteger(depth) || depth < 1 || depth > RequestPool.MAX_DEPTH) {
+      return yield* Effect.fail(invalid("--depth", `an integer in 1..${RequestPool.MAX_DEPTH}`, String(depth)))
+    }
+    const req = yield* loadProgram("ane bench", o.program, o.weights)
     return yield* Effect.scoped(Effect.gen(function*() {
       const ane = yield* Ane.Ane
       const info = yield* ane.info
@@ -74,26 +85,29 @@ export const benchCommand = (o: BenchOptions) =>
       if (o.mode === "stream") {
         const run = (n: number) =>
           Stream.runDrain(
-            Stream.fromIterable(Array.from({ length: n }, () => inputs)).pipe(RequestPool.evalStream(model, { depth: o.depth }))
+            Stream.fromIterable(Array.from({ length: n }, () => inputs)).pipe(RequestPool.evalStream(model, { depth }))
           )
         if (o.warmup > 0) yield* run(o.warmup)
         const t0 = performance.now()
-        yield* run(o.iterations)
+        yield* run(o.iterations).pipe(whileRunning(`ane bench: ${o.iterations} evals, depth ${depth}`, !o.json))
         totalMs = performance.now() - t0
         samples.push(totalMs / o.iterations)
       } else {
         for (let i = 0; i < o.warmup; i++) yield* evalOnce
+        const bar = yield* counter("ane bench", o.iterations, !o.json)
         const t0 = performance.now()
         for (let i = 0; i < o.iterations; i++) {
           const s = performance.now()
           yield* evalOnce
           samples.push(performance.now() - s)
+          bar.tick(i + 1)
         }
         totalMs = performance.now() - t0
+        bar.clear()
       }
       samples.sort((a, b) => a - b)
       // One more evaluation with the engine's statistics: its own execution time, next to the wall-clock figures.
-      const engine = yield* model.evalWithStats
+      const engine = engineTime(yield* model.evalWithStats, info.architecture)
       const perEvalUs = (totalMs * 1000) / o.iterations
       const flops = flopsOf(req.text)
       const result = {
@@ -101,7 +115,7 @@ export const benchCommand = (o: BenchOptions) =>
         backend: info.backend,
         model: model.id,
         mode: o.mode,
-        ...(o.mode === "stream" ? { depth: o.depth } : {}),
+        ...(o.mode === "stream" ? { depth } : {}),
         iterations: o.iterations,
         compile_ms: round(stats.totalNs / 1e6, 3),
         eval_us_mean: round(perEvalUs),
@@ -112,15 +126,16 @@ export const benchCommand = (o: BenchOptions) =>
           eval_us_p99: round(percentile(samples, 0.99) * 1000)
         }),
         evals_per_s: round(1e6 / perEvalUs, 1),
-        ...(engine.source === "unavailable" ? {} : { engine_us: round(engine.hwExecutionNs / 1000, 3), engine_time: engine.source }),
+        // The engine's time for one call: measured on hardware, the latency model's (dispatch floor included) otherwise.
+        ...(engine === undefined ? {} : { engine_us: round(engine.ns / 1000, 3), engine_time: engine.source }),
         flops_per_eval: flops,
         gflops: flops > 0 ? round(flops / perEvalUs / 1e3, 3) : null
       }
       if (o.json) {
-        yield* Console.log(JSON.stringify(result))
+        yield* Console.log(JSON.stringify({ ok: true, ...result }))
       } else {
         yield* Console.log(`${result.model} on the ${result.backend} backend, ${o.mode}` +
-          (o.mode === "stream" ? ` depth ${o.depth}` : "") + `, ${o.iterations} evals after ${o.warmup} warm-up`)
+          (o.mode === "stream" ? ` depth ${depth}` : "") + `, ${o.iterations} evals after ${o.warmup} warm-up`)
         for (const [k, v] of Object.entries(result)) {
           if (k !== "program" && k !== "model" && k !== "backend" && k !== "mode") yield* Console.log(`  ${k.padEnd(16)} ${v}`)
         }
@@ -135,35 +150,39 @@ const args = {
     Options.withDescription("weight file for the program's BLOBFILE references (default: found beside the .mil)"),
     Options.optional
   ),
-  iterations: Options.integer("iterations").pipe(Options.withDefault(200), Options.withDescription("timed evaluations")),
-  warmup: Options.integer("warmup").pipe(Options.withDefault(10), Options.withDescription("untimed evaluations first")),
+  iterations: Options.integer("iterations").pipe(Options.withDefault(200), Options.withDescription("timed evaluations (default: 200)")),
+  warmup: Options.integer("warmup").pipe(Options.withDefault(10), Options.withDescription("untimed evaluations first (default: 10)")),
   mode: Options.choice("mode", ["sync", "async", "stream"] as const).pipe(
     Options.withDefault("sync" as const),
-    Options.withDescription("eval, evalAsync, or RequestPool.evalStream with --depth requests in flight")
+    Options.withDescription("eval, evalAsync, or RequestPool.evalStream with --depth requests in flight (default: sync)")
   ),
-  depth: Options.integer("depth").pipe(Options.withDefault(4), Options.withDescription("requests in flight (stream mode)")),
-  backend: Options.choice("backend", ["auto", "hardware", "simulator"] as const).pipe(Options.withDefault("auto" as const)),
-  numerics: Options.choice("numerics", ["ane", "exact"] as const).pipe(Options.withDefault("ane" as const)),
-  rules: Options.choice("rules", ["error", "warn", "off"] as const).pipe(Options.withDefault("error" as const)),
+  depth: Options.integer("depth").pipe(
+    Options.withDescription(`requests in flight, with --mode stream only (default: ${DEFAULT_DEPTH})`),
+    Options.optional
+  ),
+  backend: Options.choice("backend", ["auto", "hardware", "simulator"] as const).pipe(
+    Options.withDefault("auto" as const),
+    Options.withDescription("auto: the engine when present, else the simulator (default: auto)")
+  ),
+  numerics: Options.choice("numerics", ["ane", "exact"] as const).pipe(
+    Options.withDefault("ane" as const),
+    Options.withDescription("simulator: fp16 between ops like the engine, or float32 throughout (default: ane)")
+  ),
+  rules: Options.choice("rules", ["error", "warn", "off"] as const).pipe(
+    Options.withDefault("error" as const),
+    Options.withDescription("ANE rule findings refuse the program, are printed, or are ignored (default: error)")
+  ),
   latency: Options.choice("latency", ["model", "off"] as const).pipe(
     Options.withDefault("model" as const),
-    Options.withDescription("simulator only: apply the chip's latency model to async and stream evals, or not")
+    Options.withDescription("simulator only: apply the chip's latency model to async and stream evals, or not (default: model)")
   ),
-  json: Options.boolean("json").pipe(Options.withDescription("print one JSON object"))
+  json: Options.boolean("json").pipe(Options.withDescription("print one JSON object, on failure too (default: off)"))
 }
 
-/** The `bench` subcommand. Typed failures print their message and exit with status 1 (no stack trace). */
+/** The `bench` subcommand: typed failures and defects print one message and set the exit status of the table. */
 export const command = Command.make("bench", args, (o) =>
-  benchCommand(o).pipe(
+  benchCommand({ ...o, depth: Option.getOrUndefined(o.depth) }).pipe(
     Effect.asVoid,
-    Effect.catchAll((e) =>
-      Effect.zipRight(
-        Console.error(withPrefix("ane bench", isAneError(e) ? e.message : String(e))),
-        Effect.sync(() => {
-          process.exitCode = 1
-        })
-      )
-    )
+    reported("bench", o.json, { file: o.program, rules: o.rules })
   )
 ).pipe(Command.withDescription("Time the evaluations of a program (sync, async or pipelined) on the engine or the simulator"))
-

@@ -20,23 +20,42 @@ const sizes: Readonly<Record<NpyDtype, number>> = {
 const bad = (argument: string, expected: string, actual: string) =>
   new InvalidArgumentError({ op: "npy.read", argument, expected, actual })
 
+/** Longest header read (numpy itself refuses headers over 10 000 bytes unless told otherwise). */
+export const MAX_NPY_HEADER_BYTES = 65536
+
+/** Bytes an `.npy` file of `elements` values can need at most: the largest header and 8 bytes per element. */
+export const maxNpyBytes = (elements: number): number => 12 + MAX_NPY_HEADER_BYTES + 8 * elements
+
 /** Parses a `.npy` file (plain result: the array, or what is wrong with it). */
 export const readNpy = (bytes: Uint8Array, what = "file"): NpyArray | InvalidArgumentError => {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) return bad(`${what}: magic`, "\\x93NUMPY", "something else")
   const major = bytes[6]!
+  if (major !== 1 && major !== 2 && major !== 3) return bad(`${what}: version`, "1, 2 or 3", String(major))
+  const start = major === 1 ? 10 : 12
+  if (bytes.length < start) return bad(`${what}: header length`, `a file of at least ${start} bytes`, `${bytes.length} bytes`)
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const headerLen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true)
-  const start = major === 1 ? 10 : 12
+  if (headerLen > MAX_NPY_HEADER_BYTES) return bad(`${what}: header length`, `at most ${MAX_NPY_HEADER_BYTES} bytes`, `${headerLen}`)
+  if (start + headerLen > bytes.length) {
+    return bad(`${what}: header`, `${headerLen} bytes`, `${bytes.length - start} bytes before the end of the file`)
+  }
   const header = new TextDecoder("latin1").decode(bytes.subarray(start, start + headerLen))
   const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1]
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1]
+  const fortran = /'fortran_order'\s*:\s*([^,}\s]*)/.exec(header)?.[1]
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1]
-  if (descr === undefined || shapeText === undefined) return bad(`${what}: header`, "a dict with descr and shape", header.trim())
+  if (descr === undefined || shapeText === undefined || fortran === undefined) {
+    return bad(`${what}: header`, "a dict with descr, fortran_order and shape", "something else")
+  }
   const dtype = (descr === "<b1" ? "|b1" : descr === "<i1" ? "|i1" : descr === "<u1" ? "|u1" : descr) as NpyDtype
-  if (!(dtype in sizes)) return bad(`${what}: descr`, "a little-endian number type (<f2, <f4, <f8, <i4, …)", descr)
-  if (fortran === "True") return bad(`${what}: fortran_order`, "False (C order)", "True")
-  const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map(Number)
-  if (shape.some((d) => !Number.isInteger(d) || d < 0)) return bad(`${what}: shape`, "non-negative integers", shapeText)
+  if (!(dtype in sizes)) return bad(`${what}: descr`, "a little-endian number type (<f2, <f4, <f8, <i4, …)", descr.slice(0, 16))
+  if (fortran !== "False") return bad(`${what}: fortran_order`, "False (C order)", fortran.slice(0, 16))
+  const dims = shapeText.split(",").map((s) => s.trim())
+  // "(5,)" ends in an empty item; any other empty item is malformed.
+  if (dims.length > 1 && dims[dims.length - 1] === "") dims.pop()
+  const shape = dims.length === 1 && dims[0] === "" ? [] : dims.map((d) => (/^[0-9]{1,16}$/.test(d) ? Number(d) : NaN))
+  if (shape.some((d) => !Number.isSafeInteger(d))) return bad(`${what}: shape`, "non-negative integers", `(${shapeText.slice(0, 64)})`)
+  const count = shape.reduce((a, b) => a * BigInt(b), 1n)
+  if (count > BigInt(bytes.length)) return bad(`${what}: shape`, "as many elements as the file holds", `(${shapeText.slice(0, 64)})`)
   const n = shape.reduce((a, b) => a * b, 1)
   const off = start + headerLen
   const es = sizes[dtype]
@@ -81,4 +100,15 @@ export const writeNpy = (data: Float32Array, shape: ReadonlyArray<number>, dtype
     else dv.setFloat32(total + 4 * i, data[i]!, true)
   }
   return out
+}
+
+/** True when two shapes are the same once leading 1s are dropped (`(64, 1, 384)` fits `[1, 64, 1, 384]`). */
+export const sameShape = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolean => {
+  const strip = (s: ReadonlyArray<number>) => {
+    let i = 0
+    while (i < s.length && s[i] === 1) i++
+    return s.slice(i)
+  }
+  const x = strip(a), y = strip(b)
+  return x.length === y.length && x.every((d, i) => d === y[i])
 }

@@ -2,12 +2,13 @@
 import { Command, Options } from "@effect/cli"
 import { Console, Effect, Layer } from "effect"
 import * as Ane from "../services/Ane.js"
+import { reported } from "./failure.js"
 
 const backend = Options.choice("backend", ["auto", "hardware", "simulator"]).pipe(
   Options.withDefault("auto" as const),
-  Options.withDescription("which backend answers: auto picks the engine when present, else the simulator")
+  Options.withDescription("which backend answers: auto picks the engine when present, else the simulator (default: auto)")
 )
-const json = Options.boolean("json").pipe(Options.withDescription("print one JSON object"))
+const json = Options.boolean("json").pipe(Options.withDescription("print one JSON object, on failure too (default: off)"))
 
 const layerFor = (choice: "auto" | "hardware" | "simulator") =>
   choice === "hardware" ? Ane.layer : choice === "simulator" ? Ane.layerSimulator() : Ane.layerAuto()
@@ -42,7 +43,6 @@ export const command = Command.make("probe", { backend, json }, ({ backend, json
     yield* Console.log(rows.map(([k, v]) => `${k.padEnd(20)} ${v}`).join("\n"))
   }).pipe(
     Effect.provide(Layer.fresh(layerFor(backend))),
-    Effect.catchTag("NoAneError", (e) =>
-      Effect.zipRight(Console.error(`ane probe: ${e.message}`), Effect.sync(() => { process.exitCode = 1 })))
+    reported("probe", json)
   )
 ).pipe(Command.withDescription("Report the ANE device (or the simulator) and the compile budget"))

@@ -28,10 +28,11 @@ describe("ane run", () => {
       timings: { compileMs: number; evalMs: number; engineMs: number; engineTime: string }
     }
     expect(summary.backend).toBe("simulator")
-    // 64×384 outputs of a 64-wide linear (2 FLOPs per MAC) plus bias and relu, over the default chip's 10.93 TFLOP/s.
+    // The default chip's 95 µs dispatch floor, plus 64×384 outputs of a 64-wide linear (2 FLOPs per MAC) plus bias
+    // and relu over its 10.93 TFLOP/s.
     expect(summary.timings.engineTime).toBe("modelled")
-    expect(summary.timings.engineMs).toBeGreaterThan((2 * C * C * S) / 10.93e9)
-    expect(summary.timings.engineMs).toBeLessThan((4 * C * C * S) / 10.93e9)
+    expect(summary.timings.engineMs).toBeGreaterThan(0.095 + (2 * C * C * S) / 10.93e9)
+    expect(summary.timings.engineMs).toBeLessThan(0.095 + (4 * C * C * S) / 10.93e9)
     expect(summary.outputs.map((o) => [o.name, o.shape])).toEqual([["y", [1, C, 1, S]]])
     const y = readNpy(new Uint8Array(readFileSync(summary.outputs[0]!.file)))
     if (!("data" in y)) throw y
@@ -63,10 +64,12 @@ describe("ane run", () => {
     expect(r.stdout).toMatch(/gated \[1, 32, 1, 768\] fp16 +min -?[0-9.]+ +max [0-9.]+ +mean/)
   })
 
-  it("--backend hardware fails with the NoAneError message, status 1 and no stack trace", () => {
+  it("--backend hardware fails with the NoAneError message, status 3, a CLI hint and no stack trace", () => {
     const r = ane("examples/linear.mil", "--backend", "hardware")
-    expect(r.status).toBe(1)
+    expect(r.status).toBe(3)
     expect(r.stderr).toContain("no ANE hardware available")
+    expect(r.stderr).toContain("--backend simulator")
+    expect(r.stderr).not.toContain("Ane.layerSimulator")
     expect(r.stderr).not.toMatch(/\n\s+at /)
   })
 })

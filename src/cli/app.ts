@@ -1,0 +1,112 @@
+/**
+ * The `ane` command as one Effect from argv to an exit status: parsing, the subcommands, usage errors, help text
+ * without colour where colour is unwanted, and a last guard that turns any defect into one line.
+ */
+import { Command, HelpDoc, ValidationError } from "@effect/cli"
+import type { CliApp } from "@effect/cli"
+import { Cause, Console, Effect } from "effect"
+import { command as bench } from "./bench.js"
+import { command as check } from "./check.js"
+import { CommandExit, ExitCode, exitCodeHelp } from "./failure.js"
+import { command as inspect } from "./inspect.js"
+import { command as probe } from "./probe.js"
+import { command as run } from "./run.js"
+
+/** Widest help line. */
+export const HELP_COLUMNS = 100
+
+const ane = Command.make("ane").pipe(
+  Command.withDescription("Compile, check, inspect and run MIL programs on the Apple Neural Engine or its CPU simulator"),
+  Command.withSubcommands([probe, check, run, bench, inspect])
+)
+
+const cli = Command.run(ane, {
+  name: "ane",
+  version: "0.1.0",
+  footer: HelpDoc.blocks([HelpDoc.h1("EXIT STATUS"), ...exitCodeHelp.map((line) => HelpDoc.p(line))])
+})
+
+// Colour and cursor escapes (CSI sequences).
+const ANSI = /\u001b\[[0-9;?]*[A-Za-z]/g
+
+/** Text without ANSI escapes. */
+export const stripAnsi = (s: string): string => s.replace(ANSI, "")
+
+/** Wraps lines wider than `width` at spaces; continuation lines keep the line's indentation. */
+export const wrapLines = (text: string, width: number): string =>
+  text.split("\n").flatMap((line) => {
+    if (stripAnsi(line).length <= width) return [line]
+    const indent = /^\s*/.exec(line)![0]
+    const more = indent + (line.trimStart().startsWith("$ ") ? "    " : "")
+    const out: Array<string> = []
+    let current = ""
+    for (const word of line.trimStart().split(" ")) {
+      const prefix = out.length === 0 ? indent : more
+      const candidate = current === "" ? prefix + word : `${current} ${word}`
+      if (stripAnsi(candidate).length > width && current !== "") {
+        out.push(current)
+        current = more + word
+      } else current = candidate
+    }
+    out.push(current)
+    return out
+  }).join("\n")
+
+/** Options of {@link runCli}: whether to colour, and nothing else yet. */
+export interface RunCliOptions {
+  /** ANSI colour in help and messages (default: stdout is a TTY and `NO_COLOR` is unset or empty). */
+  readonly color?: boolean
+}
+
+const defaultColor = (): boolean =>
+  process.stdout.isTTY === true && (process.env.NO_COLOR === undefined || process.env.NO_COLOR === "")
+
+/**
+ * Runs `ane` on `argv` (`[node, script, ...args]`) and succeeds with the exit status; never fails. Output goes
+ * through the current `Console`, so a test can capture it.
+ */
+export const runCli = (
+  argv: ReadonlyArray<string>,
+  options: RunCliOptions = {}
+): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
+  Effect.gen(function*() {
+    const base = yield* Effect.console
+    const color = options.color ?? defaultColor()
+    const help = argv.slice(2).some((a) => a === "--help" || a === "-h")
+    const fix = (stream: "out" | "err") => (a: unknown) => {
+      if (typeof a !== "string") return a
+      const plain = color ? a : stripAnsi(a)
+      // @effect/cli ends its messages with a blank line; one message is one line.
+      return stream === "err" ? plain.trimEnd() : help ? wrapLines(plain, HELP_COLUMNS) : plain
+    }
+    const console: Console.Console = {
+      ...base,
+      log: (...args: ReadonlyArray<unknown>) => base.log(...args.map(fix("out"))),
+      error: (...args: ReadonlyArray<unknown>) => base.error(...args.map(fix("err")))
+    }
+    const json = argv.includes("--json")
+    return yield* cli(argv).pipe(
+      Effect.as(ExitCode.ok as number),
+      Effect.catchAll((e): Effect.Effect<number> => {
+        if (e instanceof CommandExit) return Effect.succeed(e.code)
+        if (ValidationError.isValidationError(e)) {
+          // @effect/cli has printed the message; with --json, stdout still gets its one object.
+          if (!json) return Effect.succeed(ExitCode.usage)
+          const doc = (e as { readonly error?: HelpDoc.HelpDoc }).error
+          const text = doc !== undefined ? stripAnsi(HelpDoc.toAnsiText(doc)).trim() : e._tag
+          return Effect.as(Console.log(JSON.stringify({ ok: false, error: text, errorTag: e._tag, exitCode: ExitCode.usage })),
+            ExitCode.usage)
+        }
+        return Effect.as(Console.error(`ane: internal error: ${String(e).split("\n")[0]}`), ExitCode.internal)
+      }),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.succeed(ExitCode.interrupted)
+          : Effect.as(
+            Console.error(`ane: internal error: ${String(Cause.squash(cause)).split("\n")[0]}`),
+            ExitCode.internal as number
+          )
+      ),
+      Effect.withConsole(console)
+    )
+  })

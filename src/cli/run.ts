@@ -2,7 +2,7 @@
  * `ane run <file.mil | dir.mlmodelc>`: compiles a program on the engine or its simulator, writes its inputs
  * (`.npy` files or seeded random values), evaluates once, writes every output as `.npy` and prints a summary.
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync, statSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Either, Layer, Option } from "effect"
@@ -13,13 +13,19 @@ import { parse } from "../mil/parser.js"
 import * as NativeBackend from "../native/NativeBackend.js"
 import { CompileOptions } from "../schema/CompileOptions.js"
 import { formatDiagnostic } from "../schema/Diagnostic.js"
-import { CompileError, InvalidArgumentError, isAneError } from "../schema/errors.js"
+import { CompileError, InvalidArgumentError } from "../schema/errors.js"
 import type { TensorLayout } from "../schema/TensorLayout.js"
 import { Backend } from "../services/Backend.js"
 import { packSurface, type SurfaceViews, unpackSurface } from "../sim/layout.js"
 import * as SimBackend from "../sim/SimBackend.js"
-import { readNpy, writeNpy } from "./npy.js"
-import { withPrefix } from "./source.js"
+import { reported, withFile } from "./failure.js"
+import {
+  checkOutputFiles, checkProgramPath, checkWeightPath, createOutputDir, outputFileName, planOutputDir, readRegularFile,
+  reasonOf, removeCreatedDirs, writeOutputFile
+} from "./files.js"
+import { maxNpyBytes, readNpy, sameShape, writeNpy } from "./npy.js"
+import { whileRunning } from "./progress.js"
+import { engineTime, formatEngineTime } from "./timing.js"
 
 /** Parsed command-line options of `ane run`. */
 export interface RunOptions {
@@ -40,6 +46,12 @@ export const DEFAULT_OUTPUT_DIR = "ane-run-output"
 const invalid = (argument: string, expected: string, actual: string, hint?: string) =>
   new InvalidArgumentError({ op: "ane run", argument, expected, actual, ...(hint !== undefined ? { hint } : {}) })
 
+/** The same complaint, made by `op`. */
+const withOp = (e: InvalidArgumentError, op: string): InvalidArgumentError =>
+  new InvalidArgumentError({
+    op, argument: e.argument, expected: e.expected, actual: e.actual, ...(e.hint !== undefined ? { hint: e.hint } : {})
+  })
+
 /** Deterministic uniform values in [-1, 1) (mulberry32). */
 export const seededRandom = (seed: number): (() => number) => {
   let a = seed >>> 0
@@ -52,6 +64,35 @@ export const seededRandom = (seed: number): (() => number) => {
   }
 }
 
+/** The `--input` options, read: files by input name; every other input gets seeded random values. */
+export interface InputSpecs {
+  readonly files: ReadonlyMap<string, string>
+  readonly random: ReadonlySet<string>
+}
+
+/**
+ * Reads `--input` values: `name=file.npy`, `name=random`, or a bare `random` (every input not given a file). An input
+ * named twice is refused, so a typo cannot silently override an earlier value.
+ */
+export const parseInputSpecs = (specs: ReadonlyArray<string>): InputSpecs | InvalidArgumentError => {
+  const files = new Map<string, string>()
+  const random = new Set<string>()
+  for (const spec of specs) {
+    if (spec === "random") continue
+    const eq = spec.indexOf("=")
+    if (eq <= 0) return invalid("--input", "name=file.npy, name=random or random", spec === "" ? "an empty value" : spec)
+    const name = spec.slice(0, eq)
+    const value = spec.slice(eq + 1)
+    if (value === "") return invalid(`--input ${name}`, "a .npy file or random after the =", "nothing")
+    if (files.has(name) || random.has(name)) {
+      return invalid("--input", "each input named once", `${name} twice (${files.get(name) ?? "random"} and ${value})`)
+    }
+    if (value === "random") random.add(name)
+    else files.set(name, value)
+  }
+  return { files, random }
+}
+
 const shapeOf = (t: TypeExpr | undefined): Array<number> | undefined => {
   if (t === undefined) return undefined
   if (t.kind === "scalar") return []
@@ -60,23 +101,23 @@ const shapeOf = (t: TypeExpr | undefined): Array<number> | undefined => {
   return t.shape as Array<number>
 }
 
-/** Declared MIL shapes of the main function's inputs and outputs, by name. */
-const declaredShapes = (program: Program | null): Map<string, Array<number>> => {
-  const m = new Map<string, Array<number>>()
+/** Declared MIL shapes of the main function's inputs and outputs, by name, and its output names in order. */
+const declaredShapes = (program: Program | null): { shapes: Map<string, Array<number>>; outputs: Array<string> } => {
+  const shapes = new Map<string, Array<number>>()
   const fn = program?.functions.find((f) => f.name === "main") ?? program?.functions[0]
-  if (fn === undefined) return m
+  if (fn === undefined) return { shapes, outputs: [] }
   for (const b of fn.inputs) {
     const s = shapeOf(b.type)
-    if (s) m.set(b.name, s)
+    if (s) shapes.set(b.name, s)
   }
   for (const op of fn.body.operations) {
     for (const b of op.outputs) {
       if (!fn.body.outputs.includes(b.name)) continue
       const s = shapeOf(b.type)
-      if (s) m.set(b.name, s)
+      if (s) shapes.set(b.name, s)
     }
   }
-  return m
+  return { shapes, outputs: [...fn.body.outputs] }
 }
 
 const views = (bytes: Uint8Array): SurfaceViews => ({
@@ -146,6 +187,23 @@ const chooseBackend = (o: RunOptions) => {
   }
 }
 
+/**
+ * Checks the program and weight paths (regular files of a readable size), then builds the compile request. Reading
+ * a file found beside the program can still fail (a race, a file over 2 GiB): that becomes a typed failure too.
+ */
+export const loadProgram = (op: string, program: string, weights: Option.Option<string>) =>
+  Effect.gen(function*() {
+    yield* checkProgramPath(op, program)
+    if (Option.isSome(weights)) yield* checkWeightPath(op, weights.value)
+    return yield* compileRequest(program, weights).pipe(
+      Effect.catchAllDefect((d) =>
+        Effect.fail(new InvalidArgumentError({
+          op, argument: "program", expected: "a program whose files can be read", actual: `${program} (${reasonOf(d)})`
+        }))),
+      Effect.mapError((e) => (e._tag === "InvalidArgumentError" && e.op === "ane run" ? withOp(e, op) : e))
+    )
+  })
+
 interface OutputSummary {
   readonly name: string
   readonly shape: ReadonlyArray<number>
@@ -168,97 +226,117 @@ const stats = (a: Float32Array) => {
 
 const fmt = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(6)).toString() : String(x))
 
-/** The whole command as an Effect (exported for tests). */
+/** Reads one `--input` file and checks it against the input's declared shape (leading 1s aside). */
+const readInput = (layout: TensorLayout, declared: ReadonlyArray<number> | undefined, path: string) =>
+  Effect.gen(function*() {
+    const argument = `--input ${layout.name}`
+    const bytes = yield* readRegularFile(path, {
+      op: "ane run", argument, expected: "a regular .npy file", maxBytes: maxNpyBytes(layout.logicalElements)
+    })
+    const arr = readNpy(bytes, path)
+    if (arr instanceof InvalidArgumentError) return yield* Effect.fail(withOp(arr, "ane run"))
+    const shapeText = `(${arr.shape.join(", ")})`
+    if (declared !== undefined ? !sameShape(arr.shape, declared) : arr.data.length !== layout.logicalElements) {
+      const want = declared !== undefined ? `shape [${declared.join(", ")}] (leading 1s may be dropped or added)`
+        : `${layout.logicalElements} elements`
+      return yield* Effect.fail(invalid(argument, want, `${path} with shape ${shapeText}`))
+    }
+    return arr.data
+  })
+
+/** The whole command as an Effect (exported for tests): fails with typed errors, prints nothing on failure. */
 export const runCommand = (o: RunOptions) =>
   Effect.gen(function*() {
-    const req = yield* compileRequest(o.program, o.weights)
+    const specs = parseInputSpecs(o.input)
+    if (specs instanceof InvalidArgumentError) return yield* Effect.fail(specs)
+    const dir = Option.getOrElse(o.output, () => DEFAULT_OUTPUT_DIR)
+    const plan = yield* planOutputDir("ane run", dir)
+    const req = yield* loadProgram("ane run", o.program, o.weights)
+    const declared = declaredShapes(parse(req.text).program)
+    // Output files are checked before any work, so a bad name or path does not cost a compile and an eval.
+    yield* checkOutputFiles("ane run", dir, declared.outputs)
     const chosen = yield* chooseBackend(o)
     if (!o.json && o.backend === "auto") yield* Console.error(`ane run: using the ${chosen.name} backend (${chosen.reason})`)
-    const shapes = declaredShapes(parse(req.text).program)
+    yield* createOutputDir("ane run", plan)
     return yield* Effect.scoped(Effect.gen(function*() {
       const backend = yield* Backend
+      const info = yield* backend.probe
       const t0 = performance.now()
-      const model = yield* backend.compile(req.options)
+      const model = yield* backend.compile(req.options).pipe(whileRunning("ane run: compiling", !o.json))
       const compileMs = performance.now() - t0
-      const diagnostics = "diagnostics" in model ? (model as SimBackend.SimModel).diagnostics : []
+      const diagnostics = ("diagnostics" in model ? (model as SimBackend.SimModel).diagnostics : [])
+        .map((d) => withFile(d, o.program))
       if (!o.json) for (const d of diagnostics) yield* Console.error(formatDiagnostic(d))
-      const given = new Map<string, string>()
-      for (const spec of o.input) {
-        const eq = spec.indexOf("=")
-        if (eq <= 0) return yield* Effect.fail(invalid("--input", "name=file.npy or name=random", spec))
-        given.set(spec.slice(0, eq), spec.slice(eq + 1))
-      }
-      for (const name of given.keys()) {
+      for (const name of [...specs.files.keys(), ...specs.random]) {
         if (!model.inputs.some((l) => l.name === name)) {
           return yield* Effect.fail(invalid("--input", `one of ${model.inputs.map((l) => l.name).join(", ")}`, name))
         }
       }
+      yield* checkOutputFiles("ane run", dir, model.outputs.map((l) => l.name))
       const rnd = seededRandom(o.seed)
       const inputs: Array<{ name: string; source: string }> = []
       for (let i = 0; i < model.inputs.length; i++) {
         const layout: TensorLayout = model.inputs[i]!
-        const src = given.get(layout.name) ?? "random"
-        const data = new Float32Array(layout.logicalElements)
-        if (src === "random") for (let k = 0; k < data.length; k++) data[k] = rnd()
-        else {
-          if (!existsSync(src)) return yield* Effect.fail(invalid(`--input ${layout.name}`, "an existing .npy file", src))
-          const arr = readNpy(new Uint8Array(readFileSync(src)), src)
-          if (arr instanceof InvalidArgumentError) return yield* Effect.fail(arr)
-          if (arr.data.length !== data.length) {
-            return yield* Effect.fail(invalid(`--input ${layout.name}`, `${data.length} elements`,
-              `${arr.data.length} (shape [${arr.shape.join(", ")}])`))
-          }
-          data.set(arr.data)
-        }
+        const file = specs.files.get(layout.name)
+        let data: Float32Array
+        if (file === undefined) {
+          data = new Float32Array(layout.logicalElements)
+          for (let k = 0; k < data.length; k++) data[k] = rnd()
+        } else data = yield* readInput(layout, declared.shapes.get(layout.name), file)
         packSurface(layout, data, views(model.request.inputs[i]!))
-        inputs.push({ name: layout.name, source: src })
+        inputs.push({ name: layout.name, source: file ?? "random" })
       }
       const t1 = performance.now()
-      const evalStats = yield* model.request.evalWithStats
+      const evalStats = yield* model.request.evalWithStats.pipe(whileRunning("ane run: evaluating", !o.json))
       const evalMs = performance.now() - t1
-      const dir = Option.getOrElse(o.output, () => DEFAULT_OUTPUT_DIR)
-      mkdirSync(dir, { recursive: true })
       const outputs: Array<OutputSummary> = []
       for (let i = 0; i < model.outputs.length; i++) {
         const layout = model.outputs[i]!
         const data = new Float32Array(layout.logicalElements)
         unpackSurface(layout, views(model.request.outputs[i]!), data)
-        const shape = shapes.get(layout.name) ?? [layout.channels, layout.height, layout.width]
-        const file = join(dir, `${layout.name.replace(/[^A-Za-z0-9_.-]/g, "_")}.npy`)
-        writeFileSync(file, writeNpy(data, shape, layout.elemSize === 2 ? "<f2" : "<f4"))
+        const shape = declared.shapes.get(layout.name) ?? [layout.channels, layout.height, layout.width]
+        const file = join(dir, outputFileName(layout.name))
+        yield* writeOutputFile("ane run", file, writeNpy(data, shape, layout.elemSize === 2 ? "<f2" : "<f4"))
         outputs.push({ name: layout.name, shape, dtype: layout.dtype, file, ...stats(data) })
       }
+      const engine = engineTime(evalStats, info.architecture)
       const timings = {
         compileMs: Number(compileMs.toFixed(3)),
         evalMs: Number(evalMs.toFixed(3)),
-        // The engine's own execution time: measured on hardware, the latency model's on the simulator.
-        ...(evalStats.source === "unavailable"
-          ? {}
-          : { engineMs: Number((evalStats.hwExecutionNs / 1e6).toFixed(6)), engineTime: evalStats.source })
+        // The engine's time for the call: measured on hardware, the latency model's (dispatch floor included) otherwise.
+        ...(engine === undefined ? {} : { engineMs: Number((engine.ns / 1e6).toFixed(6)), engineTime: engine.source })
       }
+      const random = inputs.filter((x) => x.source === "random").map((x) => x.name)
       if (o.json) {
         yield* Console.log(JSON.stringify({
+          ok: true,
           program: o.program,
           backend: chosen.name,
           backendReason: chosen.reason,
           model: model.id,
           inputs,
+          randomInputs: random,
+          seed: o.seed,
           outputs,
           timings,
           diagnostics: diagnostics.map(formatDiagnostic)
         }))
       } else {
-        const ms = timings.engineMs
-        const engine = ms === undefined ? ""
-          : ` (engine ${ms < 1 ? `${fmt(ms * 1000)} µs` : `${fmt(ms)} ms`}, ${timings.engineTime})`
-        yield* Console.log(`${model.id} on the ${chosen.name} backend: compile ${fmt(timings.compileMs)} ms, ` +
-          `eval ${fmt(timings.evalMs)} ms${engine}`)
+        const name = req.options._tag === "mil" ? o.program : model.id
+        yield* Console.log(`${name} on the ${chosen.name} backend: compile ${fmt(timings.compileMs)} ms, ` +
+          `eval ${fmt(timings.evalMs)} ms` + (engine === undefined ? "" : ` (${formatEngineTime(engine)})`))
+        for (const x of inputs) {
+          const layout = model.inputs.find((l) => l.name === x.name)!
+          const shape = declared.shapes.get(x.name) ?? [layout.channels, layout.height, layout.width]
+          yield* Console.log(`  ${x.name} [${shape.join(", ")}] ← ` +
+            (x.source === "random" ? `random values in [-1, 1) (seed ${o.seed})` : x.source))
+        }
         for (const out of outputs) {
           yield* Console.log(`  ${out.name} [${out.shape.join(", ")}] ${out.dtype}  min ${fmt(out.min)}  max ${fmt(out.max)}  ` +
             `mean ${fmt(out.mean)}  → ${out.file}`)
         }
       }
-    }).pipe(Effect.provide(chosen.layer)))
+    }).pipe(Effect.provide(chosen.layer), Effect.onError(() => removeCreatedDirs(plan))))
   })
 
 const args = {
@@ -267,24 +345,32 @@ const args = {
     Options.withDescription("weight file for the program's BLOBFILE references (default: found beside the .mil)"),
     Options.optional
   ),
-  input: Options.text("input").pipe(Options.withDescription("name=file.npy or name=random (repeatable)"), Options.repeated),
-  output: Options.text("output").pipe(Options.withDescription(`directory for the output .npy files (default ${DEFAULT_OUTPUT_DIR})`), Options.optional),
-  backend: Options.choice("backend", ["auto", "hardware", "simulator"] as const).pipe(Options.withDefault("auto" as const)),
-  numerics: Options.choice("numerics", ["ane", "exact"] as const).pipe(Options.withDefault("ane" as const)),
-  rules: Options.choice("rules", ["error", "warn", "off"] as const).pipe(Options.withDefault("error" as const)),
-  json: Options.boolean("json").pipe(Options.withDescription("print one JSON object")),
-  seed: Options.integer("seed").pipe(Options.withDescription("seed of the random inputs"), Options.withDefault(0))
+  input: Options.text("input").pipe(
+    Options.withDescription("name=file.npy, name=random, or random for every input not given a file (repeatable; " +
+      "default: random values for every input, listed in the output)"),
+    Options.repeated
+  ),
+  output: Options.text("output").pipe(
+    Options.withDescription(`directory for the output .npy files (default: ${DEFAULT_OUTPUT_DIR})`),
+    Options.optional
+  ),
+  backend: Options.choice("backend", ["auto", "hardware", "simulator"] as const).pipe(
+    Options.withDefault("auto" as const),
+    Options.withDescription("auto: the engine when present, else the simulator (default: auto)")
+  ),
+  numerics: Options.choice("numerics", ["ane", "exact"] as const).pipe(
+    Options.withDefault("ane" as const),
+    Options.withDescription("simulator: fp16 between ops like the engine, or float32 throughout (default: ane)")
+  ),
+  rules: Options.choice("rules", ["error", "warn", "off"] as const).pipe(
+    Options.withDefault("error" as const),
+    Options.withDescription("ANE rule findings refuse the program, are printed, or are ignored (default: error)")
+  ),
+  json: Options.boolean("json").pipe(Options.withDescription("print one JSON object, on failure too (default: off)")),
+  seed: Options.integer("seed").pipe(Options.withDescription("seed of the random inputs (default: 0)"), Options.withDefault(0))
 }
 
-/** The `run` subcommand. Typed failures print their message and exit with status 1 (no stack trace). */
+/** The `run` subcommand: typed failures and defects print one message and set the exit status of the table. */
 export const command = Command.make("run", args, (o) =>
-  runCommand(o).pipe(
-    Effect.catchAll((e) =>
-      Effect.zipRight(
-        Console.error(withPrefix("ane run", isAneError(e) ? e.message : String(e))),
-        Effect.sync(() => {
-          process.exitCode = 1
-        })
-      )
-    )
-  )).pipe(Command.withDescription("Compile and evaluate a MIL program (or .mlmodelc) once, writing outputs as .npy"))
+  runCommand(o).pipe(reported("run", o.json, { file: o.program, rules: o.rules }))
+).pipe(Command.withDescription("Compile and evaluate a MIL program (or .mlmodelc) once, writing outputs as .npy"))

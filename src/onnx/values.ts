@@ -22,6 +22,10 @@ export interface Dyn {
   readonly kind: Kind
   readonly shape: ReadonlyArray<number>
   readonly t: Tensor
+  /** Set on x² (Pow 2): the x it squares, for the fp16-safe magnitude rewrite. */
+  readonly squareOf?: Tensor
+  /** Set on a² + b²: the a and b, for the fp16-safe magnitude rewrite. */
+  readonly sumOfSquares?: readonly [Tensor, Tensor]
 }
 
 /** Either. */

@@ -36,6 +36,10 @@ const binary = (milOp: string | ((k: Kind) => string), f: (a: number, b: number)
     const shape = outShape(c, [a, b])
     const op = typeof milOp === "string" ? milOp : milOp(a.kind)
     const t = c.b.op(op, { x: operand(c, a, b), y: operand(c, b, a) }, { dtype: c.milDtype(kind), shape }, c.name())
+    if (op === "add" && a.tag === "dyn" && b.tag === "dyn" && a.squareOf && b.squareOf &&
+      a.shape.join() === b.shape.join()) {
+      return [{ ...c.dyn(t, kind), sumOfSquares: [a.squareOf, b.squareOf] }]
+    }
     return [c.dyn(t, kind)]
   }
 
@@ -136,11 +140,23 @@ const pow: Converter = (c) => {
   if (x.tag === "dyn" && y.tag === "const" && size(y.shape) === 1 && y.shape.length <= x.shape.length) {
     const e = y.data[0]!
     if (e === 1) return [x]
-    if (e === 2) return [c.dyn(c.b.square(x.t, c.name()), x.kind)]
+    if (e === 2) return [{ ...c.dyn(c.b.square(x.t, c.name()), x.kind), squareOf: x.t }]
     if (e === 0.5) return [c.dyn(c.b.sqrt(x.t, c.name()), x.kind)]
   }
   const shape = outShape(c, [x, y])
   return [c.dyn(c.b.op("pow", { x: operand(c, x, y), y: operand(c, y, x) }, { dtype: c.dtype, shape }, c.name()), "float")]
+}
+
+/**
+ * √(a² + b²) in fp16 without squaring small values: the engine flushes results below 2⁻¹⁴ to zero, so a² of any
+ * |a| < 2⁻⁷ vanishes (an STFT's quiet bins). Computed as m·√(1 + (n/m)²), m = max(|a|, |b|), n = min(|a|, |b|).
+ */
+const magnitude = (c: NodeCtx, a: Tensor, b: Tensor): Value => {
+  const aa = c.b.abs(a, c.name()), ab = c.b.abs(b, c.name())
+  const m = c.b.maximum(aa, ab, c.name()), n = c.b.minimum(aa, ab, c.name())
+  const r = c.b.realDiv(n, c.b.add(m, 1e-4, c.name()), c.name())
+  const s = c.b.sqrt(c.b.add(c.b.square(r, c.name()), 1, c.name()), c.name())
+  return c.dyn(c.b.mul(m, s, c.name()), "float")
 }
 
 const hardSwish: Converter = (c) => {
@@ -180,7 +196,11 @@ export const elementwiseOps: Readonly<Record<string, Converter>> = {
   Relu: unary("relu", (v) => Math.max(v, 0)),
   Sigmoid: unary("sigmoid", sigmoid),
   Tanh: unary("tanh", Math.tanh),
-  Sqrt: unary("sqrt", Math.sqrt),
+  Sqrt: (c) => {
+    const x = c.in(0)
+    if (x.tag === "dyn" && x.sumOfSquares !== undefined && c.dtype === "fp16") return [magnitude(c, ...x.sumOfSquares)]
+    return unary("sqrt", Math.sqrt)(c)
+  },
   Exp: unary("exp", Math.exp),
   Log: unary("log", Math.log),
   Neg: unary("neg", (v) => -v),

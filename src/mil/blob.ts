@@ -160,6 +160,14 @@ const view = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset,
 
 const hex32 = (n: number) => "0x" + n.toString(16).toUpperCase().padStart(8, "0")
 
+/**
+ * A file whose header is not a blob's. The bytes found are not quoted: a BLOBFILE may name any file, and an error
+ * message must not become a way to read it (docs/security.md).
+ */
+const notABlob = (op: string, hint?: string) =>
+  bad(op, "weight file header at offset 0: version (bytes 4..7)", `${BLOB_VERSION} (MIL blob storage v2)`,
+    "another value: this is not a MIL weight blob", hint)
+
 /** Reads the u64 at `at`; values past 2^53 come back as Infinity so bounds checks reject them. */
 const u64 = (dv: DataView, at: number): number => {
   const v = dv.getBigUint64(at, true)
@@ -180,9 +188,9 @@ const recordAt = (bytes: Uint8Array, offset: number, op: string): BlobRecord | I
       "the BLOBFILE offset is past the end of the weight file")
   }
   const dv = view(bytes)
-  const sentinel = dv.getUint32(offset, true)
-  if (sentinel !== BLOB_SENTINEL) {
-    return bad(op, `${where}: sentinel`, hex32(BLOB_SENTINEL), hex32(sentinel),
+  // The bytes found instead of the sentinel are not quoted: they may be any file's contents (docs/security.md).
+  if (dv.getUint32(offset, true) !== BLOB_SENTINEL) {
+    return bad(op, `${where}: sentinel`, `a metadata record starting with ${hex32(BLOB_SENTINEL)}`, "no blob metadata record there",
       "BLOBFILE offsets name the metadata record, not the data (data starts 64 bytes later)")
   }
   const code = dv.getUint32(offset + 4, true)
@@ -231,8 +239,7 @@ export const readBlobFile = (bytes: Uint8Array, op = "Blob.read"): BlobFile | In
   const count = dv.getUint32(0, true)
   const version = dv.getUint32(4, true)
   if (version !== BLOB_VERSION) {
-    return bad(op, "weight file header at offset 0: version (bytes 4..7)", String(BLOB_VERSION), String(version),
-      version === 0 && dv.getUint32(8, true) === 2
+    return notABlob(op, version === 0 && dv.getUint32(8, true) === 2
         ? "this looks like the Go BlobWriter layout (version at byte 8), which Apple's reader rejects"
         : undefined)
   }
@@ -266,10 +273,7 @@ export const readBlobAt = (
   if (bytes.length < BLOB_HEADER_SIZE) {
     return bad(op, "weight file header at offset 0", `at least ${BLOB_HEADER_SIZE} bytes`, `${bytes.length} bytes`)
   }
-  const version = view(bytes).getUint32(4, true)
-  if (version !== BLOB_VERSION) {
-    return bad(op, "weight file header at offset 0: version (bytes 4..7)", String(BLOB_VERSION), String(version))
-  }
+  if (view(bytes).getUint32(4, true) !== BLOB_VERSION) return notABlob(op)
   const r = recordAt(bytes, off, op)
   if (r instanceof InvalidArgumentError) return r
   if (expected !== undefined) {

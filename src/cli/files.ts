@@ -42,6 +42,7 @@ export const reasonOf = (e: unknown): string => {
     case "EDQUOT": return "disk quota exceeded"
     case "EEXIST": return "already exists"
     case "EINVAL": return "not a valid path here"
+    case "ERR_FS_FILE_TOO_LARGE": return "a file over 2 GiB"
     default: return e instanceof Error && code ? `${code}` : e instanceof Error ? e.message.split("\n")[0]! : String(e)
   }
 }

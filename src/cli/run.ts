@@ -198,7 +198,8 @@ export const loadProgram = (op: string, program: string, weights: Option.Option<
     return yield* compileRequest(program, weights).pipe(
       Effect.catchAllDefect((d) =>
         Effect.fail(new InvalidArgumentError({
-          op, argument: "program", expected: "a program whose files can be read", actual: `${program} (${reasonOf(d)})`
+          op, argument: "program", expected: "a program whose weight files can be read",
+          actual: `${program} (a weight file beside it: ${reasonOf(d)})`
         }))),
       Effect.mapError((e) => (e._tag === "InvalidArgumentError" && e.op === "ane run" ? withOp(e, op) : e))
     )

@@ -5,7 +5,7 @@
  * (§14.5). Exercised on Linux against a fake runtime
  * (test/native-fake); not verified on a Mac.
  */
-import { tmpdir } from "node:os"
+import { execFileSync } from "node:child_process"
 import { Effect, Layer, type Scope } from "effect"
 import { compileOptionsProblem } from "../schema/CompileOptions.js"
 import { DeviceInfo } from "../schema/DeviceInfo.js"
@@ -19,10 +19,13 @@ import {
 } from "../schema/errors.js"
 import type { ClientInfo } from "../schema/Telemetry.js"
 import { Backend } from "../services/Backend.js"
-import { compileModel, type NativeEnv, standaloneSurface } from "./model.js"
+import type { NativeEnv } from "./env.js"
+import { DEFAULT_EVAL_THREADS, makeEvalPool } from "./evalPool.js"
+import { compileModel } from "./model.js"
+import { standaloneSurface } from "./surfaces.js"
 import { beginRealTimeTask } from "./realtime.js"
 import { sharedEvent } from "./sharedEvent.js"
-import { type Id, nil, type Objc, type ObjcPaths } from "./objc.js"
+import { type Id, MACOS_PATHS, nil, type Objc, type ObjcPaths } from "./objc.js"
 import { type ClientSlot, clientSlot, NO_CLIENT_HINT } from "./client.js"
 import { probeClientInfo } from "./telemetry.js"
 
@@ -97,13 +100,14 @@ export const probeRuntime = (rt: Objc): ObjcProbeRuntime => {
   const id = (p: unknown): Id => (typeof p === "bigint" ? p : 0n)
   return {
     getClass: (name) => {
-      const cls = rt.cls(name)
+      const cls = rt.autoreleasePool(() => rt.cls(name))
       return cls === 0n ? null : cls
     },
-    responds: (cls, s) => rt.responds(id(cls), s),
-    sendBool: (cls, s) => rt.bool(id(cls), s),
-    sendU32: (cls, s) => rt.int(id(cls), s, "uint32()"),
-    sendI64: (cls, s) => rt.int(id(cls), s, "int64()"),
+    // Every call inside its own pool, even those that return no object: §14.1, on every thread.
+    responds: (cls, s) => rt.autoreleasePool(() => rt.responds(id(cls), s)),
+    sendBool: (cls, s) => rt.autoreleasePool(() => rt.bool(id(cls), s)),
+    sendU32: (cls, s) => rt.autoreleasePool(() => rt.int(id(cls), s, "uint32()")),
+    sendI64: (cls, s) => rt.autoreleasePool(() => rt.int(id(cls), s, "int64()")),
     sendString: (cls, s) => rt.autoreleasePool(() => rt.describe(rt.id(id(cls), s)))
   }
 }
@@ -114,14 +118,20 @@ export interface NativeOptions {
   readonly paths?: ObjcPaths
   /** Successful compiles allowed per backend (default {@link HARDWARE_COMPILE_LIMIT}). */
   readonly compileLimit?: number
-  /** Directory holding the `<hex>/model.mil` the in-memory compiler reads (default `os.tmpdir()`). */
+  /**
+   * Directory whose `<hex>/` folder receives the `model.mil` the in-memory compiler reads. Default: the model's
+   * `localModelPath`, else Foundation's `NSTemporaryDirectory()` (never `os.tmpdir()`, which may differ).
+   */
   readonly tempDir?: () => string
   /** Pause before the single load retry (default 100 ms). */
   readonly loadRetryMs?: number
-  /** Off-thread evaluations in flight at once (default 128, below koffi's limit of 256). */
-  readonly maxAsyncEvals?: number
-  /** Observes every message's selector and cast signature (tests check them against the spec). */
-  readonly onSend?: (selector: string, signature: string) => void
+  /**
+   * Threads of the library's own that run asynchronous evaluations and shared-event waits (default
+   * {@link DEFAULT_EVAL_THREADS}, enough for a depth-8 pipeline). Evaluations beyond it queue.
+   */
+  readonly evalThreads?: number
+  /** Observes every message's selector, cast signature and receiver (tests check them against the spec). */
+  readonly onSend?: (selector: string, signature: string, receiver: Id) => void
 }
 
 /** Loads the libraries and binds the runtime; any failure is a NoAneError naming it. */
@@ -165,13 +175,32 @@ export const makeBackend = (info: DeviceInfo): Backend["Type"] => ({
   }))
 })
 
-/** Probes the real engine; fails with NoAneError off macOS, without the framework, or without an ANE. */
-export const probe: Effect.Effect<DeviceInfo, NoAneError> = Effect.suspend(() => {
-  if (process.platform !== "darwin") {
-    return Effect.fail(
-      new NoAneError({ op: "probe", reason: `platform ${process.platform} is not macOS (darwin); the ANE exists only on Apple silicon Macs` })
-    )
+/**
+ * Why this process cannot reach the engine, from its platform and architecture, or undefined when it can try. An
+ * x64 Node on a Mac runs under Rosetta on Apple silicon (`translated`: `sysctl.proc_translated` is 1) or on an Intel
+ * Mac; neither reaches the ANE, whose framework and daemon serve arm64 processes only.
+ */
+export const platformProblem = (platform: string, arch: string, translated: boolean): string | undefined => {
+  if (platform !== "darwin") return `platform ${platform} is not macOS (darwin); the ANE exists only on Apple silicon Macs`
+  if (arch === "arm64") return undefined
+  return translated
+    ? `this Node is ${arch} running under Rosetta; the ANE needs a native arm64 Node (install the arm64 build, e.g. \`arch -arm64 node\`)`
+    : `this Node is ${arch} on an Intel Mac; the ANE exists only on Apple silicon`
+}
+
+/** Whether the process runs under Rosetta translation (`sysctl -n sysctl.proc_translated` is 1). */
+const rosetta = (): boolean => {
+  try {
+    return execFileSync("/usr/sbin/sysctl", ["-in", "sysctl.proc_translated"], { encoding: "utf8", timeout: 2000 }).trim() === "1"
+  } catch {
+    return false
   }
+}
+
+/** Probes the real engine; fails with NoAneError off macOS, under Rosetta, without the framework, or without an ANE. */
+export const probe: Effect.Effect<DeviceInfo, NoAneError> = Effect.suspend(() => {
+  const problem = platformProblem(process.platform, process.arch, process.platform === "darwin" && process.arch !== "arm64" && rosetta())
+  if (problem !== undefined) return Effect.fail(new NoAneError({ op: "probe", reason: problem }))
   return Effect.flatMap(openRuntime(), probeObjc)
 })
 
@@ -195,6 +224,19 @@ export const clientInfoWith = (rt: Objc, client: () => Id): Effect.Effect<Client
     return Effect.sync(() => rt.autoreleasePool(() => probeClientInfo(rt, connected)))
   })
 
+/** Counters of a hardware backend that the Backend port does not carry. */
+export interface NativeStats {
+  /** Objects left unreleased on purpose after shared-event evaluations of package models (§7.7). */
+  readonly keptAfterSharedEvents: number
+  /** The eval thread pool: threads started, jobs running, the most that ran at once. */
+  readonly evalThreads: { readonly threads: number; readonly running: number; readonly runningMax: number }
+}
+
+const statsOf = new WeakMap<Backend["Type"], () => NativeStats>()
+
+/** The counters of a backend made by this module; undefined for any other backend. */
+export const nativeStats = (backend: Backend["Type"]): NativeStats | undefined => statsOf.get(backend)?.()
+
 /**
  * The hardware Backend over a loaded runtime and its probe answers. Its `_ANEClient` (§3 Open order) is found on
  * first use and, when owned (`+alloc`/`-initWithRestrictedAccessAllowed:` or `+new`), released when `Scope` closes.
@@ -205,7 +247,9 @@ export const makeNative = (
   options: NativeOptions = {}
 ): Effect.Effect<Backend["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
-    const asyncPermits = yield* Effect.makeSemaphore(options.maxAsyncEvals ?? 128)
+    const pool = makeEvalPool({ paths: options.paths ?? MACOS_PATHS, threads: options.evalThreads ?? DEFAULT_EVAL_THREADS })
+    // Closed last (finalizers run in reverse): models and requests release first, and wait for their evaluations.
+    yield* Effect.addFinalizer(() => pool.close)
     // One client for telemetry, real-time tasks and the package fallback (§3: the Open-acquired client; errata D6).
     // Users that outlive a call (package models, real-time tasks) retain it, so releasing ours here is always safe.
     const slot: ClientSlot = clientSlot(rt)
@@ -215,13 +259,15 @@ export const makeNative = (
       rt,
       live: 0,
       compiles: 0,
-      tempDir: options.tempDir ?? tmpdir,
+      tempDir: () => rt.autoreleasePool(() => rt.nsTemporaryDirectory()),
+      tempDirOverride: options.tempDir,
       loadRetryMs: options.loadRetryMs ?? 100,
-      asyncPermits,
-      keepAlive: { pending: 0, timer: undefined },
-      client
+      pool,
+      client,
+      keptAfterSharedEvents: 0
     }
     const limit = options.compileLimit ?? HARDWARE_COMPILE_LIMIT
+    const stats = (): NativeStats => ({ keptAfterSharedEvents: env.keptAfterSharedEvents, evalThreads: pool.stats() })
     const backend: Backend["Type"] = {
       kind: "hardware",
       probe: Effect.succeed(info),
@@ -246,6 +292,7 @@ export const makeNative = (
       clientInfo: clientInfoWith(rt, client),
       beginRealTimeTask: beginRealTimeTask(env, client)
     }
+    statsOf.set(backend, stats)
     return backend
   })
 

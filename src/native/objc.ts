@@ -29,6 +29,19 @@ export interface ObjcPaths {
   readonly ane: string
 }
 
+/** The six IOSurface property keys of §7.1, exported by IOSurface.framework as CFStringRef constants. */
+export const IOSURFACE_KEYS = [
+  "kIOSurfaceWidth",
+  "kIOSurfaceHeight",
+  "kIOSurfaceBytesPerElement",
+  "kIOSurfaceBytesPerRow",
+  "kIOSurfaceAllocSize",
+  "kIOSurfacePixelFormat"
+] as const
+
+/** One of {@link IOSURFACE_KEYS}. */
+export type IOSurfaceKey = (typeof IOSURFACE_KEYS)[number]
+
 /** The libraries on macOS (all inside the dyld shared cache, so never checked on disk). */
 export const MACOS_PATHS: ObjcPaths = {
   objc: "/usr/lib/libobjc.A.dylib",
@@ -45,13 +58,17 @@ export interface NSErrorInfo {
   readonly description: string
 }
 
-/** Outcome of an `…error:` message (§4.4): a non-nil NSError means failure even when the BOOL was YES. */
+/**
+ * Outcome of an `…error:` message. YES is success even when the NSError slot was also written (Cocoa's rule: the
+ * error is meaningful only with NO; some framework paths leave one behind on success). NO is a failure, with the
+ * NSError's details when there is one.
+ */
 export type ErrorResult = { readonly ok: true } | { readonly ok: false; readonly error: NSErrorInfo | undefined }
 
 /** Options of {@link openObjc}. */
 export interface ObjcOptions {
-  /** Called before every message with the selector and the signature it is cast to (tests check it). */
-  readonly onSend?: (selector: string, signature: Signature) => void
+  /** Called before every message with the selector, the signature it is cast to and the receiver (tests check it). */
+  readonly onSend?: (selector: string, signature: Signature, receiver: Id) => void
 }
 
 const koffiType: Record<CType, string> = {
@@ -92,6 +109,10 @@ export class Objc {
   private readonly selFn: KoffiFn
   private readonly poolPush: KoffiFn
   private readonly poolPop: KoffiFn
+  private readonly temporaryDirectory: KoffiFn
+  /** `&kCFTypeDictionaryKeyCallBacks` and `&kCFTypeDictionaryValueCallBacks`. */
+  private readonly cfTypeCallBacks: { readonly keys: Id; readonly values: Id }
+  private readonly surfaceKeys = new Map<IOSurfaceKey, Id>()
   private readonly cf: {
     readonly string: KoffiFn
     readonly number: KoffiFn
@@ -110,6 +131,7 @@ export class Objc {
   constructor(
     readonly libs: {
       readonly objc: ReturnType<typeof koffi.load>
+      readonly foundation: ReturnType<typeof koffi.load>
       readonly cf: ReturnType<typeof koffi.load>
       readonly io: ReturnType<typeof koffi.load>
       readonly ane: ReturnType<typeof koffi.load>
@@ -121,7 +143,13 @@ export class Objc {
     this.selFn = o.func("sel_registerName", "void *", ["const char *"])
     this.poolPush = o.func("objc_autoreleasePoolPush", "void *", [])
     this.poolPop = o.func("objc_autoreleasePoolPop", "void", ["void *"])
+    this.temporaryDirectory = libs.foundation.func("NSTemporaryDirectory", "void *", [])
     const c = libs.cf
+    // Addresses of CoreFoundation's callback tables (data symbols), passed as-is to CFDictionaryCreate.
+    this.cfTypeCallBacks = {
+      keys: toId(c.symbol("kCFTypeDictionaryKeyCallBacks")),
+      values: toId(c.symbol("kCFTypeDictionaryValueCallBacks"))
+    }
     this.cf = {
       string: c.func("CFStringCreateWithCString", "void *", ["void *", "const char *", "uint32_t"]),
       // CFNumberType is a CFIndex: a pointer-sized signed integer (errata D14).
@@ -182,20 +210,13 @@ export class Objc {
 
   /** Sends `selector` to `receiver` through the cast for `signature`. */
   send(receiver: Id, selector: string, signature: Signature, ...args: ReadonlyArray<unknown>): unknown {
-    this.options.onSend?.(selector, signature)
+    this.options.onSend?.(selector, signature, receiver)
     return this.cast(signature)(receiver, this.sel(selector), ...args)
   }
 
-  /** Same as {@link send}, on a koffi worker thread; the callback gets the raw result. */
-  sendAsync(
-    receiver: Id,
-    selector: string,
-    signature: Signature,
-    args: ReadonlyArray<unknown>,
-    done: (error: unknown, result: unknown) => void
-  ): void {
-    this.options.onSend?.(selector, signature)
-    this.cast(signature).async(receiver, this.sel(selector), ...args, done)
+  /** Reports a message another thread will send (the eval pool's), so `onSend` sees every message. */
+  announce(receiver: Id, selector: string, signature: Signature): void {
+    this.options.onSend?.(selector, signature, receiver)
   }
 
   /** Sends a message returning an object. */
@@ -223,25 +244,10 @@ export class Objc {
     return this.errorResult(ok, slot)
   }
 
-  /** Like {@link sendError}, on a koffi worker thread. */
-  sendErrorAsync(
-    receiver: Id,
-    selector: string,
-    signature: Signature,
-    args: ReadonlyArray<unknown>,
-    done: (result: ErrorResult | { readonly ok: false; readonly thrown: unknown }) => void
-  ): void {
-    const slot = new BigUint64Array(1)
-    this.sendAsync(receiver, selector, signature, [...args, slot], (error, result) => {
-      if (error !== null && error !== undefined) return done({ ok: false, thrown: error })
-      done(this.autoreleasePool(() => this.errorResult(Boolean(result), slot)))
-    })
-  }
-
   private errorResult(ok: boolean, slot: BigUint64Array): ErrorResult {
+    if (ok) return { ok: true }
     const err = slot[0]!
-    if (err !== 0n) return { ok: false, error: this.nsError(err) }
-    return ok ? { ok: true } : { ok: false, error: undefined }
+    return { ok: false, error: err !== 0n ? this.nsError(err) : undefined }
   }
 
   /** Reads an NSError's domain, code and localized description. */
@@ -377,9 +383,34 @@ export class Objc {
     return toId(this.cf.number(null, 4, new BigInt64Array([BigInt(value)])))
   }
 
-  /** `CFDictionaryCreate(NULL, keys, values, n, NULL, NULL)` (+1); the caller keeps keys and values alive. */
+  /**
+   * `CFDictionaryCreate(NULL, keys, values, n, &kCFTypeDictionaryKeyCallBacks, &kCFTypeDictionaryValueCallBacks)`
+   * (+1): the dictionary retains its keys and values and compares keys with CFEqual, so the caller may release its
+   * own references at once.
+   */
   cfDictionary(keys: ReadonlyArray<Id>, values: ReadonlyArray<Id>): Id {
-    return toId(this.cf.dictionary(null, new BigUint64Array(keys), new BigUint64Array(values), keys.length, null, null))
+    const { keys: kcb, values: vcb } = this.cfTypeCallBacks
+    return toId(this.cf.dictionary(null, new BigUint64Array(keys), new BigUint64Array(values), keys.length, kcb, vcb))
+  }
+
+  /**
+   * An IOSurface property key: the framework's exported `kIOSurface…` CFStringRef (dlsym, then dereference), cached;
+   * throws when the symbol is missing.
+   */
+  ioSurfaceKey(name: IOSurfaceKey): Id {
+    let key = this.surfaceKeys.get(name)
+    if (key === undefined) {
+      const address = toId(this.libs.io.symbol(name))
+      key = address === nil ? nil : toId(koffi.decode(address, "void *"))
+      if (key === nil) throw new Error(`IOSurface.framework exports no ${name}`)
+      this.surfaceKeys.set(name, key)
+    }
+    return key
+  }
+
+  /** Foundation's `NSTemporaryDirectory()` (ends with a slash); call inside a pool (+0). */
+  nsTemporaryDirectory(): string {
+    return this.string(toId(this.temporaryDirectory()))
   }
 
   /** `CFRetain` (+1; no-op for NULL); returns its argument. */
@@ -442,9 +473,9 @@ const load = (path: string) => {
  */
 export const openObjc = (paths: ObjcPaths, options: ObjcOptions = {}): Objc => {
   const objc = load(paths.objc)
-  load(paths.foundation)
+  const foundation = load(paths.foundation)
   const cf = load(paths.coreFoundation)
   const io = load(paths.ioSurface)
   const ane = load(paths.ane)
-  return new Objc({ objc, cf, io, ane }, options)
+  return new Objc({ objc, foundation, cf, io, ane }, options)
 }

@@ -56,7 +56,15 @@ export interface BackendRequest {
    * object is made once per request and stays attached, so repeated calls allocate nothing new natively.
    */
   readonly evalWithStats: Effect.Effect<EvalStats, EvalError | ClosedError>
+  /**
+   * Runs `f` over one surface's view while the backend holds it locked for the CPU (`IOSurfaceLock` on hardware,
+   * read-only for "read"); a raw view is valid only inside. Absent where memory needs no lock (simulator, stubs).
+   */
+  readonly access?: <A>(side: "input" | "output", index: number, mode: SurfaceAccessMode, f: (bytes: Uint8Array) => A) => A
 }
+
+/** How the CPU means to touch a surface: a read takes a read-only lock. */
+export type SurfaceAccessMode = "read" | "write"
 
 /** What a backend can do beyond the basics, so the services can refuse early with a typed error. */
 export interface BackendCapabilities {
@@ -105,6 +113,8 @@ export interface BackendRealTimeTask {
 export interface BackendSurface {
   readonly id: number
   readonly bytes: Uint8Array
+  /** Runs `f` over `bytes` under the backend's CPU lock (see {@link BackendRequest.access}); absent: no lock needed. */
+  readonly access?: <A>(mode: SurfaceAccessMode, f: (bytes: Uint8Array) => A) => A
 }
 
 /** The port itself. */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef uint64_t u64;
 
@@ -60,6 +61,9 @@ struct Obj {
   int64_t code;            /* NSError code */
   u64 mask;                /* perfStatsMask */
   int compiled, loaded, mapped;
+  int raw;                 /* CFDictionary made with NULL callbacks: keys unretained, compared by pointer */
+  int locks, write_lock;   /* IOSurface: CPU locks held, and whether one of them allows writing */
+  u64 sum;                 /* IOSurface: content checksum when the CPU last gave it up (or the engine wrote it) */
   char hex[17];
 };
 
@@ -68,6 +72,14 @@ static pthread_mutex_t LOCK = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t SIGNALED = PTHREAD_COND_INITIALIZER;
 static unsigned next_port = 0x1000;
 static long live = 0, rejected = 0, orphans = 0, sig_mismatches = 0;
+/* IOSurface misuse: content changed while no CPU lock allowed writing, unlock without lock, bad lock options. */
+static long unlocked_writes = 0, lock_errors = 0;
+/* Evaluations inside the engine right now and the most at once; each one sleeps eval_delay_us (lock released). */
+static long in_flight = 0, in_flight_max = 0, eval_delay_us = 0;
+/* Per stage: the calls that succeed (YES) but also store an NSError, as some framework paths do. */
+static long spurious_from[16], spurious_count[16];
+/* Shared-event evaluations of package models since fake_reset. */
+static long shared_event_evals = 0;
 static char last_rejection[512];
 static char *logbuf = NULL;
 static size_t loglen = 0, logcap = 0;
@@ -182,7 +194,7 @@ static void dealloc(Obj *o) {
     return;
   }
   if (o->kind == K_IOSurface) surface_forget(o);
-  for (size_t i = 0; i < o->n; i++) {
+  for (size_t i = 0; i < o->n && !o->raw; i++) {
     release(o->items[i]);
     if (o->keys) release(o->keys[i]);
   }
@@ -205,10 +217,15 @@ static void release(Obj *o) {
 typedef struct Pool { Obj **objs; size_t n, cap; struct Pool *prev; } Pool;
 static __thread Pool *pool_top = NULL;
 
+static __thread long thread_orphans = 0;
+
 static Obj *autorelease(Obj *o) {
   if (!is_obj(o)) return o;
   if (pool_top == NULL) {
+    /* The real runtime would log "autoreleased with no pool in place - just leaking" on this thread. */
     orphans++;
+    thread_orphans++;
+    log_line("!orphan %s", NAMES[o->kind]);
     return o;
   }
   if (pool_top->n == pool_top->cap) {
@@ -265,7 +282,7 @@ static void arr_add(Obj *arr, Obj *v) {
 }
 
 static Obj *dict_get(Obj *d, const char *key) {
-  if (!is_obj(d) || (d->kind != K_NSDictionary && d->kind != K_NSMutableDictionary)) return NULL;
+  if (!is_obj(d) || (d->kind != K_NSDictionary && d->kind != K_NSMutableDictionary) || d->raw) return NULL;
   for (size_t i = 0; i < d->n; i++) {
     if (d->keys[i]->kind == K_NSString && strcmp(d->keys[i]->str, key) == 0) return d->items[i];
   }
@@ -308,81 +325,139 @@ static u64 fail_with(int stage, u64 slot, const char *text) {
   return 0;
 }
 
-/* ---- Appendix A: selector -> signature (ret(args) without self and _cmd) ---- */
+/* Returns YES; when this call of `stage` is set to be spurious, also stores a +0 NSError in *slot. */
+static u64 ok_with(int stage, u64 slot) {
+  long k = calls[stage];
+  if (slot && spurious_count[stage] > 0 && k >= spurious_from[stage] && k < spurious_from[stage] + spurious_count[stage]) {
+    Obj *e = autorelease(error_new(stage, "spurious error alongside YES"));
+    *(Obj **)slot = e;
+  }
+  return 1;
+}
 
-static const char *const SIGS[][2] = {
-  {"hasANE", "bool()"}, {"isVirtualMachine", "bool()"}, {"isInternalBuild", "bool()"},
-  {"numANECores", "uint32()"}, {"numANEs", "uint32()"}, {"aneBoardType", "int64()"},
-  {"aneArchitectureType", "id()"}, {"productName", "id()"}, {"buildVersion", "id()"}, {"aneSubType", "id()"},
-  {"sharedPrivateConnection", "id()"}, {"sharedConnection", "id()"}, {"new", "id()"}, {"alloc", "id()"},
-  {"initWithRestrictedAccessAllowed:", "id(bool)"},
-  {"modelWithMILText:weights:optionsPlist:", "id(id,id,id)"},
-  {"inMemoryModelWithDescriptor:", "id(id)"},
-  {"setPerfStatsMask:", "void(uint32)"},
-  {"hexStringIdentifier", "id()"},
-  {"compileWithQoS:options:error:", "bool(uint32,id,err)"},
-  {"loadWithQoS:options:error:", "bool(uint32,id,err)"},
-  {"unloadWithQoS:error:", "bool(uint32,err)"},
-  {"model", "id()"}, {"program", "id()"}, {"modelAttributes", "id()"},
-  {"mapIOSurfacesWithRequest:cacheInference:error:", "bool(id,bool,err)"},
-  {"unmapIOSurfacesWithRequest:", "void(id)"},
-  {"evaluateWithQoS:options:request:error:", "bool(uint32,id,id,err)"},
-  {"objectWithIOSurface:", "id(ptr)"},
-  {"requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:sharedEvents:transactionHandle:",
+/* ---- Appendix A: (receiver, selector) -> signature (ret(args) without self and _cmd) ----
+   A row's receivers are "+Class" (class method) / "-Class" (instance method) tokens separated by spaces, or "*" for
+   the NSObject methods every object and class answers. A signature is looked up for the receiver's class, so a
+   selector with the same name on another class cannot lend its signature. */
+
+static const char *const SIGS[][3] = {
+  {"*", "respondsToSelector:", "bool(SEL)"}, {"*", "retain", "id()"}, {"*", "release", "void()"},
+  {"*", "description", "id()"},
+  {"+_ANEDeviceInfo", "hasANE", "bool()"}, {"+_ANEDeviceInfo", "isVirtualMachine", "bool()"},
+  {"+_ANEDeviceInfo", "isInternalBuild", "bool()"}, {"+_ANEDeviceInfo", "numANECores", "uint32()"},
+  {"+_ANEDeviceInfo", "numANEs", "uint32()"}, {"+_ANEDeviceInfo", "aneBoardType", "int64()"},
+  {"+_ANEDeviceInfo", "aneArchitectureType", "id()"}, {"+_ANEDeviceInfo", "productName", "id()"},
+  {"+_ANEDeviceInfo", "buildVersion", "id()"}, {"+_ANEDeviceInfo", "aneSubType", "id()"},
+  {"+_ANEClient", "sharedPrivateConnection", "id()"}, {"+_ANEClient -_ANEInMemoryModel", "sharedConnection", "id()"},
+  {"+_ANEClient +NSData +NSMutableDictionary +NSMutableArray +IOSurfaceSharedEvent", "new", "id()"},
+  {"+_ANEClient +NSString +NSData +NSURL", "alloc", "id()"},
+  {"-_ANEClient", "initWithRestrictedAccessAllowed:", "id(bool)"},
+  {"+_ANEInMemoryModelDescriptor", "modelWithMILText:weights:optionsPlist:", "id(id,id,id)"},
+  {"+_ANEInMemoryModel", "inMemoryModelWithDescriptor:", "id(id)"},
+  {"-_ANEInMemoryModel -_ANEModel", "setPerfStatsMask:", "void(uint32)"},
+  {"-_ANEInMemoryModel", "hexStringIdentifier", "id()"},
+  {"-_ANEInMemoryModel", "localModelPath", "id()"},
+  {"-_ANEInMemoryModel", "compileWithQoS:options:error:", "bool(uint32,id,err)"},
+  {"-_ANEInMemoryModel", "loadWithQoS:options:error:", "bool(uint32,id,err)"},
+  {"-_ANEInMemoryModel", "unloadWithQoS:error:", "bool(uint32,err)"},
+  {"-_ANEInMemoryModel", "model", "id()"}, {"-_ANEInMemoryModel -_ANEModel", "program", "id()"},
+  {"-_ANEModel", "modelAttributes", "id()"},
+  {"-_ANEInMemoryModel", "mapIOSurfacesWithRequest:cacheInference:error:", "bool(id,bool,err)"},
+  {"-_ANEInMemoryModel", "unmapIOSurfacesWithRequest:", "void(id)"},
+  {"-_ANEInMemoryModel", "evaluateWithQoS:options:request:error:", "bool(uint32,id,id,err)"},
+  {"+_ANEIOSurfaceObject", "objectWithIOSurface:", "id(ptr)"},
+  {"+_ANERequest",
+   "requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:sharedEvents:transactionHandle:",
    "id(id,id,id,id,id,id,id,id,id)"},
-  {"requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:", "id(id,id,id,id,id,id,id)"},
-  {"validate", "bool()"}, {"transactionHandle", "id()"}, {"setTransactionHandle:", "void(id)"},
-  {"respondsToSelector:", "bool(SEL)"}, {"description", "id()"}, {"UTF8String", "str()"},
-  {"retain", "id()"}, {"release", "void()"},
-  {"initWithBytes:length:", "id(ptr,uint64)"},
-  {"setObject:forKey:", "void(id,id)"}, {"objectForKey:", "id(id)"}, {"allKeys", "id()"},
-  {"addObject:", "void(id)"}, {"count", "uint64()"}, {"objectAtIndex:", "id(uint64)"},
-  {"numberWithInt:", "id(int32)"}, {"numberWithUnsignedLongLong:", "id(uint64)"}, {"numberWithBool:", "id(bool)"},
-  {"numberWithInteger:", "id(int64)"},
-  {"intValue", "int32()"}, {"unsignedLongLongValue", "uint64()"}, {"integerValue", "int64()"},
-  {"stringWithUTF8String:", "id(str)"}, {"initWithString:", "id(id)"},
-  {"localizedDescription", "id()"}, {"domain", "id()"}, {"code", "int64()"},
-  {"eventPort", "uint32()"}, {"signaledValue", "uint64()"}, {"setSignaledValue:", "void(uint64)"},
-  {"waitUntilSignaledValue:timeoutMS:", "bool(uint64,uint64)"},
-  {"initFileURLWithPath:", "id(id)"}, {"modelAtURL:key:", "id(id,id)"},
-  {"compileModel:options:qos:error:", "bool(id,id,uint32,err)"}, {"loadModel:options:qos:error:", "bool(id,id,uint32,err)"},
-  {"unloadModel:options:qos:error:", "bool(id,id,uint32,err)"},
-  {"mapIOSurfacesWithModel:request:cacheInference:error:", "bool(id,id,bool,err)"},
-  {"unmapIOSurfacesWithModel:request:", "void(id,id)"},
-  {"evaluateWithModel:options:request:qos:error:", "bool(id,id,id,uint32,err)"},
-  {"doEvaluateDirectWithModel:options:request:qos:error:", "bool(id,id,id,uint32,err)"},
-  {"signalEventWithValue:symbolIndex:eventType:sharedEvent:", "id(uint64,uint32,int64,id)"},
-  {"waitEventWithValue:sharedEvent:", "id(uint64,id)"},
-  {"sharedEventsWithSignalEvents:waitEvents:", "id(id,id)"},
-  {"evaluateRealTimeWithModel:options:request:error:", "bool(id,id,id,err)"},
-  {"beginRealTimeTask", "bool()"}, {"endRealTimeTask", "bool()"},
+  {"+_ANERequest", "requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:",
+   "id(id,id,id,id,id,id,id)"},
+  {"-_ANERequest", "validate", "bool()"}, {"-_ANERequest", "transactionHandle", "id()"},
+  {"-_ANERequest", "setTransactionHandle:", "void(id)"},
+  {"-NSString", "UTF8String", "str()"}, {"-NSString", "initWithString:", "id(id)"},
+  {"+NSString", "stringWithUTF8String:", "id(str)"},
+  {"-NSData", "initWithBytes:length:", "id(ptr,uint64)"},
+  {"-NSMutableDictionary", "setObject:forKey:", "void(id,id)"},
+  {"-NSDictionary -NSMutableDictionary", "objectForKey:", "id(id)"},
+  {"-NSDictionary -NSMutableDictionary", "allKeys", "id()"},
+  {"-NSMutableArray", "addObject:", "void(id)"},
+  {"-NSArray -NSMutableArray -NSDictionary -NSMutableDictionary", "count", "uint64()"},
+  {"-NSArray -NSMutableArray", "objectAtIndex:", "id(uint64)"},
+  {"+NSNumber", "numberWithInt:", "id(int32)"}, {"+NSNumber", "numberWithUnsignedLongLong:", "id(uint64)"},
+  {"+NSNumber", "numberWithBool:", "id(bool)"}, {"+NSNumber", "numberWithInteger:", "id(int64)"},
+  {"-NSNumber", "intValue", "int32()"}, {"-NSNumber", "unsignedLongLongValue", "uint64()"},
+  {"-NSNumber", "integerValue", "int64()"},
+  {"-NSError", "localizedDescription", "id()"}, {"-NSError", "domain", "id()"}, {"-NSError", "code", "int64()"},
+  {"-IOSurfaceSharedEvent", "eventPort", "uint32()"}, {"-IOSurfaceSharedEvent", "signaledValue", "uint64()"},
+  {"-IOSurfaceSharedEvent", "setSignaledValue:", "void(uint64)"},
+  {"-IOSurfaceSharedEvent", "waitUntilSignaledValue:timeoutMS:", "bool(uint64,uint64)"},
+  {"-NSURL", "initFileURLWithPath:", "id(id)"}, {"+_ANEModel", "modelAtURL:key:", "id(id,id)"},
+  {"-_ANEClient", "compileModel:options:qos:error:", "bool(id,id,uint32,err)"},
+  {"-_ANEClient", "loadModel:options:qos:error:", "bool(id,id,uint32,err)"},
+  {"-_ANEClient", "unloadModel:options:qos:error:", "bool(id,id,uint32,err)"},
+  {"-_ANEClient", "mapIOSurfacesWithModel:request:cacheInference:error:", "bool(id,id,bool,err)"},
+  {"-_ANEClient", "unmapIOSurfacesWithModel:request:", "void(id,id)"},
+  {"-_ANEClient", "evaluateWithModel:options:request:qos:error:", "bool(id,id,id,uint32,err)"},
+  {"-_ANEClient", "doEvaluateDirectWithModel:options:request:qos:error:", "bool(id,id,id,uint32,err)"},
+  {"+_ANESharedSignalEvent", "signalEventWithValue:symbolIndex:eventType:sharedEvent:", "id(uint64,uint32,int64,id)"},
+  {"+_ANESharedWaitEvent", "waitEventWithValue:sharedEvent:", "id(uint64,id)"},
+  {"+_ANESharedEvents", "sharedEventsWithSignalEvents:waitEvents:", "id(id,id)"},
+  {"-_ANEClient", "evaluateRealTimeWithModel:options:request:error:", "bool(id,id,id,err)"},
+  {"-_ANEClient", "beginRealTimeTask", "bool()"}, {"-_ANEClient", "endRealTimeTask", "bool()"},
   /* §13 telemetry rows */
-  {"virtualClient", "id()"}, {"negotiatedDataInterfaceVersion", "uint32()"}, {"aneArchitectureTypeStr", "id()"},
-  {"aneBoardtype", "int64()"}, {"negotiatedCapabilityMask", "uint64()"},
-  {"validateEnvironmentForPrecompiledBinarySupport", "bool()"},
-  {"queueDepth", "int8()"}, {"programHandle", "uint64()"}, {"state", "uint64()"}, {"currentAsyncRequestsInFlight", "int64()"},
-  {"perfStats", "id()"}, {"perfStatsArray", "id()"}, {"setPerfStats:", "void(id)"},
-  {"statsWithHardwareExecutionNS:", "id(uint64)"}, {"hwExecutionTime", "uint64()"}, {"perfCounterData", "id()"},
-  {"pStatsRawData", "id()"}, {"performanceCounters", "id()"}, {"stringForPerfCounter:", "id(int64)"},
+  {"-_ANEClient", "virtualClient", "id()"},
+  {"-_ANEVirtualClient", "negotiatedDataInterfaceVersion", "uint32()"},
+  {"-_ANEVirtualClient", "aneArchitectureTypeStr", "id()"}, {"-_ANEVirtualClient", "aneBoardtype", "int64()"},
+  {"-_ANEVirtualClient", "negotiatedCapabilityMask", "uint64()"},
+  {"-_ANEVirtualClient", "validateEnvironmentForPrecompiledBinarySupport", "bool()"},
+  {"-_ANEVirtualClient", "numANEs", "uint32()"}, {"-_ANEVirtualClient", "numANECores", "uint32()"},
+  {"-_ANEInMemoryModel -_ANEModel -_ANEProgramForEvaluation", "queueDepth", "int8()"},
+  {"-_ANEInMemoryModel -_ANEModel -_ANEProgramForEvaluation", "programHandle", "uint64()"},
+  {"-_ANEInMemoryModel -_ANEModel", "state", "uint64()"},
+  {"-_ANEProgramForEvaluation", "currentAsyncRequestsInFlight", "int64()"},
+  {"-_ANERequest", "perfStats", "id()"}, {"-_ANERequest", "perfStatsArray", "id()"},
+  {"-_ANERequest", "setPerfStats:", "void(id)"},
+  {"+_ANEPerformanceStats", "statsWithHardwareExecutionNS:", "id(uint64)"},
+  {"-_ANEPerformanceStats", "hwExecutionTime", "uint64()"}, {"-_ANEPerformanceStats", "perfCounterData", "id()"},
+  {"-_ANEPerformanceStats", "pStatsRawData", "id()"}, {"-_ANEPerformanceStats", "performanceCounters", "id()"},
+  {"-_ANEPerformanceStats", "stringForPerfCounter:", "id(int64)"},
   /* NSData readers: not in Appendix A, but copying an NSData's bytes needs them */
-  {"length", "uint64()"}, {"getBytes:length:", "void(ptr,uint64)"},
+  {"-NSData", "length", "uint64()"}, {"-NSData", "getBytes:length:", "void(ptr,uint64)"},
 };
 #define NSIGS (sizeof SIGS / sizeof SIGS[0])
 
-static const char *sig_of(const char *sel) {
+/* Whether a row's receiver list names "+Class" / "-Class" (or is "*"). */
+static int receivers_match(const char *list, int cls, const char *name) {
+  if (strcmp(list, "*") == 0) return 1;
+  char token[96];
+  snprintf(token, sizeof token, "%c%s", cls ? '+' : '-', name);
+  size_t n = strlen(token);
+  for (const char *p = list; (p = strstr(p, token)) != NULL; p += n) {
+    if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ')) return 1;
+  }
+  return 0;
+}
+
+/* The signature of `sel` on a receiver of class `name` (class method when `cls`); NULL when it has none. */
+static const char *sig_for(int cls, const char *name, const char *sel) {
   for (size_t i = 0; i < NSIGS; i++) {
-    if (strcmp(SIGS[i][0], sel) == 0) return SIGS[i][1];
+    if (strcmp(SIGS[i][1], sel) == 0 && receivers_match(SIGS[i][0], cls, name)) return SIGS[i][2];
   }
   return NULL;
 }
 
-/* Checks the signature a caller cast objc_msgSend to; returns 1 when it matches Appendix A. */
-int fake_check_signature(const char *sel, const char *sig) {
-  const char *want = sig_of(sel);
+static int is_class(const void *p);
+static int is_obj(const void *p);
+
+/* Checks the signature a caller cast objc_msgSend to for this receiver; returns 1 when it matches Appendix A. */
+int fake_check_signature(void *receiver, const char *sel, const char *sig) {
+  int cls = is_class(receiver);
+  const char *name = (cls || is_obj(receiver)) ? NAMES[((Obj *)receiver)->kind] : "?";
+  const char *want = (cls || is_obj(receiver)) ? sig_for(cls, name, sel) : NULL;
   if (want != NULL && strcmp(want, sig) == 0) return 1;
   pthread_mutex_lock(&LOCK);
   sig_mismatches++;
-  snprintf(last_rejection, sizeof last_rejection, "signature %s for %s (Appendix A: %s)", sig, sel, want ? want : "none");
+  snprintf(last_rejection, sizeof last_rejection, "signature %s for %c[%s %s] (Appendix A: %s)", sig, cls ? '+' : '-', name, sel,
+           want ? want : "none");
   log_line("!signature %s %s", sel, sig);
   pthread_mutex_unlock(&LOCK);
   return 0;
@@ -425,11 +500,39 @@ void *objc_getClass(const char *name) {
   return NULL;
 }
 
-/* Writes the MIL file check: compile only succeeds when $TMPDIR/<hex>/model.mil exists (§4.3). */
+/* Foundation's NSTemporaryDirectory(): deliberately not $TMPDIR itself (they differ under sudo, launchd, some CI
+   runners, or `TMPDIR=… npm test`), so a library that writes where os.tmpdir() points cannot compile. It ends with
+   a slash, as the real one does. */
+static char ns_tmp[1024];
+static const char *ns_temporary_directory(void) {
+  if (ns_tmp[0] == 0) {
+    const char *t = getenv("TMPDIR");
+    char dir[900];
+    snprintf(dir, sizeof dir, "%s/effect-ane-fake-NSTemporaryDirectory-%d", t && *t ? t : "/tmp", (int)getuid());
+    mkdir(dir, 0700);
+    snprintf(ns_tmp, sizeof ns_tmp, "%s/", dir);
+  }
+  return ns_tmp;
+}
+
+/* The folder the in-memory compiler reads a model from: -localModelPath when the class answers it (a sub-folder of
+   its own, so a library that ignores it misses), else NSTemporaryDirectory()/<hex>. */
+static int is_hidden(int cls, int kind, const char *sel);
+static void model_dir(const char *hex, char *out, size_t size) {
+  if (is_hidden(0, K_ANEInMemoryModel, "localModelPath")) snprintf(out, size, "%s%s", ns_temporary_directory(), hex);
+  else {
+    char local[1100];
+    snprintf(local, sizeof local, "%sane-local", ns_temporary_directory());
+    mkdir(local, 0700);
+    snprintf(out, size, "%s/%s", local, hex);
+  }
+}
+
+/* Compile only succeeds when <model folder>/model.mil exists (§4.3). */
 static int model_dir_ready(const char *hex) {
-  const char *tmp = getenv("TMPDIR");
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s/model.mil", tmp && *tmp ? tmp : "/tmp", hex);
+  char dir[1200], path[1300];
+  model_dir(hex, dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/model.mil", dir);
   struct stat st;
   return stat(path, &st) == 0;
 }
@@ -449,36 +552,54 @@ static int wait_event(Obj *ev, u64 value) {
 }
 
 /* Evaluates a mapped request of `model`: shared-event waits, the JS callback (or a byte copy), shared-event signals. */
+static u64 surface_sum(Obj *sf);
+static void surface_check(Obj *sf, const char *who);
+
+/* Evaluates a mapped request of `model`: shared-event waits, the JS callback (or a byte copy), shared-event signals.
+   Called with the lock held; the lock is released while the evaluation runs, so evaluations on several threads
+   overlap (in_flight counts them). */
 static u64 do_eval(Obj *model, Obj *r, u64 slot) {
   if (!is_obj(model) || !is_obj(r) || r->kind != K_ANERequest || !r->mapped) return fail_with(S_EVAL, slot, "request not mapped");
   if (stage_fails(S_EVAL)) return fail_with(S_EVAL, slot, "evaluation failed");
   Obj *events = r->f;
   if (events != NULL) {
+    if (model->kind == K_ANEModel) shared_event_evals++;
     for (size_t i = 0; i < events->b->n; i++) {
       Obj *w = events->b->items[i];
       if (!wait_event(w->a, w->mask)) return fail_with(S_EVAL, slot, "shared-event wait timed out");
     }
   }
   int nin = (int)r->a->n, nout = (int)r->c->n;
+  /* What the CPU wrote while it held no lock shows as changed content here. */
+  for (int i = 0; i < nin; i++) surface_check(r->a->items[i]->a, "input");
+  for (int i = 0; i < nout; i++) surface_check(r->c->items[i]->a, "output");
   void **ins = calloc(nin + 1, sizeof(void *)), **outs = calloc(nout + 1, sizeof(void *));
   for (int i = 0; i < nin; i++) ins[i] = r->a->items[i]->a->bytes;
   for (int i = 0; i < nout; i++) outs[i] = r->c->items[i]->a->bytes;
   EvalCallback cb = eval_cb;
+  long delay = eval_delay_us;
   int status = 0;
-  if (cb != NULL) {
-    /* The callback runs JS; it must not hold the lock (it may send messages itself). */
-    char hex[17];
-    memcpy(hex, model->hex, sizeof hex);
-    pthread_mutex_unlock(&LOCK);
-    status = cb(hex, nin, ins, nout, outs);
-    pthread_mutex_lock(&LOCK);
-  } else {
+  char hex[17];
+  memcpy(hex, model->hex, sizeof hex);
+  if (++in_flight > in_flight_max) in_flight_max = in_flight;
+  /* The engine's work happens without the lock: the callback runs JS and may send messages itself. */
+  pthread_mutex_unlock(&LOCK);
+  if (delay > 0) {
+    struct timespec t = {delay / 1000000, (delay % 1000000) * 1000};
+    nanosleep(&t, NULL);
+  }
+  if (cb != NULL) status = cb(hex, nin, ins, nout, outs);
+  pthread_mutex_lock(&LOCK);
+  in_flight--;
+  if (cb == NULL) {
     /* Without a callback: output[i] is a byte copy of input[min(i, nin-1)]. */
     for (int i = 0; i < nout && nin > 0; i++) {
       Obj *src = r->a->items[i < nin ? i : nin - 1]->a, *dst = r->c->items[i]->a;
       memcpy(dst->bytes, src->bytes, src->len < dst->len ? src->len : dst->len);
     }
   }
+  /* The engine's own writes are not the CPU's: the outputs' new content is the reference from here on. */
+  for (int i = 0; i < nout; i++) r->c->items[i]->a->sum = surface_sum(r->c->items[i]->a);
   free(ins);
   free(outs);
   if (status != 0) return fail_with(S_EVAL, slot, "evaluation callback reported failure");
@@ -491,7 +612,7 @@ static u64 do_eval(Obj *model, Obj *r, u64 slot) {
     }
     pthread_cond_broadcast(&SIGNALED);
   }
-  return 1;
+  return ok_with(S_EVAL, slot);
 }
 
 #define ON(name) if (strcmp(s, name) == 0 && !(dry && (found = 1)))
@@ -547,7 +668,7 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
   ON("respondsToSelector:") {
     const char *name = ((Sel *)a[0])->name;
     u64 r = 0;
-    *ret = !is_hidden(cls, k, name) && handle(self, cls, name, a, &r, 1);
+    *ret = !is_hidden(cls, k, name) && sig_for(cls, NAMES[k], name) != NULL && handle(self, cls, name, a, &r, 1);
     return 1;
   }
   if (cls) {
@@ -842,18 +963,26 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
     case K_ANEInMemoryModel:
       ON("setPerfStatsMask:") { self->mask = (uint32_t)a[0]; return 1; }
       ON("hexStringIdentifier") { *ret = (u64)autorelease(str_new(self->hex)); return 1; }
+      ON("localModelPath") {
+        char dir[1200];
+        model_dir(self->hex, dir, sizeof dir);
+        *ret = (u64)autorelease(str_new(dir));
+        return 1;
+      }
       ON("compileWithQoS:options:error:") {
         if (!is_dict((Obj *)a[1])) { *ret = fail_with(S_COMPILE, a[2], "options must be a dictionary"); return 1; }
+        if ((uint32_t)a[0] == 0) { *ret = fail_with(S_COMPILE, a[2], "QoS 0 (QOS_CLASS_UNSPECIFIED) reached the framework"); return 1; }
         if (!model_dir_ready(self->hex)) {
           *ret = fail_with(S_COMPILE, a[2], "model.mil not found in the temporary directory");
           return 1;
         }
         if (stage_fails(S_COMPILE)) { *ret = fail_with(S_COMPILE, a[2], "compilation failed"); return 1; }
         self->compiled = 1;
-        *ret = 1;
+        *ret = ok_with(S_COMPILE, a[2]);
         return 1;
       }
       ON("loadWithQoS:options:error:") {
+        if ((uint32_t)a[0] == 0) { *ret = fail_with(S_LOAD, a[2], "QoS 0 (QOS_CLASS_UNSPECIFIED) reached the framework"); return 1; }
         if (!self->compiled) { *ret = fail_with(S_LOAD, a[2], "not compiled"); return 1; }
         if (stage_fails(S_LOAD)) { *ret = fail_with(S_LOAD, a[2], "load failed"); return 1; }
         self->loaded = 1;
@@ -864,7 +993,7 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
           memcpy(self->b->hex, self->hex, sizeof self->hex);
         }
         self->b->loaded = 1;
-        *ret = 1;
+        *ret = ok_with(S_LOAD, a[2]);
         return 1;
       }
       ON("unloadWithQoS:error:") {
@@ -888,7 +1017,7 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         if (stage_fails(S_MAP)) { *ret = fail_with(S_MAP, a[2], "map failed"); return 1; }
         self->mapped++;
         r->mapped = 1;
-        *ret = 1;
+        *ret = ok_with(S_MAP, a[2]);
         return 1;
       }
       ON("unmapIOSurfacesWithRequest:") {
@@ -930,6 +1059,7 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
       ON("compileModel:options:qos:error:") {
         Obj *m = (Obj *)a[0];
         if (!is_obj(m) || m->kind != K_ANEModel) { *ret = fail_with(S_COMPILE, a[3], "not a model"); return 1; }
+        if ((uint32_t)a[2] == 0) { *ret = fail_with(S_COMPILE, a[3], "QoS 0 (QOS_CLASS_UNSPECIFIED) reached the framework"); return 1; }
         if (stage_fails(S_COMPILE)) { *ret = fail_with(S_COMPILE, a[3], "compilation failed"); return 1; }
         m->compiled = 1;
         *ret = 1;
@@ -961,7 +1091,7 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
         if (stage_fails(S_MAP)) { *ret = fail_with(S_MAP, a[3], "map failed"); return 1; }
         m->mapped++;
         r->mapped = 1;
-        *ret = 1;
+        *ret = ok_with(S_MAP, a[3]);
         return 1;
       }
       ON("unmapIOSurfacesWithModel:request:") {
@@ -1117,6 +1247,17 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
   return found;
 }
 
+/* What a real runtime does with a message nobody implements: raise NSInvalidArgumentException, which ends the
+   process. The message names the receiver and the selector, as the real one does. */
+static void unrecognized(int cls, const char *kname, const char *s, const void *receiver) {
+  fprintf(stderr,
+          "*** Terminating app due to uncaught exception 'NSInvalidArgumentException', reason: '%c[%s %s]: "
+          "unrecognized selector sent to %s %p'\n",
+          cls ? '+' : '-', kname, s, cls ? "class" : "instance", receiver);
+  fflush(stderr);
+  abort();
+}
+
 u64 objc_msgSend(void *receiver, void *op, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5, u64 a6, u64 a7, u64 a8) {
   init_classes();
   const char *s = op ? ((Sel *)op)->name : "(null)";
@@ -1132,15 +1273,17 @@ u64 objc_msgSend(void *receiver, void *op, u64 a0, u64 a1, u64 a2, u64 a3, u64 a
   }
   int cls = is_class(receiver);
   Obj *self = (Obj *)receiver;
-  const char *kname = (cls || is_obj(receiver)) ? NAMES[self->kind] : "?";
+  if (!cls && !is_obj(receiver)) {
+    fprintf(stderr, "*** message %s sent to %p, which is not an object\n", s, receiver);
+    fflush(stderr);
+    abort();
+  }
+  const char *kname = NAMES[self->kind];
   log_line("%c%s %s", cls ? '+' : '-', kname, s);
   u64 args[9] = {a0, a1, a2, a3, a4, a5, a6, a7, a8};
   u64 ret = 0;
-  if ((!cls && !is_obj(receiver)) || sig_of(s) == NULL || is_hidden(cls, self->kind, s) || !handle(self, cls, s, args, &ret, 0)) {
-    rejected++;
-    snprintf(last_rejection, sizeof last_rejection, "%c[%s %s]", cls ? '+' : '-', kname, s);
-    log_line("!rejected %c%s %s", cls ? '+' : '-', kname, s);
-    ret = 0;
+  if (sig_for(cls, kname, s) == NULL || is_hidden(cls, self->kind, s) || !handle(self, cls, s, args, &ret, 0)) {
+    unrecognized(cls, kname, s, receiver);
   }
   pthread_mutex_unlock(&LOCK);
   return ret;
@@ -1165,12 +1308,33 @@ void *CFNumberCreate(void *alloc, int64_t type, const void *value) {
   return o;
 }
 
-void *CFDictionaryCreate(void *alloc, void **keys, void **values, int64_t n, void *kcb, void *vcb) {
-  (void)alloc; (void)kcb; (void)vcb;
+/* CoreFoundation's callback tables for CF-typed keys and values. Only their addresses matter here. */
+typedef struct { long version; void *retain, *release, *copyDescription, *equal, *hash; } FakeCallBacks;
+const FakeCallBacks kCFTypeDictionaryKeyCallBacks = {0, 0, 0, 0, 0, 0};
+const FakeCallBacks kCFTypeDictionaryValueCallBacks = {0, 0, 0, 0, 0};
+
+/* With the kCFType callbacks keys are retained and compared by value (CFEqual); with NULL callbacks, as
+   CoreFoundation does, nothing is retained and keys are compared by pointer, so a key string made on the fly never
+   matches the framework's own constant. */
+void *CFDictionaryCreate(void *alloc, void **keys, void **values, int64_t n, const void *kcb, const void *vcb) {
+  (void)alloc;
   pthread_mutex_lock(&LOCK);
   Obj *d = mk(K_NSDictionary);
+  int typed = kcb == &kCFTypeDictionaryKeyCallBacks && vcb == &kCFTypeDictionaryValueCallBacks;
+  log_line("CFDictionaryCreate %s", typed ? "kCFType" : "NULL");
+  d->raw = !typed;
   for (int64_t i = 0; i < n; i++) {
-    if (is_obj(keys[i]) && ((Obj *)keys[i])->kind == K_NSString) dict_set(d, (Obj *)keys[i], (Obj *)values[i]);
+    if (typed) {
+      if (is_obj(keys[i]) && ((Obj *)keys[i])->kind == K_NSString) dict_set(d, (Obj *)keys[i], (Obj *)values[i]);
+    } else {
+      if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 8;
+        d->items = realloc(d->items, d->cap * sizeof(Obj *));
+        d->keys = realloc(d->keys, d->cap * sizeof(Obj *));
+      }
+      d->keys[d->n] = (Obj *)keys[i];
+      d->items[d->n++] = (Obj *)values[i];
+    }
   }
   pthread_mutex_unlock(&LOCK);
   return d;
@@ -1194,8 +1358,20 @@ void *CFRetain(void *o) {
 
 /* ---- IOSurface C API ---- */
 
-static int64_t prop(Obj *d, const char *key) {
-  Obj *v = dict_get(d, key);
+/* The framework's property keys, exported as CFStringRef globals (dlsym them; their address is the key). */
+void *kIOSurfaceWidth, *kIOSurfaceHeight, *kIOSurfaceBytesPerElement, *kIOSurfaceBytesPerRow, *kIOSurfaceAllocSize,
+  *kIOSurfacePixelFormat;
+
+/* A property by key, as IOSurfaceCreate looks it up: the constant itself in a NULL-callback dictionary (pointer
+   equality), its text in a kCFType one. */
+static int64_t prop(Obj *d, void *key) {
+  if (!is_obj(d) || (d->kind != K_NSDictionary && d->kind != K_NSMutableDictionary)) return -1;
+  Obj *v = NULL;
+  if (d->raw) {
+    for (size_t i = 0; i < d->n; i++) {
+      if (d->keys[i] == key) v = d->items[i];
+    }
+  } else v = dict_get(d, ((Obj *)key)->str);
   return is_obj(v) && v->kind == K_NSNumber ? v->num : -1;
 }
 
@@ -1203,14 +1379,15 @@ void *IOSurfaceCreate(void *properties) {
   pthread_mutex_lock(&LOCK);
   Obj *d = (Obj *)properties;
   Obj *sf = NULL;
-  int64_t w = prop(d, "IOSurfaceWidth"), h = prop(d, "IOSurfaceHeight"), bpe = prop(d, "IOSurfaceBytesPerElement");
-  int64_t bpr = prop(d, "IOSurfaceBytesPerRow"), size = prop(d, "IOSurfaceAllocSize"), pf = prop(d, "IOSurfacePixelFormat");
+  int64_t w = prop(d, kIOSurfaceWidth), h = prop(d, kIOSurfaceHeight), bpe = prop(d, kIOSurfaceBytesPerElement);
+  int64_t bpr = prop(d, kIOSurfaceBytesPerRow), size = prop(d, kIOSurfaceAllocSize), pf = prop(d, kIOSurfacePixelFormat);
   log_line("IOSurfaceCreate %lld %lld %lld %lld %lld", (long long)w, (long long)h, (long long)bpe, (long long)bpr, (long long)size);
   if (is_dict(d) && d->n == 6 && w > 0 && h > 0 && (bpe == 2 || bpe == 4) && bpr >= w * bpe && bpr % 64 == 0 && pf == 0 &&
       size >= h * bpr && !stage_fails(S_SURFACE)) {
     sf = mk(K_IOSurface);
     sf->len = (size_t)size;
     sf->bytes = calloc(1, sf->len);
+    sf->sum = surface_sum(sf);
     if (nsurfaces == capsurfaces) {
       capsurfaces = capsurfaces ? capsurfaces * 2 : 16;
       surfaces_live = realloc(surfaces_live, capsurfaces * sizeof(Obj *));
@@ -1221,32 +1398,95 @@ void *IOSurfaceCreate(void *properties) {
   return sf;
 }
 
-int32_t IOSurfaceLock(void *sf, uint32_t options, uint32_t *seed) {
+/* A cheap content checksum (64-bit words; sizes are multiples of 64 bytes). */
+static u64 surface_sum(Obj *sf) {
+  u64 h = 0x9e3779b97f4a7c15ULL;
+  const u64 *w = (const u64 *)sf->bytes;
+  for (size_t i = 0; i < sf->len / 8; i++) h = (h ^ w[i]) * 0x100000001b3ULL + (h >> 29);
+  return h;
+}
+
+/* Counts a CPU write made while no write lock was held: the content changed since the CPU last gave it up. */
+static void surface_check(Obj *sf, const char *who) {
+  if (!is_obj(sf) || sf->kind != K_IOSurface || sf->write_lock) return;
+  u64 now = surface_sum(sf);
+  if (now != sf->sum) {
+    unlocked_writes++;
+    snprintf(last_rejection, sizeof last_rejection, "CPU wrote an %s IOSurface without IOSurfaceLock", who);
+    log_line("!unlocked write %s", who);
+    sf->sum = now;
+  }
+}
+
+int32_t IOSurfaceLock(void *p, uint32_t options, uint32_t *seed) {
   (void)seed;
-  if (!is_obj(sf) || ((Obj *)sf)->kind != K_IOSurface || options > 1) return 1;
+  Obj *sf = (Obj *)p;
+  if (!is_obj(sf) || sf->kind != K_IOSurface || options > 1) {
+    pthread_mutex_lock(&LOCK);
+    lock_errors++;
+    pthread_mutex_unlock(&LOCK);
+    return 1;
+  }
+  pthread_mutex_lock(&LOCK);
+  surface_check(sf, "locked");
+  sf->locks++;
+  if (options == 0) sf->write_lock++;
+  pthread_mutex_unlock(&LOCK);
   return 0;
 }
 
-int32_t IOSurfaceUnlock(void *sf, uint32_t options, uint32_t *seed) {
+int32_t IOSurfaceUnlock(void *p, uint32_t options, uint32_t *seed) {
   (void)seed;
-  if (!is_obj(sf) || ((Obj *)sf)->kind != K_IOSurface || options > 1) return 1;
-  return 0;
+  Obj *sf = (Obj *)p;
+  pthread_mutex_lock(&LOCK);
+  int bad = !is_obj(sf) || sf->kind != K_IOSurface || options > 1 || sf->locks == 0 || (options == 0 && sf->write_lock == 0);
+  if (bad) lock_errors++;
+  else {
+    /* A read-only lock that saw a write: the CPU wrote without the right to. */
+    if (options == 1 && sf->write_lock == 0) surface_check(sf, "read-locked");
+    sf->locks--;
+    if (options == 0) sf->write_lock--;
+    if (sf->write_lock == 0) sf->sum = surface_sum(sf);
+  }
+  pthread_mutex_unlock(&LOCK);
+  return bad ? 1 : 0;
 }
 
 void *IOSurfaceGetBaseAddress(void *sf) { return is_obj(sf) ? ((Obj *)sf)->bytes : NULL; }
 
 uint64_t IOSurfaceGetAllocSize(void *sf) { return is_obj(sf) ? ((Obj *)sf)->len : 0; }
 
+/* ---- Foundation C functions ---- */
+
+void *NSTemporaryDirectory(void) {
+  pthread_mutex_lock(&LOCK);
+  Obj *o = autorelease(str_new(ns_temporary_directory()));
+  pthread_mutex_unlock(&LOCK);
+  return o;
+}
+
 /* ---- exported constants (the engine's option keys are NSString globals looked up with dlsym) ---- */
 
 void *kANEFDisableIOFencesUseSharedEventsKey = NULL;
 void *kANEFEnableFWToFWSignal = NULL;
 
+static void *constant(const char *text) {
+  Obj *o = str_new(text);
+  o->uncounted = 1;
+  live--;
+  return o;
+}
+
 __attribute__((constructor)) static void init_constants(void) {
   /* Values differ from the symbol names on purpose: tests see whether the key came from the symbol. */
-  kANEFDisableIOFencesUseSharedEventsKey = str_new("fake.DisableIOFencesUseSharedEvents");
-  kANEFEnableFWToFWSignal = str_new("fake.EnableFWToFWSignal");
-  live -= 2; /* process-lifetime constants are not counted */
+  kANEFDisableIOFencesUseSharedEventsKey = constant("fake.DisableIOFencesUseSharedEvents");
+  kANEFEnableFWToFWSignal = constant("fake.EnableFWToFWSignal");
+  kIOSurfaceWidth = constant("IOSurfaceWidth");
+  kIOSurfaceHeight = constant("IOSurfaceHeight");
+  kIOSurfaceBytesPerElement = constant("IOSurfaceBytesPerElement");
+  kIOSurfaceBytesPerRow = constant("IOSurfaceBytesPerRow");
+  kIOSurfaceAllocSize = constant("IOSurfaceAllocSize");
+  kIOSurfacePixelFormat = constant("IOSurfacePixelFormat");
 }
 
 /* ---- test controls ---- */
@@ -1259,7 +1499,10 @@ void fake_reset(void) {
   rejected = 0;
   sig_mismatches = 0;
   last_rejection[0] = 0;
-  for (int i = 0; i < S_COUNT; i++) calls[i] = fail_from[i] = fail_count[i] = fail_code[i] = 0;
+  for (int i = 0; i < S_COUNT; i++) calls[i] = fail_from[i] = fail_count[i] = fail_code[i] = spurious_from[i] = spurious_count[i] = 0;
+  unlocked_writes = lock_errors = 0;
+  in_flight_max = in_flight;
+  shared_event_evals = 0;
   for (int i = 0; i < CLIENT_ORIGINS; i++) client_retains[i] = client_releases[i] = 0;
   zombie_messages = 0;
   pthread_mutex_unlock(&LOCK);
@@ -1307,6 +1550,42 @@ long fake_surface_refs(const void *base) {
   return rc;
 }
 long fake_live(void) { return live; }
+
+/* Makes calls nth..nth+count-1 of a stage answer YES and also store an NSError; 0 on an unknown stage. */
+int fake_spurious_error(const char *stage, long nth, long count) {
+  for (int i = 0; i < S_COUNT; i++) {
+    if (strcmp(STAGES[i], stage) == 0) {
+      pthread_mutex_lock(&LOCK);
+      spurious_from[i] = nth;
+      spurious_count[i] = count;
+      pthread_mutex_unlock(&LOCK);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* How long each evaluation stays inside the engine (microseconds, lock released), and the concurrency it saw. */
+void fake_set_eval_delay(long us) { eval_delay_us = us; }
+long fake_in_flight_max(void) { return in_flight_max; }
+/* IOSurface misuse since fake_reset: "unlocked" CPU writes without a write lock, "lock" bad lock/unlock calls. */
+long fake_surface_misuse(const char *what) { return strcmp(what, "unlocked") == 0 ? unlocked_writes : lock_errors; }
+/* The surface behind `base`: CPU locks currently held (-1 when none is live there). */
+long fake_surface_locks(const void *base) {
+  long n = -1;
+  pthread_mutex_lock(&LOCK);
+  for (size_t i = 0; i < nsurfaces; i++) {
+    if (surfaces_live[i]->bytes == base) n = surfaces_live[i]->locks;
+  }
+  pthread_mutex_unlock(&LOCK);
+  return n;
+}
+/* Objects autoreleased with no pool pushed, on the calling thread. */
+long fake_thread_orphans(void) { return thread_orphans; }
+/* Shared-event evaluations of package models since fake_reset. */
+long fake_shared_event_evals(void) { return shared_event_evals; }
+/* Foundation's temporary directory as the fake answers it. */
+const char *fake_temporary_directory(void) { return ns_temporary_directory(); }
 long fake_realtime_active(void) { return rt_active; }
 long fake_rejected(void) { return rejected; }
 long fake_signature_mismatches(void) { return sig_mismatches; }

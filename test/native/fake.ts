@@ -8,12 +8,12 @@ import { existsSync, mkdtempSync, readFileSync, renameSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { expect } from "@effect/vitest"
+import { afterEach, expect } from "@effect/vitest"
 import { Effect } from "effect"
 import koffi from "koffi"
 import { type Id, nil, type Objc, type ObjcPaths, openObjc } from "../../src/native/objc.js"
 import type { TensorLayout } from "../../src/schema/TensorLayout.js"
-import { Backend } from "../../src/services/Backend.js"
+import { Backend, type BackendRequest, type BackendSurface } from "../../src/services/Backend.js"
 import * as NativeBackend from "../../src/native/NativeBackend.js"
 import { packSurface, type SurfaceViews, unpackSurface } from "../../src/sim/layout.js"
 
@@ -91,7 +91,22 @@ export interface Fake {
   readonly mismatches: () => number
   readonly orphans: () => number
   readonly lastRejection: () => string
-  readonly checkSignature: (selector: string, signature: string) => boolean
+  /** Whether `signature` is the Appendix A cast of `selector` for `receiver`'s class (counted as a mismatch if not). */
+  readonly checkSignature: (receiver: Id, selector: string, signature: string) => boolean
+  /** Makes calls nth..nth+count-1 of a stage answer YES while also storing an NSError. */
+  readonly spuriousError: (stage: "compile" | "load" | "map" | "eval", nth: number, count: number) => void
+  /** How long each evaluation stays inside the fake engine, with its lock released (microseconds). */
+  readonly setEvalDelay: (us: number) => void
+  /** The most evaluations that were inside the fake engine at once since the last reset. */
+  readonly inFlightMax: () => number
+  /** CPU writes to a surface with no write lock held ("unlocked"), or bad lock/unlock calls ("lock"), since reset. */
+  readonly surfaceMisuse: (what: "unlocked" | "lock") => number
+  /** CPU locks held now on the surface whose memory `bytes` starts at (-1: none is live there). */
+  readonly surfaceLocks: (bytes: Uint8Array) => number
+  /** Package-model shared-event evaluations since the last reset. */
+  readonly sharedEventEvals: () => number
+  /** What the fake's `NSTemporaryDirectory()` answers (never `$TMPDIR` itself). */
+  readonly temporaryDirectory: () => string
   /** Sets the attributes later-loaded models report (built with the fake's own NSDictionary), or clears them. */
   readonly setAttributes: (spec: {
     readonly inputs: ReadonlyArray<AttributeTensor>
@@ -194,7 +209,14 @@ export const loadFake = (): Fake => {
   const mismatches = fn("fake_signature_mismatches", "long", [])
   const orphans = fn("fake_orphans", "long", [])
   const lastRejection = fn("fake_last_rejection", "const char *", [])
-  const check = fn("fake_check_signature", "int", ["const char *", "const char *"])
+  const check = fn("fake_check_signature", "int", ["void *", "const char *", "const char *"])
+  const spurious = fn("fake_spurious_error", "int", ["const char *", "long", "long"])
+  const setDelay = fn("fake_set_eval_delay", "void", ["long"])
+  const inFlightMax = fn("fake_in_flight_max", "long", [])
+  const misuse = fn("fake_surface_misuse", "long", ["const char *"])
+  const surfaceLocks = fn("fake_surface_locks", "long", ["void *"])
+  const sharedEventEvals = fn("fake_shared_event_evals", "long", [])
+  const temporaryDirectory = fn("fake_temporary_directory", "const char *", [])
   const setAttrs = fn("fake_set_attributes", "void", ["void *"])
   const setClientPath = fn("fake_set_client_path", "void", ["int"])
   const statsSet = fn("fake_stats_set", "void", ["uint64_t", "long", "uint64_t", "int"])
@@ -253,7 +275,16 @@ export const loadFake = (): Fake => {
     mismatches: () => Number(mismatches()),
     orphans: () => Number(orphans()),
     lastRejection: () => lastRejection() as string,
-    checkSignature: (selector, signature) => check(selector, signature) === 1,
+    checkSignature: (receiver, selector, signature) => check(receiver, selector, signature) === 1,
+    spuriousError: (stage, nth, count) => {
+      if (!spurious(stage, nth, count)) throw new Error(`unknown fake stage ${stage}`)
+    },
+    setEvalDelay: (us) => setDelay(us),
+    inFlightMax: () => Number(inFlightMax()),
+    surfaceMisuse: (what) => Number(misuse(what)),
+    surfaceLocks: (bytes) => Number(surfaceLocks(bytes)),
+    sharedEventEvals: () => Number(sharedEventEvals()),
+    temporaryDirectory: () => temporaryDirectory() as string,
     setAttributes: (spec) => {
       if (spec === undefined) {
         setAttrs(null)
@@ -329,13 +360,26 @@ export const loadFake = (): Fake => {
   return cached
 }
 
-/** Asserts that every native handle was released and that the fake rejected no message or signature. */
+/**
+ * Asserts that every native handle was released and that the fake rejected no message, signature or surface access.
+ */
 export const expectClean = (fake: Fake) =>
   Effect.gen(function*() {
     const backend = yield* Backend
     expect(yield* backend.liveHandles).toBe(0)
     expect(fake.rejected()).toBe(0)
     expect(fake.mismatches()).toBe(0)
+    expect([fake.surfaceMisuse("unlocked"), fake.surfaceMisuse("lock")]).toEqual([0, 0])
+  })
+
+/**
+ * After every test of a file that loads the fake: nothing was autoreleased outside a pool, on any thread (the
+ * fake counts such objects per thread as leaked), and no surface was written without its lock.
+ */
+export const checkAfterEach = (fake: Fake) =>
+  afterEach(() => {
+    expect(fake.orphans()).toBe(0)
+    expect(fake.surfaceMisuse("unlocked")).toBe(0)
   })
 
 /** A native backend layer over the fake, checking every signature it sends against the fake's table. */
@@ -343,11 +387,38 @@ export const fakeLayer = (fake: Fake, options: NativeBackend.NativeOptions = {})
   NativeBackend.layerWith({
     paths: fake.paths,
     loadRetryMs: 1,
-    onSend: (selector, signature) => {
-      fake.checkSignature(selector, signature)
+    onSend: (selector, signature, receiver) => {
+      fake.checkSignature(receiver, selector, signature)
     },
     ...options
   })
+
+/** Writes `values` into input `index` of `request` under its surface lock, as the library's write helpers do. */
+export const writeInput = (request: BackendRequest, index: number, layout: TensorLayout, values: Float32Array): void => {
+  const write = (bytes: Uint8Array) => packSurface(layout, values, viewsOf(bytes))
+  if (request.access === undefined) write(request.inputs[index]!)
+  else request.access("input", index, "write", write)
+}
+
+/** Reads output `index` of `request` under a read-only surface lock. */
+export const readOutput = (request: BackendRequest, index: number, layout: TensorLayout, side: "input" | "output" = "output"): Float32Array => {
+  const read = (bytes: Uint8Array) => readF32(layout, bytes)
+  const views = side === "input" ? request.inputs : request.outputs
+  return request.access === undefined ? read(views[index]!) : request.access(side, index, "read", read)
+}
+
+/** Writes `values` into a standalone surface under its lock. */
+export const writeSurface = (surface: BackendSurface, layout: TensorLayout, values: Float32Array): void => {
+  const write = (bytes: Uint8Array) => packSurface(layout, values, viewsOf(bytes))
+  if (surface.access === undefined) write(surface.bytes)
+  else surface.access("write", write)
+}
+
+/** Reads a standalone surface under a read-only lock. */
+export const readSurface = (surface: BackendSurface, layout: TensorLayout): Float32Array => {
+  const read = (bytes: Uint8Array) => readF32(layout, bytes)
+  return surface.access === undefined ? read(surface.bytes) : surface.access("read", read)
+}
 
 /** Typed views of a surface's bytes, as the simulator's codecs take them. */
 export const viewsOf = (bytes: Uint8Array): SurfaceViews => ({

@@ -1,5 +1,7 @@
+import { spawn } from "node:child_process"
+import koffi from "koffi"
 import { describe, expect, it } from "vitest"
-import { nil } from "../../src/native/objc.js"
+import { type IOSurfaceKey, nil, toId } from "../../src/native/objc.js"
 import { loadFake } from "./fake.js"
 
 describe("Objective-C binding over the fake runtime", () => {
@@ -47,26 +49,72 @@ describe("Objective-C binding over the fake runtime", () => {
     expect(rt.responds(info, "aneSubType")).toBe(false)
   })
 
-  it("the fake rejects selectors and signatures outside Appendix A", () => {
+  it("the fake checks a signature for the receiver's class, not for the selector alone", () => {
     fake.reset()
-    expect(fake.checkSignature("compileWithQoS:options:error:", "bool(uint32,id,err)")).toBe(true)
-    expect(fake.checkSignature("compileWithQoS:options:error:", "bool(int64,id,err)")).toBe(false)
-    expect(fake.mismatches()).toBe(1)
-    expect(rt.id(rt.cls("NSString"), "stringWithFormat:", "id(str)", "x")).toBe(nil)
-    expect(fake.rejected()).toBe(1)
-    expect(fake.lastRejection()).toBe("+[NSString stringWithFormat:]")
+    const model = rt.cls("_ANEInMemoryModel")
+    const info = rt.cls("_ANEDeviceInfo")
+    expect(fake.checkSignature(model, "inMemoryModelWithDescriptor:", "id(id)")).toBe(true)
+    expect(fake.checkSignature(info, "inMemoryModelWithDescriptor:", "id(id)")).toBe(false)
+    // numANECores is a class method of _ANEDeviceInfo but an instance method of _ANEVirtualClient.
+    expect(fake.checkSignature(info, "numANECores", "uint32()")).toBe(true)
+    const array = rt.mutableArray()
+    expect(fake.checkSignature(array, "count", "uint64()")).toBe(true)
+    expect(fake.checkSignature(array, "intValue", "int32()")).toBe(false)
+    rt.release(array)
+    expect(fake.mismatches()).toBe(2)
+    expect(fake.lastRejection()).toBe("signature int32() for -[NSMutableArray intValue] (Appendix A: none)")
     fake.reset()
+  })
+
+  it("an unknown selector ends the process with the selector's name, as NSInvalidArgumentException does", async () => {
+    const script = [
+      `import { openObjc } from ${JSON.stringify(new URL("../../src/native/objc.ts", import.meta.url).pathname)}`,
+      `const p = ${JSON.stringify(fake.paths.objc)}`,
+      "const rt = openObjc({ objc: p, foundation: p, coreFoundation: p, ioSurface: p, ane: p })",
+      "rt.autoreleasePool(() => rt.id(rt.cls(\"NSString\"), \"stringWithFormat:\", \"id(str)\", \"x\"))",
+      "console.log(\"still running\")"
+    ].join("\n")
+    const { code, signal, stderr, stdout } = await new Promise<{ code: number | null; signal: string | null; stderr: string; stdout: string }>(
+      (resolve) => {
+        const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: "pipe" })
+        let stderr = ""
+        let stdout = ""
+        child.stderr.on("data", (d) => (stderr += String(d)))
+        child.stdout.on("data", (d) => (stdout += String(d)))
+        child.on("close", (code, signal) => resolve({ code, signal, stderr, stdout }))
+      }
+    )
+    expect(stdout).not.toContain("still running")
+    expect(signal ?? String(code)).toBe("SIGABRT")
+    expect(stderr).toContain("NSInvalidArgumentException")
+    expect(stderr).toContain("+[NSString stringWithFormat:]: unrecognized selector sent to class")
+  })
+
+  it("CFDictionaryCreate with NULL callbacks compares keys by pointer: a fresh key string misses", () => {
+    const before = fake.live()
+    const values = [32, 2, 2, 64, 128, 0].map((n) => rt.cfNumber(n))
+    const keys = ["IOSurfaceWidth", "IOSurfaceHeight", "IOSurfaceBytesPerElement", "IOSurfaceBytesPerRow", "IOSurfaceAllocSize", "IOSurfacePixelFormat"]
+    const fresh = keys.map((k) => rt.cfString(k))
+    const create = koffi.load(fake.paths.coreFoundation).func("CFDictionaryCreate", "void *", ["void *", "void *", "void *", "int64_t", "void *", "void *"])
+    const raw = toId(create(null, new BigUint64Array(fresh), new BigUint64Array(values), 6, null, null))
+    expect(rt.ioSurfaceCreate(raw)).toBe(nil)
+    // The same fresh strings in a kCFType dictionary are found by value.
+    const typed = rt.cfDictionary(fresh, values)
+    const surface = rt.ioSurfaceCreate(typed)
+    expect(surface).not.toBe(nil)
+    for (const o of [surface, raw, typed, ...fresh, ...values]) rt.cfRelease(o)
+    expect(fake.live()).toBe(before)
   })
 
   it("creates, views and frees an IOSurface through the C API", () => {
     const before = fake.live()
     const keys = ["IOSurfaceWidth", "IOSurfaceHeight", "IOSurfaceBytesPerElement", "IOSurfaceBytesPerRow", "IOSurfaceAllocSize", "IOSurfacePixelFormat"]
     const values = [32, 2, 2, 64, 128, 0]
-    const k = keys.map((s) => rt.cfString(s))
+    const k = keys.map((s) => rt.ioSurfaceKey(`k${s}` as IOSurfaceKey))
     const v = values.map((n) => rt.cfNumber(n))
     const dict = rt.cfDictionary(k, v)
     const surface = rt.ioSurfaceCreate(dict)
-    for (const o of [dict, ...k, ...v]) rt.cfRelease(o)
+    for (const o of [dict, ...v]) rt.cfRelease(o)
     expect(surface).not.toBe(nil)
     expect(rt.ioSurfaceAllocSize(surface)).toBe(128)
     expect(rt.ioSurfaceLock(surface, 0)).toBe(0)
@@ -76,5 +124,44 @@ describe("Objective-C binding over the fake runtime", () => {
     rt.ioSurfaceUnlock(surface, 0)
     rt.cfRelease(surface)
     expect(fake.live()).toBe(before)
+  })
+
+  it("the fake tracks IOSurface locks: a CPU write with no write lock held is caught", () => {
+    const keys = ["kIOSurfaceWidth", "kIOSurfaceHeight", "kIOSurfaceBytesPerElement", "kIOSurfaceBytesPerRow", "kIOSurfaceAllocSize", "kIOSurfacePixelFormat"] as const
+    const v = [32, 2, 2, 64, 128, 0].map((n) => rt.cfNumber(n))
+    const dict = rt.cfDictionary(keys.map((k) => rt.ioSurfaceKey(k)), v)
+    const surface = rt.ioSurfaceCreate(dict)
+    for (const o of [dict, ...v]) rt.cfRelease(o)
+    fake.reset()
+    const view = rt.view(rt.ioSurfaceBase(surface), 128)
+    expect(fake.surfaceLocks(view)).toBe(0)
+    // Under a write lock: fine.
+    rt.ioSurfaceLock(surface, 0)
+    expect(fake.surfaceLocks(view)).toBe(1)
+    view[0] = 1
+    rt.ioSurfaceUnlock(surface, 0)
+    expect(fake.surfaceMisuse("unlocked")).toBe(0)
+    // With no lock: caught at the next lock.
+    view[1] = 2
+    rt.ioSurfaceLock(surface, 1)
+    rt.ioSurfaceUnlock(surface, 1)
+    expect(fake.surfaceMisuse("unlocked")).toBe(1)
+    // Under a read-only lock: caught at its unlock.
+    rt.ioSurfaceLock(surface, 1)
+    view[2] = 3
+    rt.ioSurfaceUnlock(surface, 1)
+    expect(fake.surfaceMisuse("unlocked")).toBe(2)
+    // An unlock with no lock held is refused.
+    expect(rt.ioSurfaceUnlock(surface, 0)).not.toBe(0)
+    expect(fake.surfaceMisuse("lock")).toBe(1)
+    rt.cfRelease(surface)
+    fake.reset()
+  })
+
+  it("NSTemporaryDirectory() is Foundation's folder, not $TMPDIR", () => {
+    const dir = rt.autoreleasePool(() => rt.nsTemporaryDirectory())
+    expect(dir).toBe(fake.temporaryDirectory())
+    expect(dir.endsWith("/")).toBe(true)
+    expect(dir.replace(/\/$/, "")).not.toBe((process.env["TMPDIR"] ?? "/tmp").replace(/\/$/, ""))
   })
 })

@@ -10,7 +10,7 @@ import { DeviceInfo } from "../../src/schema/DeviceInfo.js"
 import { Backend, stubModel } from "../../src/services/Backend.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { doubleText, pattern } from "../services/programs.js"
-import { attributeOf, expectClean, fakeLayer, loadFake, readF32, writeF32 } from "./fake.js"
+import { attributeOf, expectClean, fakeLayer, loadFake, readOutput, writeInput } from "./fake.js"
 
 const fake = loadFake()
 
@@ -82,8 +82,8 @@ describe("real-time tasks over the fake runtime", () => {
         const model = yield* backend.compile(options)
         const extra = yield* model.mapRequest
         const [inL, outL] = [model.inputs[0]!, model.outputs[0]!]
-        writeF32(inL, model.request.inputs[0]!, pattern(128, 1))
-        writeF32(inL, extra.inputs[0]!, pattern(128, 2))
+        writeInput(model.request, 0, inL, pattern(128, 1))
+        writeInput(extra, 0, inL, pattern(128, 2))
         const handles = yield* backend.liveHandles
         fake.reset()
         const scope = yield* Scope.make()
@@ -91,12 +91,12 @@ describe("real-time tasks over the fake runtime", () => {
         expect(yield* backend.liveHandles).toBe(handles + 1)
         expect(fake.realTimeActive()).toBe(1)
         yield* task.eval(model)
-        expect(Array.from(readF32(outL, model.request.outputs[0]!))).toEqual(Array.from(pattern(128, 1), (x) => 2 * x))
-        writeF32(inL, model.request.inputs[0]!, pattern(128, 3))
+        expect(Array.from(readOutput(model.request, 0, outL))).toEqual(Array.from(pattern(128, 1), (x) => 2 * x))
+        writeInput(model.request, 0, inL, pattern(128, 3))
         yield* task.eval(model)
-        expect(Array.from(readF32(outL, model.request.outputs[0]!))).toEqual(Array.from(pattern(128, 3), (x) => 2 * x))
+        expect(Array.from(readOutput(model.request, 0, outL))).toEqual(Array.from(pattern(128, 3), (x) => 2 * x))
         // The extra request was never evaluated: its outputs are still zero.
-        expect(Array.from(readF32(outL, extra.outputs[0]!))).toEqual(new Array(128).fill(0))
+        expect(Array.from(readOutput(extra, 0, outL))).toEqual(new Array(128).fill(0))
         expect(evals()).toBe(2)
         yield* Scope.close(scope, Exit.void)
         expect(fake.realTimeActive()).toBe(0)
@@ -138,10 +138,10 @@ describe("real-time tasks over the fake runtime", () => {
       yield* Effect.scoped(Effect.gen(function*() {
         const model = yield* backend.compile(CompileOptions.package({ path }))
         const task = yield* backend.beginRealTimeTask
-        writeF32(model.inputs[0]!, model.request.inputs[0]!, pattern(128, 6))
+        writeInput(model.request, 0, model.inputs[0]!, pattern(128, 6))
         fake.reset()
         yield* task.eval(model)
-        expect(Array.from(readF32(model.outputs[0]!, model.request.outputs[0]!))).toEqual(Array.from(pattern(128, 6), (x) => 2 * x))
+        expect(Array.from(readOutput(model.request, 0, model.outputs[0]!))).toEqual(Array.from(pattern(128, 6), (x) => 2 * x))
         expect(evals()).toBe(1)
         expect(realTime()).toEqual([RT_EVAL, expect.stringMatching(/^realtime [0-9a-f]{16}$/)])
       }))
@@ -186,9 +186,9 @@ describe("real-time tasks over the fake runtime", () => {
       })
       expect(error._tag === "EvalError" ? error.hint : "").toContain("evaluateRealTimeWithModel:options:request:error: failed")
       expect(evals()).toBe(0)
-      writeF32(model.inputs[0]!, model.request.inputs[0]!, pattern(128, 8))
+      writeInput(model.request, 0, model.inputs[0]!, pattern(128, 8))
       yield* task.eval(model)
-      expect(Array.from(readF32(model.outputs[0]!, model.request.outputs[0]!))).toEqual(Array.from(pattern(128, 8), (x) => 2 * x))
+      expect(Array.from(readOutput(model.request, 0, model.outputs[0]!))).toEqual(Array.from(pattern(128, 8), (x) => 2 * x))
       expect(evals()).toBe(1)
       expect(fake.rejected()).toBe(0)
     }).pipe(Effect.provide(layerWith())))

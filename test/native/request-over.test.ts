@@ -5,7 +5,7 @@ import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { Backend, type BackendModel, type BackendSurface } from "../../src/services/Backend.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { doubleText, pattern } from "../services/programs.js"
-import { attributeOf, expectClean, fakeLayer, loadFake, readF32, writeF32 } from "./fake.js"
+import { attributeOf, expectClean, fakeLayer, loadFake, readOutput, readSurface, writeInput, writeSurface } from "./fake.js"
 
 const fake = loadFake()
 const layerWith = () => fakeLayer(fake)
@@ -111,18 +111,18 @@ describe("mapRequestOver on the hardware backend (fake runtime)", () => {
           expect(r.inputs[0]!.buffer).toBe(sIn.bytes.buffer)
           expect(r.outputs[0]!.buffer).toBe(sOut.bytes.buffer)
           expect([r.inputs[0]!.byteOffset, r.outputs[0]!.byteOffset]).toEqual([sIn.bytes.byteOffset, sOut.bytes.byteOffset])
-          writeF32(inL, sIn.bytes, pattern(128, 1))
+          writeSurface(sIn, inL, pattern(128, 1))
           yield* r.eval
-          expect(Array.from(readF32(outL, sOut.bytes))).toEqual(doubled(pattern(128, 1)))
+          expect(Array.from(readSurface(sOut, outL))).toEqual(doubled(pattern(128, 1)))
           // The model's own request saw none of it.
-          expect(Array.from(readF32(outL, model.request.outputs[0]!)).every((x) => x === 0)).toBe(true)
-          writeF32(inL, r.inputs[0]!, pattern(128, 2))
+          expect(Array.from(readOutput(model.request, 0, outL)).every((x) => x === 0)).toBe(true)
+          writeInput(r, 0, inL, pattern(128, 2))
           yield* r.evalAsync
-          expect(Array.from(readF32(outL, sOut.bytes))).toEqual(doubled(pattern(128, 2)))
-          writeF32(inL, sIn.bytes, pattern(128, 3))
+          expect(Array.from(readSurface(sOut, outL))).toEqual(doubled(pattern(128, 2)))
+          writeSurface(sIn, inL, pattern(128, 3))
           const stats = yield* r.evalWithStats
           expect(stats.source).toBe("hardware")
-          expect(Array.from(readF32(outL, r.outputs[0]!))).toEqual(doubled(pattern(128, 3)))
+          expect(Array.from(readOutput(r, 0, outL))).toEqual(doubled(pattern(128, 3)))
           expect(evals()).toBe(3)
         }))
         expect(protocol()).toEqual([
@@ -159,7 +159,7 @@ describe("mapRequestOver on the hardware backend (fake runtime)", () => {
         // The caller's surfaces outlive the request and still hold the last result.
         expect(yield* backend.liveHandles).toBe(handles)
         expect([fake.surfaceRefs(sIn.bytes), fake.surfaceRefs(sOut.bytes)]).toEqual([1, 1])
-        expect(Array.from(readF32(outL, sOut.bytes))).toEqual(doubled(pattern(128, 3)))
+        expect(Array.from(readSurface(sOut, outL))).toEqual(doubled(pattern(128, 3)))
       }))
       expect(fake.live()).toBe(liveBefore)
       yield* expectClean(fake)
@@ -177,11 +177,11 @@ describe("mapRequestOver on the hardware backend (fake runtime)", () => {
       fake.reset()
       const r = yield* model.mapRequestOver({ inputs: [a, b], outputs: [z] })
       expect(fake.log().filter((l) => l.startsWith("request "))).toEqual(["request in=1,0 out=0"])
-      writeF32(aL, a.bytes, pattern(128, 1))
-      writeF32(bL, b.bytes, pattern(128, 5).map((x) => x / 4))
+      writeSurface(a, aL, pattern(128, 1))
+      writeSurface(b, bL, pattern(128, 5).map((x) => x / 4))
       yield* r.eval
       const want = Array.from(pattern(128, 1), (x, i) => x + pattern(128, 5)[i]! / 4)
-      expect(Array.from(readF32(model.outputs[0]!, z.bytes))).toEqual(want)
+      expect(Array.from(readSurface(z, model.outputs[0]!))).toEqual(want)
     }).pipe(Effect.scoped, Effect.provide(layerWith())))
 
   it.scopedLive("two models share a surface: A's output surface is B's input, B sees A's result with no copy", () =>
@@ -204,14 +204,14 @@ describe("mapRequestOver on the hardware backend (fake runtime)", () => {
         expect(ra.outputs[0]!.buffer).toBe(rb.inputs[0]!.buffer)
         // The shared surface is held by its creator and by each request.
         expect(fake.surfaceRefs(middle.bytes)).toBe(1 + 2 * 2)
-        writeF32(layout, input.bytes, pattern(128, 7))
+        writeSurface(input, layout, pattern(128, 7))
         yield* ra.eval
-        expect(Array.from(readF32(a.outputs[0]!, middle.bytes))).toEqual(doubled(pattern(128, 7)))
+        expect(Array.from(readSurface(middle, a.outputs[0]!))).toEqual(doubled(pattern(128, 7)))
         yield* rb.evalAsync
-        expect(Array.from(readF32(b.outputs[0]!, output.bytes))).toEqual(Array.from(pattern(128, 7), (x) => 6 * x))
+        expect(Array.from(readSurface(output, b.outputs[0]!))).toEqual(Array.from(pattern(128, 7), (x) => 6 * x))
         expect([evalsOf(a), evalsOf(b)]).toEqual([1, 1])
         // Nothing was copied into the models' own requests.
-        expect(Array.from(readF32(b.inputs[0]!, b.request.inputs[0]!)).every((x) => x === 0)).toBe(true)
+        expect(Array.from(readOutput(b.request, 0, b.inputs[0]!, "input")).every((x) => x === 0)).toBe(true)
       }))
       expect(fake.live()).toBe(liveBefore)
       yield* expectClean(fake)
@@ -307,9 +307,9 @@ describe("mapRequestOver on the hardware backend (fake runtime)", () => {
           // Still alive for the engine: the request holds its own references.
           expect([fake.surfaceRefs(r.inputs[0]!), fake.surfaceRefs(r.outputs[0]!)]).toEqual([2, 2])
           expect(yield* backend.liveHandles).toBe(handles + 1)
-          writeF32(inL, r.inputs[0]!, pattern(128, 4))
+          writeInput(r, 0, inL, pattern(128, 4))
           yield* r.eval
-          expect(Array.from(readF32(outL, r.outputs[0]!))).toEqual(doubled(pattern(128, 4)))
+          expect(Array.from(readOutput(r, 0, outL))).toEqual(doubled(pattern(128, 4)))
           const before = fake.live()
           fake.reset()
           yield* Scope.close(requestScope, Exit.void)
@@ -318,12 +318,12 @@ describe("mapRequestOver on the hardware backend (fake runtime)", () => {
           expect([fake.surfaceRefs(r.inputs[0]!), fake.surfaceRefs(r.outputs[0]!)]).toEqual([0, 0])
           expect(fake.live()).toBeLessThan(before)
         } else {
-          writeF32(inL, sIn.bytes, pattern(128, 6))
+          writeSurface(sIn, inL, pattern(128, 6))
           yield* r.eval
           yield* Scope.close(requestScope, Exit.void)
           expect([fake.surfaceRefs(sIn.bytes), fake.surfaceRefs(sOut.bytes)]).toEqual([1, 1])
           expect(yield* backend.liveHandles).toBe(handles + 2)
-          expect(Array.from(readF32(outL, sOut.bytes))).toEqual(doubled(pattern(128, 6)))
+          expect(Array.from(readSurface(sOut, outL))).toEqual(doubled(pattern(128, 6)))
           expect((yield* failure(r.eval))._tag).toBe("ClosedError")
           const held = sOut.bytes
           yield* Scope.close(surfaceScope, Exit.void)
@@ -355,9 +355,11 @@ describe("mapRequestOver on the hardware backend (fake runtime)", () => {
       const r = yield* Scope.extend(model.mapRequestOver({ inputs: [sIn], outputs: [sOut] }), modelScope)
       fake.reset()
       yield* Scope.close(modelScope, Exit.void)
-      // Closing the model unmapped request 0 (freeing its own surfaces) and ours (giving back its references).
-      expect(fake.log().filter((l) => l === UNMAP || l.startsWith("CFRelease"))).toEqual([
-        UNMAP, "CFRelease IOSurface", "CFRelease IOSurface", UNMAP, "CFRelease IOSurface", "CFRelease IOSurface"
+      // Closing the scope unmapped ours (through the client, giving back its references), then request 0 (mapped
+      // through the in-memory model, §4.2 step 15, and freeing its own surfaces).
+      const MODEL_UNMAP = "-_ANEInMemoryModel unmapIOSurfacesWithRequest:"
+      expect(fake.log().filter((l) => l === UNMAP || l === MODEL_UNMAP || l.startsWith("CFRelease"))).toEqual([
+        UNMAP, "CFRelease IOSurface", "CFRelease IOSurface", MODEL_UNMAP, "CFRelease IOSurface", "CFRelease IOSurface"
       ])
       expect([fake.surfaceRefs(sIn.bytes), fake.surfaceRefs(sOut.bytes)]).toEqual([1, 1])
       fake.reset()

@@ -107,6 +107,20 @@ export const foldElementwise = (
 /** Permutes dims. */
 export const foldTranspose = (x: Const, perm: ReadonlyArray<number>): Const => {
   const shape = perm.map((p) => x.shape[p]!)
+  if (perm.length === 2 && perm[0] === 1) {
+    // Weight matrices (MatMul → linear): a plain double loop, no index arithmetic per element.
+    const [R, C] = x.shape as [number, number]
+    const out = x.kind === "float" ? new Float32Array(R * C) : new Float64Array(R * C)
+    const d = x.data
+    // Blocked, so reads and writes both stay in cache.
+    for (let r0 = 0; r0 < R; r0 += 32) {
+      for (let c0 = 0; c0 < C; c0 += 32) {
+        const r1 = Math.min(r0 + 32, R), c1 = Math.min(c0 + 32, C)
+        for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * R + r] = d[r * C + c]!
+      }
+    }
+    return { tag: "const", kind: x.kind, shape, data: out }
+  }
   const n = size(shape)
   const out = x.kind === "float" ? new Float32Array(n) : new Float64Array(n)
   const is = strides(x.shape)

@@ -32,24 +32,36 @@ const ANSI = /\u001b\[[0-9;?]*[A-Za-z]/g
 /** Text without ANSI escapes. */
 export const stripAnsi = (s: string): string => s.replace(ANSI, "")
 
-/** Wraps lines wider than `width` at spaces; continuation lines keep the line's indentation. */
+/** One line broken at spaces to `width` columns; continuation lines are indented by `more`. */
+const wrapLine = (line: string, width: number, more: string): Array<string> => {
+  if (stripAnsi(line).length <= width) return [line]
+  const indent = /^\s*/.exec(line)![0]
+  const out: Array<string> = []
+  let current = ""
+  for (const word of line.trimStart().split(/ +/)) {
+    const candidate = current === "" ? (out.length === 0 ? indent : more) + word : `${current} ${word}`
+    if (stripAnsi(candidate).length > width && current.trim() !== "") {
+      out.push(current)
+      current = more + word
+    } else current = candidate
+  }
+  out.push(current)
+  return out
+}
+
+/**
+ * Help text fitted to `width` columns: long lines wrap at spaces, and a row of the commands table (`- usage  text`,
+ * padded to the widest usage) becomes the usage, then its description indented below it.
+ */
 export const wrapLines = (text: string, width: number): string =>
-  text.split("\n").flatMap((line) => {
-    if (stripAnsi(line).length <= width) return [line]
+  text.split("\n").flatMap((raw) => {
+    const line = raw.trimEnd()
     const indent = /^\s*/.exec(line)![0]
-    const more = indent + (line.trimStart().startsWith("$ ") ? "    " : "")
-    const out: Array<string> = []
-    let current = ""
-    for (const word of line.trimStart().split(" ")) {
-      const prefix = out.length === 0 ? indent : more
-      const candidate = current === "" ? prefix + word : `${current} ${word}`
-      if (stripAnsi(candidate).length > width && current !== "") {
-        out.push(current)
-        current = more + word
-      } else current = candidate
+    const row = /^(\s*- \S.*?\S)\s{2,}(\S.*)$/.exec(line)
+    if (row !== null && stripAnsi(line).length > width) {
+      return [...wrapLine(row[1]!, width, `${indent}    `), ...wrapLine(`${indent}    ${row[2]!}`, width, `${indent}    `)]
     }
-    out.push(current)
-    return out
+    return wrapLine(line, width, indent + (line.trimStart().startsWith("$ ") ? "    " : ""))
   }).join("\n")
 
 /** Options of {@link runCli}: whether to colour, and nothing else yet. */
@@ -58,8 +70,11 @@ export interface RunCliOptions {
   readonly color?: boolean
 }
 
-const defaultColor = (): boolean =>
-  process.stdout.isTTY === true && (process.env.NO_COLOR === undefined || process.env.NO_COLOR === "")
+/** Colour only on a terminal, and not when `NO_COLOR` is set to anything but the empty string (no-color.org). */
+export const colorWanted = (isTTY: boolean, env: Readonly<Record<string, string | undefined>>): boolean =>
+  isTTY && (env.NO_COLOR === undefined || env.NO_COLOR === "")
+
+const defaultColor = (): boolean => colorWanted(process.stdout.isTTY === true, process.env)
 
 /**
  * Runs `ane` on `argv` (`[node, script, ...args]`) and succeeds with the exit status; never fails. Output goes

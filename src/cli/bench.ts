@@ -134,7 +134,7 @@ export const benchCommand = (o: BenchOptions) =>
       if (o.json) {
         yield* Console.log(JSON.stringify({ ok: true, ...result }))
       } else {
-        yield* Console.log(`${result.model} on the ${result.backend} backend, ${o.mode}` +
+        yield* Console.log(`${req.options._tag === "mil" ? o.program : result.model} on the ${result.backend} backend, ${o.mode}` +
           (o.mode === "stream" ? ` depth ${depth}` : "") + `, ${o.iterations} evals after ${o.warmup} warm-up`)
         for (const [k, v] of Object.entries(result)) {
           if (k !== "program" && k !== "model" && k !== "backend" && k !== "mode") yield* Console.log(`  ${k.padEnd(16)} ${v}`)

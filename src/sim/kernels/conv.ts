@@ -5,7 +5,7 @@
  */
 import { Either } from "effect"
 import type { InvalidArgumentError } from "../../schema/errors.js"
-import { gemm } from "./gemm.js"
+import { gemm, gemmPacked, packB, type PackedB } from "./gemm.js"
 import { checkShape, invalid, type Shape, showShape, sizeOf } from "./shape.js"
 
 /** Geometry options of conv and conv_transpose; per spatial dim, defaults 1 / 1 / 0 and 1 group. */
@@ -111,9 +111,32 @@ export const planConv = (
   })
 }
 
-/** Runs a planned conv: out [n, C_out, *D_out] = conv(x, w) + bias (bias [C_out] optional), fp32 accumulation. */
+/** Output positions below which a conv with a packed weight runs transposed (positions as rows of the GEMM). */
+export const PACKED_CONV_MAX_POSITIONS = 64
+
+/**
+ * A constant conv weight packed once per group (as the GEMM's B, transposed), or undefined where that does not pay:
+ * with many output positions the weight is the GEMM's A, re-copied per call at a cost of 1/positions of the work.
+ * With few positions (a streaming model's frames) the positions become the GEMM's rows instead, so no tile is
+ * wasted on columns that do not exist.
+ */
+export const packConvWeight = (plan: ConvPlan, w: Float32Array): ReadonlyArray<PackedB> | undefined => {
+  const P = plan.outSp[0]! * plan.outSp[1]! * plan.outSp[2]!
+  if (P >= PACKED_CONV_MAX_POSITIONS) return undefined
+  const coutG = plan.cout / plan.groups
+  const kRows = (plan.cin / plan.groups) * plan.kSp[0]! * plan.kSp[1]! * plan.kSp[2]!
+  const packed: Array<PackedB> = []
+  for (let g = 0; g < plan.groups; g++) packed.push(packB(kRows, coutG, w, g * coutG * kRows, kRows, true))
+  return packed
+}
+
+/**
+ * Runs a planned conv: out [n, C_out, *D_out] = conv(x, w) + bias (bias [C_out] optional), fp32 accumulation;
+ * `packed` (from {@link packConvWeight} for this `w`) is used instead of `w` when given.
+ */
 export const conv = (
-  plan: ConvPlan, x: Float32Array, w: Float32Array, bias: Float32Array | undefined, out: Float32Array
+  plan: ConvPlan, x: Float32Array, w: Float32Array, bias: Float32Array | undefined, out: Float32Array,
+  packed?: ReadonlyArray<PackedB>
 ): void => {
   const { batch, cin, cout, groups } = plan
   const cinG = cin / groups
@@ -129,7 +152,14 @@ export const conv = (
         for (let co = 0; co < coutG; co++) out.fill(bias[g * coutG + co]!, oOff + co * P, oOff + (co + 1) * P)
       }
       const xOff = (n * cin + g * cinG) * Pin
-      if (plan.pointwise) {
+      // Transposed: outᵀ[P, coutG] = colᵀ · wᵀ, written back transposed into out's rows.
+      if (packed !== undefined) {
+        if (plan.pointwise) gemmPacked(P, x, xOff, Pin, true, packed[g]!, out, oOff, P, true, bias !== undefined)
+        else {
+          im2col(plan, x, xOff, cinG, plan.scratch)
+          gemmPacked(P, plan.scratch, 0, P, true, packed[g]!, out, oOff, P, true, bias !== undefined)
+        }
+      } else if (plan.pointwise) {
         gemm(coutG, P, cinG, w, g * coutG * cinG, cinG, false, x, xOff, Pin, false, out, oOff, P, bias !== undefined)
       } else {
         im2col(plan, x, xOff, cinG, plan.scratch)

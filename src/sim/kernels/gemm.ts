@@ -246,13 +246,22 @@ export interface PackedB {
   readonly dispose: () => void
 }
 
+/**
+ * Packed bytes kept at most: the collector does not see the kernel memory, so models compiled and dropped faster
+ * than it runs must not grow it without bound; past this, weights are packed per call as before.
+ */
+export const PACKED_LIMIT_BYTES = 512 * 1024 * 1024
+let packedTotal = 0
+
+const unpack = (held: { ptr: number; bytes: number; done: boolean }): void => {
+  if (held.done) return
+  held.done = true
+  packedTotal -= held.bytes
+  release(held.ptr, held.bytes)
+}
+
 const registry = typeof FinalizationRegistry === "function"
-  ? new FinalizationRegistry<{ ptr: number; bytes: number; done: boolean }>((held) => {
-    if (!held.done) {
-      held.done = true
-      release(held.ptr, held.bytes)
-    }
-  })
+  ? new FinalizationRegistry<{ ptr: number; bytes: number; done: boolean }>(unpack)
   : undefined
 
 // Copies B's span into the kernel memory at `at` and packs it to `dst`.
@@ -278,6 +287,7 @@ export const packB = (
   const none: PackedB = { K, N, source, ptr: -1, dispose: () => {} }
   if (wasm === undefined || K <= 0 || N <= 0) return none
   const bytes = packedBytes(K, N)
+  if (packedTotal + bytes > PACKED_LIMIT_BYTES) return none
   const ptr = alloc(bytes)
   if (ptr === undefined) return none
   const span = transB ? (N - 1) * ldb + K : (K - 1) * ldb + N
@@ -287,14 +297,13 @@ export const packB = (
     return none
   }
   packInto(K, N, b, bOff, ldb, transB, at, ptr, refreshViews())
+  packedTotal += bytes
   const held = { ptr, bytes, done: false }
   const packed: PackedB = {
     K, N, source, ptr,
     dispose: () => {
-      if (held.done) return
-      held.done = true
       registry?.unregister(packed)
-      release(ptr, bytes)
+      unpack(held)
     }
   }
   registry?.register(packed, held, packed)

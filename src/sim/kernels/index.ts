@@ -28,9 +28,10 @@ export {
 export {
   broadcastShapes, broadcastStrides, checkShape, normAxes, normAxis, type NumArray, type Shape, sizeOf, stridesOf
 } from "./shape.js"
-export { linear, matmul, type MatmulPlan, planMatmul } from "./matmul.js"
+export { linear, matmul, type MatmulPlan, packLinearWeight, packMatmulY, planMatmul } from "./matmul.js"
 export {
-  conv, type ConvOptions, type ConvPlan, convTranspose, type ConvTransposeOptions, planConv, planConvTranspose
+  conv, type ConvOptions, type ConvPlan, convTranspose, type ConvTransposeOptions, packConvWeight, planConv,
+  planConvTranspose
 } from "./conv.js"
 export { avgPool, maxPool, planPool, type PoolOptions, type PoolPlan } from "./pool.js"
 export {
@@ -48,5 +49,7 @@ export {
   type AlongAxisPlan, concat, type ConcatPlan, gather, gatherAlongAxis, type GatherPlan, oneHot, planConcat,
   planGather, planGatherAlongAxis, planSplit, planTopk, range1d, rangeLength, split, topk, type TopkPlan
 } from "./indexing.js"
-export { type LstmActivation, lstm, type LstmOptions, type LstmPlan, type LstmWeights, planLstm } from "./lstm.js"
+export {
+  type LstmActivation, lstm, type LstmOptions, type LstmPlan, type LstmWeights, packLstmWeights, planLstm
+} from "./lstm.js"
 export { dequantize, quantize, quantRange } from "./quant.js"

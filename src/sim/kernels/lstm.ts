@@ -5,7 +5,7 @@
  */
 import { Either } from "effect"
 import type { InvalidArgumentError } from "../../schema/errors.js"
-import { gemm } from "./gemm.js"
+import { gemm, gemmPacked, packB, type PackedB } from "./gemm.js"
 import { checkShape, invalid, type Shape, showShape } from "./shape.js"
 
 /** Activations lstm accepts. */
@@ -21,13 +21,27 @@ export interface LstmOptions {
   readonly clip?: number
 }
 
-/** One direction's parameters: weight_ih [4H, I], weight_hh [4H, H], bias [4H] (b_ih + b_hh), peephole [3H]. */
+/**
+ * One direction's parameters: weight_ih [4H, I], weight_hh [4H, H], bias [4H] (b_ih + b_hh), peephole [3H].
+ * Constant weights can come packed once ({@link packLstmWeights}); the packed copies are then used instead.
+ */
 export interface LstmWeights {
   readonly weightIh: Float32Array
   readonly weightHh: Float32Array
   readonly bias?: Float32Array
   readonly peephole?: Float32Array
+  /** weight_ihᵀ packed for the GEMM (K = I, N = 4H). */
+  readonly packedIh?: PackedB
+  /** weight_hhᵀ packed for the GEMM (K = H, N = 4H). */
+  readonly packedHh?: PackedB
 }
+
+/** `w` with both weight matrices packed once, for an lstm whose weights are constant. */
+export const packLstmWeights = (w: LstmWeights, input: number, hidden: number): LstmWeights => ({
+  ...w,
+  packedIh: packB(input, 4 * hidden, w.weightIh, 0, input, true),
+  packedHh: packB(hidden, 4 * hidden, w.weightHh, 0, hidden, true)
+})
 
 /** A checked lstm with its scratch buffers. */
 export interface LstmPlan {
@@ -92,7 +106,8 @@ const runDirection = (
   const DH = D * H
   // xw[t, b, :] = bias + x[t, b, :]·W_ihᵀ for every step at once.
   if (w.bias !== undefined) for (let r = 0; r < S * B; r++) xw.set(w.bias.subarray(0, G), r * G)
-  gemm(S * B, G, I, x, 0, I, false, w.weightIh, 0, I, true, xw, 0, G, w.bias !== undefined)
+  if (w.packedIh !== undefined) gemmPacked(S * B, x, 0, I, false, w.packedIh, xw, 0, G, false, w.bias !== undefined)
+  else gemm(S * B, G, I, x, 0, I, false, w.weightIh, 0, I, true, xw, 0, G, w.bias !== undefined)
   for (let b = 0; b < B; b++) {
     for (let j = 0; j < H; j++) {
       h[b * H + j] = h0[b * DH + d * H + j]!
@@ -105,7 +120,8 @@ const runDirection = (
     const t = backwards ? S - 1 - step : step
     const g0 = t * B * G
     // gates = xw[t] + h·W_hhᵀ, accumulated in place (xw[t] is not needed again).
-    gemm(B, G, H, h, 0, H, false, w.weightHh, 0, H, true, xw, g0, G, true)
+    if (w.packedHh !== undefined) gemmPacked(B, h, 0, H, false, w.packedHh, xw, g0, G, false, true)
+    else gemm(B, G, H, h, 0, H, false, w.weightHh, 0, H, true, xw, g0, G, true)
     for (let b = 0; b < B; b++) {
       const g = g0 + b * G
       for (let j = 0; j < H; j++) {

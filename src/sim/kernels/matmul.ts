@@ -1,7 +1,7 @@
 /** matmul with numpy batch broadcasting and transpose flags, and linear (x·Wᵀ + b), over the fp32 GEMM. */
 import { Either } from "effect"
 import type { InvalidArgumentError } from "../../schema/errors.js"
-import { gemm } from "./gemm.js"
+import { gemm, gemmPacked, packB, type PackedB } from "./gemm.js"
 import { broadcastShapes, checkShape, invalid, type Shape, showShape, sizeOf, stridesOf } from "./shape.js"
 
 /** A checked matmul: output shape and per-batch operand offsets, computed once per shape pair. */
@@ -72,26 +72,51 @@ export const planMatmul = (
   return Either.right({ outShape, M, N, K, transposeX: tx, transposeY: ty, xOffsets, yOffsets })
 }
 
-/** Runs a planned matmul: `out` (size of plan.outShape) = x·y, accumulated in fp32. */
-export const matmul = (plan: MatmulPlan, x: Float32Array, y: Float32Array, out: Float32Array): void => {
+/** A constant y packed once per batch matrix it has, for {@link matmul}. */
+export const packMatmulY = (plan: MatmulPlan, y: Float32Array): ReadonlyArray<PackedB> => {
+  const { N, K, transposeY: ty } = plan
+  const byOffset = new Map<number, PackedB>()
+  return Array.from(plan.yOffsets, (off) => {
+    let p = byOffset.get(off)
+    if (p === undefined) {
+      p = packB(K, N, y, off, ty ? K : N, ty)
+      byOffset.set(off, p)
+    }
+    return p
+  })
+}
+
+/**
+ * Runs a planned matmul: `out` (size of plan.outShape) = x·y, accumulated in fp32; `packedY` (from
+ * {@link packMatmulY} for this `y`) is used instead of `y` when given.
+ */
+export const matmul = (
+  plan: MatmulPlan, x: Float32Array, y: Float32Array, out: Float32Array, packedY?: ReadonlyArray<PackedB>
+): void => {
   const { M, N, K, transposeX: tx, transposeY: ty } = plan
   const lda = tx ? M : K
   const ldb = ty ? K : N
   for (let i = 0; i < plan.xOffsets.length; i++) {
-    gemm(M, N, K, x, plan.xOffsets[i]!, lda, tx, y, plan.yOffsets[i]!, ldb, ty, out, i * M * N, N, false)
+    if (packedY !== undefined) gemmPacked(M, x, plan.xOffsets[i]!, lda, tx, packedY[i]!, out, i * M * N, N, false, false)
+    else gemm(M, N, K, x, plan.xOffsets[i]!, lda, tx, y, plan.yOffsets[i]!, ldb, ty, out, i * M * N, N, false)
   }
 }
 
+/** A constant linear weight [N, K] packed once, for {@link linear}. */
+export const packLinearWeight = (w: Float32Array, K: number, N: number): PackedB => packB(K, N, w, 0, K, true)
+
 /**
  * linear: `out[r, n] = Σ_k x[r, k]·w[n, k] + bias[n]` for `rows` rows of x ([rows, K], the leading dims of x
- * flattened), weight [N, K], optional bias [N]; out is [rows, N].
+ * flattened), weight [N, K], optional bias [N]; out is [rows, N]. `packed` (from {@link packLinearWeight} for this
+ * `w`) is used instead of `w` when given.
  */
 export const linear = (
   x: Float32Array, rows: number, K: number, w: Float32Array, N: number,
-  bias: Float32Array | undefined, out: Float32Array
+  bias: Float32Array | undefined, out: Float32Array, packed?: PackedB
 ): void => {
   if (bias !== undefined) {
     for (let r = 0; r < rows; r++) out.set(bias.subarray(0, N), r * N)
   }
-  gemm(rows, N, K, x, 0, K, false, w, 0, K, true, out, 0, N, bias !== undefined)
+  if (packed !== undefined) gemmPacked(rows, x, 0, K, false, packed, out, 0, N, false, bias !== undefined)
+  else gemm(rows, N, K, x, 0, K, false, w, 0, K, true, out, 0, N, bias !== undefined)
 }

@@ -3,7 +3,11 @@
  * output rounding and the matmul cliff are applied by the planner.
  */
 import { Either } from "effect"
-import { conv as convKernel, linear as linearKernel, matmul as matmulKernel, planConv, planMatmul } from "../kernels/index.js"
+import {
+  conv as convKernel, linear as linearKernel, type LstmActivation, type LstmOptions, type LstmWeights,
+  lstm as lstmKernel, matmul as matmulKernel, packConvWeight, packLinearWeight, packLstmWeights, packMatmulY,
+  planConv, planLstm, planMatmul
+} from "../kernels/index.js"
 import type { OpCtx, OpImpl, Val } from "./types.js"
 import { OpError } from "./types.js"
 import { broadcastIndex, expectShape, sizeOf } from "./util.js"
@@ -56,7 +60,9 @@ const conv: OpImpl = (ctx) => {
   if (bias !== undefined && sizeOf(bias.shape) !== p.cout) throw new OpError(`conv: bias has ${sizeOf(bias.shape)} values for ${p.cout} output channels`)
   const out = ctx.alloc(0)
   expectShape("conv", out.shape, p.outShape)
-  return () => convKernel(p, x.data, w.data, bias?.data, out.data)
+  // A constant weight is packed once here (where that pays: see packConvWeight).
+  const packed = w.isConst ? packConvWeight(p, w.data) : undefined
+  return () => convKernel(p, x.data, w.data, bias?.data, out.data, packed)
 }
 
 const matmul: OpImpl = (ctx) => {
@@ -67,7 +73,8 @@ const matmul: OpImpl = (ctx) => {
   const p = planned.right
   const out = ctx.alloc(0)
   expectShape("matmul", out.shape, p.outShape)
-  return () => matmulKernel(p, x.data, y.data, out.data)
+  const packed = y.isConst ? packMatmulY(p, y.data) : undefined
+  return () => matmulKernel(p, x.data, y.data, out.data, packed)
 }
 
 const linear: OpImpl = (ctx) => {
@@ -81,7 +88,8 @@ const linear: OpImpl = (ctx) => {
   const out = ctx.alloc(0)
   expectShape("linear", out.shape, [...x.shape.slice(0, -1), Dout])
   const rows = sizeOf(x.shape) / Din
-  return () => linearKernel(x.data, rows, Din, w.data, Dout, bias?.data, out.data)
+  const packed = w.isConst ? packLinearWeight(w.data, Din, Dout) : undefined
+  return () => linearKernel(x.data, rows, Din, w.data, Dout, bias?.data, out.data, packed)
 }
 
 const pool = (kind: "max" | "avg"): OpImpl => (ctx) => {
@@ -134,93 +142,69 @@ const pool = (kind: "max" | "avg"): OpImpl => (ctx) => {
   }
 }
 
-const activation = (name: string): ((v: number) => number) => {
-  switch (name) {
-    case "sigmoid": return (v) => 1 / (1 + Math.exp(-v))
-    case "tanh":
-    case "scaled_tanh": return Math.tanh
-    case "relu": return (v) => (v > 0 ? v : 0)
-    case "linear": return (v) => v
-    case "hard_sigmoid": return (v) => Math.min(1, Math.max(0, 0.2 * v + 0.5))
-    default: throw new OpError(`lstm: unknown activation "${name}"`)
-  }
+const lstmActivations: ReadonlySet<string> = new Set(["tanh", "scaled_tanh", "sigmoid", "hard_sigmoid", "relu", "linear"])
+
+const lstmActivation = (ctx: OpCtx, name: string, dflt: LstmActivation): LstmActivation => {
+  const a = ctx.str(name, dflt)
+  if (!lstmActivations.has(a)) throw new OpError(`lstm: unknown activation "${a}"`)
+  return a as LstmActivation
 }
 
+// Runs on the GEMM-based kernel (fp32, one rounding per operation); constant weights are packed once here.
 const lstm: OpImpl = (ctx) => {
   const x = ctx.val("x")
   if (x.shape.length !== 3) throw new OpError("lstm: x must be [s, b, I]")
-  const [S, Bn, I] = x.shape as [number, number, number]
+  const [, Bn, I] = x.shape as [number, number, number]
   const h0 = ctx.val("initial_h"), c0 = ctx.val("initial_c")
   const direction = ctx.str("direction", "forward")
+  if (direction !== "forward" && direction !== "reverse" && direction !== "bidirectional") {
+    throw new OpError(`lstm: unknown direction "${direction}"`)
+  }
   const Dn = direction === "bidirectional" ? 2 : 1
   const outputSequence = ctx.bool("output_sequence", false)
-  const rec = activation(ctx.str("recurrent_activation", "sigmoid"))
-  const cellAct = activation(ctx.str("cell_activation", "tanh"))
-  const act = activation(ctx.str("activation", "tanh"))
-  const clip = ctx.has("clip") ? ctx.num("clip") : undefined
-  const dirs: Array<{ wih: Val; whh: Val; b: Val | undefined; p: Val | undefined; reverse: boolean }> = [{
-    wih: ctx.val("weight_ih"), whh: ctx.val("weight_hh"), b: ctx.opt("bias"), p: ctx.opt("peephole"),
-    reverse: direction === "reverse"
+  const options: LstmOptions = {
+    direction, outputSequence,
+    recurrentActivation: lstmActivation(ctx, "recurrent_activation", "sigmoid"),
+    cellActivation: lstmActivation(ctx, "cell_activation", "tanh"),
+    activation: lstmActivation(ctx, "activation", "tanh"),
+    ...(ctx.has("clip") ? { clip: ctx.num("clip") } : {})
+  }
+  const dirs: Array<{ wih: Val; whh: Val; b: Val | undefined; p: Val | undefined }> = [{
+    wih: ctx.val("weight_ih"), whh: ctx.val("weight_hh"), b: ctx.opt("bias"), p: ctx.opt("peephole")
   }]
   if (Dn === 2) {
-    dirs.push({
-      wih: ctx.val("weight_ih_back"), whh: ctx.val("weight_hh_back"), b: ctx.opt("bias_back"),
-      p: ctx.opt("peephole_back"), reverse: true
-    })
+    dirs.push({ wih: ctx.val("weight_ih_back"), whh: ctx.val("weight_hh_back"), b: ctx.opt("bias_back"), p: ctx.opt("peephole_back") })
   }
   const H = dirs[0]!.whh.shape[1]!
-  if (dirs[0]!.wih.shape[0] !== 4 * H || dirs[0]!.wih.shape[1] !== I) {
-    throw new OpError(`lstm: weight_ih [${dirs[0]!.wih.shape.join(", ")}] does not match 4H=${4 * H}, I=${I}`)
-  }
-  const seq = ctx.alloc(0), hOut = ctx.alloc(1), cOut = ctx.alloc(2)
-  expectShape("lstm output 0", seq.shape, [outputSequence ? S : 1, Bn, Dn * H])
-  expectShape("lstm output 1", hOut.shape, [Bn, Dn * H])
-  expectShape("lstm output 2", cOut.shape, [Bn, Dn * H])
-  const h = new Float64Array(H), c = new Float64Array(H), gates = new Float64Array(4 * H)
-  return () => {
-    const xd = x.data
-    for (let d = 0; d < Dn; d++) {
-      const { wih, whh, b, p, reverse } = dirs[d]!
-      const Wi = wih.data, Wh = whh.data, bd = b?.data, pd = p?.data
-      for (let bi = 0; bi < Bn; bi++) {
-        for (let j = 0; j < H; j++) {
-          h[j] = h0.data[bi * Dn * H + d * H + j]!
-          c[j] = c0.data[bi * Dn * H + d * H + j]!
-        }
-        for (let step = 0; step < S; step++) {
-          const t = reverse ? S - 1 - step : step
-          const xb = (t * Bn + bi) * I
-          for (let g = 0; g < 4 * H; g++) {
-            let acc = bd ? bd[g]! : 0
-            const wb = g * I
-            for (let k = 0; k < I; k++) acc += Wi[wb + k]! * xd[xb + k]!
-            const hb = g * H
-            for (let k = 0; k < H; k++) acc += Wh[hb + k]! * h[k]!
-            gates[g] = acc
-          }
-          for (let j = 0; j < H; j++) {
-            const cp = c[j]!
-            const ig = rec(gates[j]! + (pd ? pd[j]! * cp : 0))
-            const fg = rec(gates[H + j]! + (pd ? pd[H + j]! * cp : 0))
-            const z = cellAct(gates[3 * H + j]!)
-            let cn = fg * cp + ig * z
-            if (clip !== undefined) cn = Math.min(clip, Math.max(-clip, cn))
-            const og = rec(gates[2 * H + j]! + (pd ? pd[2 * H + j]! * cn : 0))
-            c[j] = cn
-            h[j] = og * act(cn)
-          }
-          if (outputSequence) {
-            const ob = (t * Bn + bi) * Dn * H + d * H
-            for (let j = 0; j < H; j++) seq.data[ob + j] = h[j]!
-          }
-        }
-        for (let j = 0; j < H; j++) {
-          hOut.data[bi * Dn * H + d * H + j] = h[j]!
-          cOut.data[bi * Dn * H + d * H + j] = c[j]!
-          if (!outputSequence) seq.data[bi * Dn * H + d * H + j] = h[j]!
-        }
-      }
+  for (const d of dirs) {
+    if (d.wih.shape.length !== 2 || d.wih.shape[0] !== 4 * H || d.wih.shape[1] !== I) {
+      throw new OpError(`lstm: weight_ih [${d.wih.shape.join(", ")}] does not match 4H=${4 * H}, I=${I}`)
     }
+    if (d.whh.shape.length !== 2 || d.whh.shape[0] !== 4 * H || d.whh.shape[1] !== H) {
+      throw new OpError(`lstm: weight_hh [${d.whh.shape.join(", ")}] does not match 4H=${4 * H}, H=${H}`)
+    }
+    if (d.b !== undefined && sizeOf(d.b.shape) !== 4 * H) throw new OpError(`lstm: bias has ${sizeOf(d.b.shape)} values for 4H=${4 * H}`)
+    if (d.p !== undefined && sizeOf(d.p.shape) !== 3 * H) throw new OpError(`lstm: peephole has ${sizeOf(d.p.shape)} values for 3H=${3 * H}`)
+  }
+  for (const [name, v] of [["initial_h", h0], ["initial_c", c0]] as const) {
+    if (sizeOf(v.shape) !== Bn * Dn * H) throw new OpError(`lstm: ${name} has ${sizeOf(v.shape)} values for [${Bn}, ${Dn * H}]`)
+  }
+  const planned = planLstm(x.shape, H, options)
+  if (Either.isLeft(planned)) throw new OpError(`lstm: ${planned.left.message}`)
+  const plan = planned.right
+  const seq = ctx.alloc(0), hOut = ctx.alloc(1), cOut = ctx.alloc(2)
+  expectShape("lstm output 0", seq.shape, plan.outShape)
+  expectShape("lstm output 1", hOut.shape, plan.stateShape)
+  expectShape("lstm output 2", cOut.shape, plan.stateShape)
+  const weightsOf = (d: (typeof dirs)[number]): LstmWeights => ({
+    weightIh: d.wih.data, weightHh: d.whh.data,
+    ...(d.b !== undefined ? { bias: d.b.data } : {}), ...(d.p !== undefined ? { peephole: d.p.data } : {})
+  })
+  const packed = dirs.map((d) => (d.wih.isConst && d.whh.isConst ? packLstmWeights(weightsOf(d), I, H) : undefined))
+  return () => {
+    const fw = packed[0] ?? weightsOf(dirs[0]!)
+    const bw = Dn === 2 ? packed[1] ?? weightsOf(dirs[1]!) : undefined
+    lstmKernel(plan, x.data, h0.data, c0.data, fw, bw, seq.data, hOut.data, cOut.data)
   }
 }
 

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { afterAll } from "vitest"
 import {
-  avgPool, conv, convTranspose, maxPool, planConv, planConvTranspose, planPool, setKernelBackend, sizeOf
+  avgPool, conv, convTranspose, maxPool, packConvWeight, planConv, planConvTranspose, planPool, setFma,
+  setKernelBackend, sizeOf
 } from "../../../src/sim/kernels/index.js"
+import { PACKED_CONV_MAX_POSITIONS } from "../../../src/sim/kernels/conv.js"
 import { expectWithin, fails, ok, rand, sumBound } from "./helpers.js"
 
 afterAll(() => { setKernelBackend("auto") })
@@ -67,6 +69,29 @@ describe.each(["wasm", "js"] as const)("conv on %s", (backend) => {
       conv(plan, x, w, bias, out)
       expectWithin(out, ref.out, ref.bound, "conv")
     }
+  })
+})
+
+describe.each(["wasm", "js"] as const)("conv with a packed weight on %s", (backend) => {
+  it.each(cases)("%s gives the same bits as with the weight packed per call", (_, xs, ws, geo) => {
+    ok(setKernelBackend(backend))
+    setFma(false)
+    const x = rand(sizeOf(xs), 4), w = rand(sizeOf(ws), 5), b = rand(ws[0]!, 6)
+    const plan = ok(planConv(xs, ws, { strides: geo.s, dilations: geo.d, pads: geo.pads, groups: geo.g }))
+    const packed = packConvWeight(plan, w)
+    expect(packed?.length).toBe(geo.g)
+    for (const bias of [b, undefined]) {
+      const plain = new Float32Array(sizeOf(plan.outShape)), viaPacked = new Float32Array(sizeOf(plan.outShape))
+      conv(plan, x, w, bias, plain)
+      conv(plan, x, w, bias, viaPacked, packed)
+      expect(Array.from(viaPacked)).toEqual(Array.from(plain))
+    }
+    setFma(true)
+  })
+
+  it("is not packed when the output has many positions (the weight stays the GEMM's A)", () => {
+    const plan = ok(planConv([1, 4, 1, PACKED_CONV_MAX_POSITIONS], [3, 4, 1, 1]))
+    expect(packConvWeight(plan, rand(12, 7))).toBeUndefined()
   })
 })
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { afterAll } from "vitest"
-import { lstm, type LstmOptions, type LstmWeights, planLstm, setKernelBackend, sizeOf } from "../../../src/sim/kernels/index.js"
+import {
+  lstm, type LstmOptions, type LstmWeights, packLstmWeights, planLstm, setFma, setKernelBackend, sizeOf
+} from "../../../src/sim/kernels/index.js"
 import { expectWithin, fails, ok, rand } from "./helpers.js"
 
 afterAll(() => { setKernelBackend("auto") })
@@ -88,6 +90,27 @@ describe.each(["wasm", "js"] as const)("lstm on %s", (backend) => {
     expectWithin(hOut, refH, 2e-6, "h")
     expectWithin(cOut, refC, 2e-6, "c")
     expectWithin(out, refOut, 2e-6, "output")
+  })
+})
+
+describe.each(["wasm", "js"] as const)("lstm with packed weights on %s", (backend) => {
+  it("gives the same bits as with the weights packed on every call", () => {
+    ok(setKernelBackend(backend))
+    setFma(false)
+    const S = 3, B = 2, I = 37, H = 20
+    const plan = ok(planLstm([S, B, I], H, { direction: "bidirectional", outputSequence: true, clip: 2 }))
+    const x = rand(S * B * I, 4), h0 = rand(B * 2 * H, 5), c0 = rand(B * 2 * H, 6)
+    const fw = weights(I, H, 30, true), bw = weights(I, H, 40, true)
+    const run = (f: LstmWeights, b: LstmWeights) => {
+      const out = new Float32Array(sizeOf(plan.outShape)), hOut = new Float32Array(B * 2 * H), cOut = new Float32Array(B * 2 * H)
+      lstm(plan, x, h0, c0, f, b, out, hOut, cOut)
+      return [...out, ...hOut, ...cOut]
+    }
+    const pf = packLstmWeights(fw, I, H), pb = packLstmWeights(bw, I, H)
+    expect(pf.packedIh?.K).toBe(I)
+    expect(pf.packedHh?.N).toBe(4 * H)
+    expect(run(pf, pb)).toEqual(run(fw, bw))
+    setFma(true)
   })
 })
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { afterAll } from "vitest"
 import {
-  gemm, kernelBackend, linear, matmul, planMatmul, setFma, setKernelBackend, wasmAvailable
+  gemm, kernelBackend, linear, matmul, packLinearWeight, packMatmulY, planMatmul, setFma, setKernelBackend, sizeOf,
+  wasmAvailable
 } from "../../../src/sim/kernels/index.js"
 import { expectWithin, fails, ok, rand, sumBound } from "./helpers.js"
 
@@ -137,6 +138,27 @@ describe("matmul backends", () => {
       expect(Array.from(outW)).toEqual(Array.from(outJ))
     }
     setKernelBackend("auto")
+    setFma(true)
+  })
+})
+
+describe.each(backends)("matmul and linear with a packed constant operand on %s", (backend) => {
+  it("give the same bits as with the operand packed per call, batches and transposes included", () => {
+    ok(setKernelBackend(backend))
+    setFma(false)
+    const plan = ok(planMatmul([2, 3, 5, 9], [3, 7, 9], false, true)) // y transposed, broadcast over the first dim
+    const x = rand(2 * 3 * 5 * 9, 8), y = rand(3 * 7 * 9, 9)
+    const packed = packMatmulY(plan, y)
+    expect(new Set(packed).size).toBe(3)
+    const plain = new Float32Array(sizeOf(plan.outShape)), viaPacked = new Float32Array(sizeOf(plan.outShape))
+    matmul(plan, x, y, plain)
+    matmul(plan, x, y, viaPacked, packed)
+    expect(Array.from(viaPacked)).toEqual(Array.from(plain))
+    const w = rand(11 * 9, 10), bias = rand(11, 11)
+    const lin = new Float32Array(30 * 11), linPacked = new Float32Array(30 * 11)
+    linear(x, 30, 9, w, 11, bias, lin)
+    linear(x, 30, 9, w, 11, bias, linPacked, packLinearWeight(w, 9, 11))
+    expect(Array.from(linPacked)).toEqual(Array.from(lin))
     setFma(true)
   })
 })

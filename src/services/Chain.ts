@@ -7,6 +7,8 @@ import { Effect } from "effect"
 import type { ClosedError, InvalidArgumentError } from "../schema/errors.js"
 import type { TensorIO } from "./internal/io.js"
 import { describe, invalid } from "./internal/errors.js"
+import { lockedAll, type RequestLock } from "./internal/lock.js"
+import { lockOf } from "./internal/request.js"
 
 /** Which elements to copy: `channels` channels of `width` elements, from an output of `src` to an input of `dst`. */
 export interface OutputRange {
@@ -81,7 +83,9 @@ export const copyOutputToInput = (
     }
     if (r.channels === 0 || width === 0) return Effect.void
     const { srcOutput, dstInput, srcChannel, dstChannel, channels } = r as OutputRange
-    return Effect.flatMap(src.surfaces, (s) =>
+    // Both requests held (in a fixed order) so no fiber writes the source or reads the destination mid-copy.
+    const locks = [lockOf(src), lockOf(dst)].filter((l): l is RequestLock => l !== undefined)
+    return lockedAll(locks, Effect.flatMap(src.surfaces, (s) =>
       Effect.map(dst.surfaces, (d) => {
         const e = from.elemSize
         const out = s.outputs[srcOutput]!
@@ -90,5 +94,5 @@ export const copyOutputToInput = (
           const a = (srcChannel + c) * from.planeStride + srcOffset * e
           into.set(out.subarray(a, a + width * e), (dstChannel + c) * to.planeStride + dstOffset * e)
         }
-      }))
+      })))
   }).pipe(Effect.withSpan("Chain.copyOutputToInput"))

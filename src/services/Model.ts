@@ -18,14 +18,42 @@ export type SharedEventOptions = SharedEventEvalOptions | {
   readonly enableFwToFwSignal?: boolean
 }
 
+/** Options of {@link Exclusive.run}. */
+export interface RunOptions {
+  /** `"async"` (default): `evalAsync`, off the JS thread where the backend can; `"sync"`: `eval` on the calling thread. */
+  readonly mode?: "sync" | "async"
+}
+
+/** Failures of {@link Exclusive.run}. */
+export type RunError = InvalidArgumentError | EvalError | ClosedError
+
+/**
+ * Whole write→eval→read sequences on one request. Every single call on a request (each write, read and evaluation)
+ * holds the request's lock while it runs, so calls never tear each other's data; a sequence of separate calls can
+ * still interleave with another fiber's, and `run` and `use` are how to hold the request across one. To evaluate in
+ * parallel, give each fiber a request of its own (`RequestPool`, `RequestPool.evalStream`).
+ */
+export interface Exclusive<Self> {
+  /**
+   * Writes every input (one Float32Array of C×H×W elements per input, in binding order), evaluates, and reads every
+   * output as a new Float32Array, holding the request for the whole sequence. Interrupting it releases the request.
+   */
+  readonly run: (inputs: ReadonlyArray<Float32Array>, options?: RunOptions) => Effect.Effect<ReadonlyArray<Float32Array>, RunError>
+  /**
+   * Runs `f` holding the request: other fibers' calls on it wait until `f` ends (or is interrupted), while calls
+   * inside `f` on this same request, from `f`'s fiber or fibers it forks, go straight through.
+   */
+  readonly use: <A, E, R>(f: (self: Self) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
 /** Failures of a shared-event evaluation. */
 export type SharedEventEvalFailure = EvalError | ClosedError | InvalidArgumentError | SharedEventRequiresPackageError
 
 /**
  * A compiled model, valid inside the scope it was compiled in. Closing that scope unmaps its surfaces and
- * unloads it; every call afterwards fails with ClosedError.
+ * unloads it; every call afterwards fails with ClosedError. Calls on it are serialised (see {@link Exclusive}).
  */
-export interface Model extends TensorIO {
+export interface Model extends TensorIO, Exclusive<Model> {
   /** @internal */
   readonly [ModelTypeId]: ModelInternals
   /** Stable identity used in errors, spans and metric tags. */
@@ -90,7 +118,7 @@ export interface Model extends TensorIO {
 }
 
 /** A request over caller surfaces (see {@link Model.bindRequest}): typed I/O on them plus evaluation. */
-export interface BoundRequest extends TensorIO {
+export interface BoundRequest extends TensorIO, Exclusive<BoundRequest> {
   readonly eval: Effect.Effect<void, EvalError | ClosedError>
   readonly evalAsync: Effect.Effect<void, EvalError | ClosedError>
   readonly evalWithStats: Effect.Effect<EvalStats, EvalError | ClosedError>

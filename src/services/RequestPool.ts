@@ -8,13 +8,13 @@ import type { EvalStats } from "../schema/Telemetry.js"
 import type { TensorIO } from "./internal/io.js"
 import * as internal from "./internal/pool.js"
 import * as stream from "./internal/stream.js"
-import type { Model } from "./Model.js"
+import type { Exclusive, Model } from "./Model.js"
 
 /** The engine's hardware queue limit: at most this many requests per pool (spec/native-protocol.md §10.1). */
 export const MAX_DEPTH = 127
 
 /** One request of a pool: typed I/O on its own surfaces plus evaluation. Held until the acquiring scope closes. */
-export interface PooledRequest extends TensorIO {
+export interface PooledRequest extends TensorIO, Exclusive<PooledRequest> {
   /** Position in the pool, 0-based. */
   readonly index: number
   readonly eval: Effect.Effect<void, EvalError | ClosedError>

@@ -122,7 +122,9 @@ describe("telemetry on the simulator", () => {
         numAnes: info.numAnes, numCores: info.numCores, architecture: chipProfiles.m1.architecture
       })
       const model = yield* ane.compile(double(channels, width))
-      const pool = yield* Effect.forEach([0, 1, 2], () => Effect.fork(model.evalAsync))
+      // Three requests of the model: evaluations of one request are serialised, so each fiber takes its own.
+      const requests = yield* RequestPool.make(model, 3)
+      const pool = yield* Effect.forEach([0, 1, 2], () => Effect.fork(Effect.scoped(Effect.flatMap(requests.acquire, (r) => r.evalAsync))))
       yield* Effect.sleep(2)
       expect(yield* model.diagnostics).toMatchObject({ programClass: "SimulatorModel", asyncRequestsInFlight: 3 })
       yield* Fiber.joinAll(pool)

@@ -11,6 +11,7 @@ import { Backend } from "../Backend.js"
 import * as Metrics from "../Metrics.js"
 import { type Model, TraceEvals } from "../Model.js"
 import { closed, describe, invalid, isClosed, lifetime } from "./errors.js"
+import { locked } from "./lock.js"
 import { makeModel, meterFor, ModelTypeId } from "./model.js"
 import { makeSharedEvent, makeSurface } from "./sharedEvent.js"
 
@@ -59,8 +60,11 @@ export const make = (aneOptions: AneOptions = {}) => Effect.gen(function*() {
           const inner = (model as Partial<Model> | undefined)?.[ModelTypeId]
           if (inner === undefined) return Effect.fail(invalid(op, "model", "a Model compiled by this Ane client", describe(model)))
           if (isClosed(inner.life)) return closed(op, `model ${model.id}`)
-          const t0 = performance.now()
-          return Effect.tap(task.eval(inner.backend), () => meterFor(inner.tags).done(t0))
+          // The model's own request: serialised with the model's other calls.
+          return locked(inner.lock, Effect.suspend(() => {
+            const t0 = performance.now()
+            return Effect.tap(task.eval(inner.backend), () => meterFor(inner.tags).done(t0))
+          }))
         })
     })).pipe(Effect.withSpan("Ane.beginRealTimeTask")),
     snapshot: Effect.map(backend.clientInfo, (client) =>

@@ -9,7 +9,8 @@ import type { BoundRequest, Model, SharedEventEvalFailure, SharedEventOptions } 
 import type { SharedEvent } from "../SharedEvent.js"
 import type { Surface } from "../Surface.js"
 import { closed, describe, invalid, isClosed, type Lifetime } from "./errors.js"
-import { makeTensorIO } from "./io.js"
+import { locked, type RequestLock } from "./lock.js"
+import { makeLockedRequest, register } from "./request.js"
 import { checkU64, SharedEventTypeId, SurfaceTypeId } from "./sharedEvent.js"
 
 /** Key of a Model's internals. @internal */
@@ -21,6 +22,8 @@ export interface ModelInternals {
   readonly life: Lifetime
   readonly tags: ReadonlyArray<MetricLabel.MetricLabel>
   readonly traced: boolean
+  /** The lock of the model's own request (request 0). */
+  readonly lock: RequestLock
   readonly instrument: (request: BackendRequest, resource: string, opPrefix: string, life: Lifetime) => Instrumented
 }
 
@@ -182,10 +185,11 @@ const bindRequest = (
     }
     yield* Effect.addFinalizer(() => Effect.sync(() => { own = true }))
     const resource = `bound request ${nextBound++} of model ${bm.id}`
-    const io = makeTensorIO(resource, "BoundRequest", life, request, bm.inputs, bm.outputs)
-    const evals = inst(request, resource, "BoundRequest", life)
-    const bound: BoundRequest = { ...io, eval: evals.eval, evalAsync: evals.evalAsync, evalWithStats: evals.evalWithStats }
-    return bound
+    const r = makeLockedRequest(resource, "BoundRequest", life, request, bm.inputs, bm.outputs,
+      inst(request, resource, "BoundRequest", life))
+    const { lock, use, ...members } = r
+    const bound: BoundRequest = { ...members, use: use(() => bound) }
+    return register(bound, lock)
   }).pipe(Effect.withSpan("Model.bindRequest", { attributes: { "ane.model": bm.id }, captureStackTrace: false }))
 
 const toOptions = (o: SharedEventOptions | undefined): SharedEventEvalOptions | undefined =>
@@ -198,9 +202,10 @@ const toOptions = (o: SharedEventOptions | undefined): SharedEventEvalOptions | 
 export const makeModel = (bm: BackendModel, life: Lifetime, traced: boolean): Model => {
   const tags = Metrics.modelTags(bm.id)
   const resource = `model ${bm.id}`
-  const io = makeTensorIO(resource, "Model", life, bm.request, bm.inputs, bm.outputs)
   const inst = instrument(bm, tags, traced)
-  const evals = inst(bm.request, resource, "Model", life)
+  const r = makeLockedRequest(resource, "Model", life, bm.request, bm.inputs, bm.outputs,
+    inst(bm.request, resource, "Model", life))
+  const { lock, use, ...io } = r
   const m = meterFor(tags)
 
   const shared = (
@@ -236,12 +241,14 @@ export const makeModel = (bm: BackendModel, life: Lifetime, traced: boolean): Mo
         ...(signal ? { signal: { event: signal.event[SharedEventTypeId].event, value: signal.value } } : {}),
         ...(opts ? { options: opts } : {})
       }
-      const t0 = performance.now()
-      m.enter()
-      return Effect.ensuring(
-        Effect.zipRight(bm.request.evalWithSharedEvents(spec), Effect.sync(() => m.done(t0))),
-        Effect.sync(m.leave)
-      )
+      return locked(lock, Effect.suspend(() => {
+        const t0 = performance.now()
+        m.enter()
+        return Effect.ensuring(
+          Effect.zipRight(bm.request.evalWithSharedEvents(spec), Effect.sync(() => m.done(t0))),
+          Effect.sync(m.leave)
+        )
+      }))
     }).pipe(Effect.withSpan(op, { attributes: { "ane.model": bm.id }, captureStackTrace: false }))
 
   const diagnostics = Effect.suspend(() =>
@@ -256,16 +263,14 @@ export const makeModel = (bm: BackendModel, life: Lifetime, traced: boolean): Mo
       })
     })
 
-  return {
+  const model: Model = {
     ...io,
-    [ModelTypeId]: { backend: bm, life, tags, traced, instrument: inst },
+    [ModelTypeId]: { backend: bm, life, tags, traced, lock, instrument: inst },
     id: bm.id,
     kind: bm.kind,
     stats: bm.stats,
     capabilities: bm.capabilities,
-    eval: evals.eval,
-    evalAsync: evals.evalAsync,
-    evalWithStats: evals.evalWithStats,
+    use: use(() => model),
     diagnostics,
     bindRequest: (surfaces) => bindRequest(bm, life, inst, surfaces),
     telemetry: (stats) =>
@@ -281,4 +286,5 @@ export const makeModel = (bm: BackendModel, life: Lifetime, traced: boolean): Mo
     evalBidirectional: (wait, waitValue, signal, signalValue, options) =>
       shared("Model.evalBidirectional", { event: wait, value: waitValue }, { event: signal, value: signalValue }, options)
   }
+  return register(model, lock)
 }

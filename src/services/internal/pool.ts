@@ -4,7 +4,7 @@ import type { BackendRequest } from "../Backend.js"
 import type { Model } from "../Model.js"
 import type { PooledRequest, RequestPool } from "../RequestPool.js"
 import { closed, describe, invalid, isClosed, lifetime, type Lifetime } from "./errors.js"
-import { makeTensorIO } from "./io.js"
+import { makeLockedRequest, register } from "./request.js"
 import { type Instrumented, ModelTypeId } from "./model.js"
 
 /** @internal */
@@ -59,11 +59,11 @@ export const make = (model: Model, size: number) =>
       })
     )
     for (const s of slots) {
-      const io = makeTensorIO(`pool request ${s.index} of model ${model.id}`, "PooledRequest", s.life, s.request,
-        model.inputs, model.outputs)
-      yield* Queue.offer(idle, {
-        ...io, index: s.index, eval: s.evals.eval, evalAsync: s.evals.evalAsync, evalWithStats: s.evals.evalWithStats
-      })
+      const { lock, use, ...members } = makeLockedRequest(`pool request ${s.index} of model ${model.id}`, "PooledRequest",
+        s.life, s.request, model.inputs, model.outputs, s.evals)
+      // A borrower holds the request alone, but fibers it shares the request with are serialised like a model's.
+      const pooled: PooledRequest = { ...members, index: s.index, use: use(() => pooled) }
+      yield* Queue.offer(idle, register(pooled, lock))
     }
     const pool: RequestPool = {
       size,

@@ -76,6 +76,11 @@ static long live = 0, rejected = 0, orphans = 0, sig_mismatches = 0;
 static long unlocked_writes = 0, lock_errors = 0;
 /* Evaluations inside the engine right now and the most at once; each one sleeps eval_delay_us (lock released). */
 static long in_flight = 0, in_flight_max = 0, eval_delay_us = 0;
+/* While set, evaluations wait inside the engine (counted in flight) until it is cleared. */
+static int hold_evals = 0;
+static pthread_cond_t RELEASED = PTHREAD_COND_INITIALIZER;
+/* Stack each evaluation uses inside the engine (bytes), as the framework's deep evaluate and XPC paths do. */
+static long eval_stack_bytes = 0;
 /* Per stage: the calls that succeed (YES) but also store an NSError, as some framework paths do. */
 static long spurious_from[16], spurious_count[16];
 /* Shared-event evaluations of package models since fake_reset. */
@@ -555,6 +560,14 @@ static int wait_event(Obj *ev, u64 value) {
 static u64 surface_sum(Obj *sf);
 static void surface_check(Obj *sf, const char *who);
 
+/* Touches `bytes` of this thread's stack, one page at a time (a thread with less stack faults here). */
+static __attribute__((noinline)) void use_stack(long bytes) {
+  volatile char block[bytes];
+  for (long i = 0; i < bytes; i += 4096) block[i] = (char)i;
+  block[bytes - 1] = 1;
+  (void)block[0];
+}
+
 /* Evaluates a mapped request of `model`: shared-event waits, the JS callback (or a byte copy), shared-event signals.
    Called with the lock held; the lock is released while the evaluation runs, so evaluations on several threads
    overlap (in_flight counts them). */
@@ -582,8 +595,11 @@ static u64 do_eval(Obj *model, Obj *r, u64 slot) {
   char hex[17];
   memcpy(hex, model->hex, sizeof hex);
   if (++in_flight > in_flight_max) in_flight_max = in_flight;
+  while (hold_evals) pthread_cond_wait(&RELEASED, &LOCK);
+  long stack = eval_stack_bytes;
   /* The engine's work happens without the lock: the callback runs JS and may send messages itself. */
   pthread_mutex_unlock(&LOCK);
+  if (stack > 0) use_stack(stack);
   if (delay > 0) {
     struct timespec t = {delay / 1000000, (delay % 1000000) * 1000};
     nanosleep(&t, NULL);
@@ -859,8 +875,22 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
           return 1;
         }
         ON("requestWithInputs:inputIndices:outputs:outputIndices:weightsBuffer:perfStats:procedureIndex:") {
-          /* The short factory is only a fallback; the fake never builds requests through it. */
-          *ret = 0;
+          /* The older factory: no shared events, no transaction handle (the caller sets one). */
+          for (int i = 0; i < 4; i++) {
+            if (!is_array((Obj *)a[i])) { *ret = 0; return 1; }
+          }
+          if (((Obj *)a[0])->n != ((Obj *)a[1])->n || ((Obj *)a[2])->n != ((Obj *)a[3])->n || a[4] != 0 || a[5] != 0 ||
+              !is_obj((Obj *)a[6]) || stage_fails(S_REQUEST)) {
+            *ret = 0;
+            return 1;
+          }
+          log_line("request (7 arguments)");
+          Obj *r = mk(K_ANERequest);
+          r->a = retain((Obj *)a[0]);
+          r->b = retain((Obj *)a[1]);
+          r->c = retain((Obj *)a[2]);
+          r->d = retain((Obj *)a[3]);
+          *ret = (u64)autorelease(r);
           return 1;
         }
         break;
@@ -1567,6 +1597,15 @@ int fake_spurious_error(const char *stage, long nth, long count) {
 
 /* How long each evaluation stays inside the engine (microseconds, lock released), and the concurrency it saw. */
 void fake_set_eval_delay(long us) { eval_delay_us = us; }
+void fake_set_eval_stack(long bytes) { eval_stack_bytes = bytes; }
+/* Holds evaluations inside the engine (1) or lets them all go on (0). */
+void fake_hold_evals(int on) {
+  pthread_mutex_lock(&LOCK);
+  hold_evals = on;
+  if (!on) pthread_cond_broadcast(&RELEASED);
+  pthread_mutex_unlock(&LOCK);
+}
+long fake_in_flight(void) { return in_flight; }
 long fake_in_flight_max(void) { return in_flight_max; }
 /* IOSurface misuse since fake_reset: "unlocked" CPU writes without a write lock, "lock" bad lock/unlock calls. */
 long fake_surface_misuse(const char *what) { return strcmp(what, "unlocked") == 0 ? unlocked_writes : lock_errors; }

@@ -10,9 +10,10 @@ import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { SharedEventEvalOptions } from "../../src/schema/SharedEventEvalOptions.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { doubleText, pattern } from "../services/programs.js"
-import { attributeOf, type AttributeTensor, expectClean, fakeLayer, loadFake, readOutput, writeInput } from "./fake.js"
+import { attributeOf, type AttributeTensor, checkAfterEach, expectClean, fakeLayer, loadFake, readOutput, writeInput } from "./fake.js"
 
 const fake = loadFake()
+checkAfterEach(fake)
 
 const layerWith = (options: NativeBackend.NativeOptions = {}) => fakeLayer(fake, options)
 
@@ -261,7 +262,8 @@ describe("NativeBackend over the fake runtime", () => {
     { stage: "compile", count: 1, tag: "CompileError", native: true },
     { stage: "load", count: 2, tag: "ModelLoadError", native: true },
     { stage: "surface", count: 1, tag: "MapError", native: false },
-    { stage: "request", count: 1, tag: "MapError", native: false },
+    // The 9-argument factory, then its 7-argument fallback.
+    { stage: "request", count: 2, tag: "MapError", native: false },
     // Request 0 maps through the in-memory model: YES, then NO.
     { stage: "map", count: 2, tag: "MapError", native: true }
   ]

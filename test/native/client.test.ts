@@ -6,9 +6,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { Backend } from "../../src/services/Backend.js"
-import { type AttributeTensor, type ClientStepName, fakeLayer, loadFake } from "./fake.js"
+import { type AttributeTensor, checkAfterEach, type ClientStepName, fakeLayer, loadFake } from "./fake.js"
 
 const fake = loadFake()
+checkAfterEach(fake)
 
 const tensor = (Name: string): AttributeTensor => ({
   Channels: 4, Width: 32, Height: 1, RowStride: 64, PlaneStride: 64, Type: "Float16", Name

@@ -99,6 +99,12 @@ export interface Fake {
   readonly setEvalDelay: (us: number) => void
   /** The most evaluations that were inside the fake engine at once since the last reset. */
   readonly inFlightMax: () => number
+  /** Evaluations inside the fake engine now. */
+  readonly inFlight: () => number
+  /** Holds every evaluation inside the fake engine (true) until released (false). */
+  readonly holdEvals: (on: boolean) => void
+  /** Stack bytes each evaluation touches inside the engine (a thread with less stack crashes). */
+  readonly setEvalStack: (bytes: number) => void
   /** CPU writes to a surface with no write lock held ("unlocked"), or bad lock/unlock calls ("lock"), since reset. */
   readonly surfaceMisuse: (what: "unlocked" | "lock") => number
   /** CPU locks held now on the surface whose memory `bytes` starts at (-1: none is live there). */
@@ -213,6 +219,9 @@ export const loadFake = (): Fake => {
   const spurious = fn("fake_spurious_error", "int", ["const char *", "long", "long"])
   const setDelay = fn("fake_set_eval_delay", "void", ["long"])
   const inFlightMax = fn("fake_in_flight_max", "long", [])
+  const inFlight = fn("fake_in_flight", "long", [])
+  const holdEvals = fn("fake_hold_evals", "void", ["int"])
+  const setStack = fn("fake_set_eval_stack", "void", ["long"])
   const misuse = fn("fake_surface_misuse", "long", ["const char *"])
   const surfaceLocks = fn("fake_surface_locks", "long", ["void *"])
   const sharedEventEvals = fn("fake_shared_event_evals", "long", [])
@@ -281,6 +290,9 @@ export const loadFake = (): Fake => {
     },
     setEvalDelay: (us) => setDelay(us),
     inFlightMax: () => Number(inFlightMax()),
+    inFlight: () => Number(inFlight()),
+    holdEvals: (on) => holdEvals(on ? 1 : 0),
+    setEvalStack: (bytes) => setStack(bytes),
     surfaceMisuse: (what) => Number(misuse(what)),
     surfaceLocks: (bytes) => Number(surfaceLocks(bytes)),
     sharedEventEvals: () => Number(sharedEventEvals()),

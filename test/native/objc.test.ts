@@ -2,10 +2,11 @@ import { spawn } from "node:child_process"
 import koffi from "koffi"
 import { describe, expect, it } from "vitest"
 import { type IOSurfaceKey, nil, toId } from "../../src/native/objc.js"
-import { loadFake } from "./fake.js"
+import { checkAfterEach, loadFake } from "./fake.js"
 
 describe("Objective-C binding over the fake runtime", () => {
   const fake = loadFake()
+  checkAfterEach(fake)
   const rt = fake.rt
 
   it("looks classes up and caches selectors", () => {

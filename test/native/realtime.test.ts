@@ -10,9 +10,10 @@ import { DeviceInfo } from "../../src/schema/DeviceInfo.js"
 import { Backend, stubModel } from "../../src/services/Backend.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { doubleText, pattern } from "../services/programs.js"
-import { attributeOf, expectClean, fakeLayer, loadFake, readOutput, writeInput } from "./fake.js"
+import { attributeOf, checkAfterEach, expectClean, fakeLayer, loadFake, readOutput, writeInput } from "./fake.js"
 
 const fake = loadFake()
+checkAfterEach(fake)
 
 const layerWith = () => fakeLayer(fake)
 

@@ -5,9 +5,10 @@ import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { Backend, type BackendModel, type BackendSurface } from "../../src/services/Backend.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { doubleText, pattern } from "../services/programs.js"
-import { attributeOf, expectClean, fakeLayer, loadFake, readOutput, readSurface, writeInput, writeSurface } from "./fake.js"
+import { attributeOf, checkAfterEach, expectClean, fakeLayer, loadFake, readOutput, readSurface, writeInput, writeSurface } from "./fake.js"
 
 const fake = loadFake()
+checkAfterEach(fake)
 const layerWith = () => fakeLayer(fake)
 
 /** `z = y + x` where `y = x + x`: three times its input, so it cannot be mistaken for the doubling model. */

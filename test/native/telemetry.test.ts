@@ -9,9 +9,10 @@ import { DeviceInfo } from "../../src/schema/DeviceInfo.js"
 import { EvalStats } from "../../src/schema/Telemetry.js"
 import { Backend, type BackendModel } from "../../src/services/Backend.js"
 import { doubleText } from "../services/programs.js"
-import { type AttributeTensor, type DiagnosticsSpec, expectClean, fakeLayer, loadFake } from "./fake.js"
+import { type AttributeTensor, checkAfterEach, type DiagnosticsSpec, expectClean, fakeLayer, loadFake } from "./fake.js"
 
 const fake = loadFake()
+checkAfterEach(fake)
 
 const layerWith = () => fakeLayer(fake)
 

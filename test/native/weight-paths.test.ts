@@ -11,9 +11,10 @@ import { writeBlobFile } from "../../src/mil/blob.js"
 import { CompileOptions, WEIGHT_PATH_OUTSIDE_MODEL } from "../../src/schema/CompileOptions.js"
 import { Backend } from "../../src/services/Backend.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
-import { attributeOf, fakeLayer, loadFake } from "./fake.js"
+import { attributeOf, checkAfterEach, fakeLayer, loadFake } from "./fake.js"
 
 const fake = loadFake()
+checkAfterEach(fake)
 
 const dirs: Array<string> = []
 afterEach(() => {

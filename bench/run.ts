@@ -13,7 +13,9 @@ const available = readdirSync(here)
 
 const args = process.argv.slice(2)
 const json = args.includes("--json")
-const names = args.filter((a) => !a.startsWith("--"))
+// Options followed by a value (a path or a count), which is not a benchmark name.
+const valued = new Set(["--onnx", "--ort-dir", "--threads"])
+const names = args.filter((a, i) => !a.startsWith("--") && !valued.has(args[i - 1] ?? ""))
 if (names.length === 0) {
   console.error(`usage: npm run bench -- <${available.join("|")}> [--json]`)
   process.exit(2)

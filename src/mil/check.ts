@@ -3,10 +3,10 @@
  * (rules in ./ops/), and reports positioned `kind: "type"` diagnostics comparing what was expected with what was found.
  */
 import { Diagnostic } from "../schema/Diagnostic.js"
-import type { Block, MilFunction, NamedValue, Operation, Pos, Program, Value } from "./ast.js"
+import type { Block, MilFunction, NamedValue, Operation, Pos, Program, TypeExpr, Value } from "./ast.js"
 import type { ArgInfo, Reporter } from "./ops/index.js"
-import { decodeConst, formatShape, formatType, knownOfConst, OpContext, opRules, refine, resolveType, tensor, TypeCodes,
-  typesCompatible } from "./ops/index.js"
+import { decodeConst, formatShape, formatType, knownOfConst, numel, OpContext, opRules, refine, resolveType, tensor,
+  TypeCodes, typesCompatible } from "./ops/index.js"
 import type { ConstValue, KnownValue, ValueType } from "./ops/index.js"
 
 export type { ConstValue, ResolvedDim, TensorType, ValueType } from "./ops/index.js"
@@ -85,12 +85,51 @@ class Checker {
     }))
   }
 
+  /**
+   * Reports a written tensor type with a zero dimension (the engine has no empty tensors) or more elements than an
+   * exact integer can count. Counted in BigInt, so nothing is rounded or allocated however large the shape.
+   */
+  checkDims(t: TypeExpr): void {
+    switch (t.kind) {
+      case "tensor": {
+        if (t.shape === null) return
+        let n = 1n
+        let known = true
+        for (let i = 0; i < t.shape.length; i++) {
+          const d = t.shape[i]
+          if (typeof d !== "number") {
+            known = false
+            continue
+          }
+          if (d === 0) {
+            this.reporter.error(TypeCodes.badDimension, t.pos,
+              `${formatType(resolveType(t))}: dimension ${i} expected a size of at least 1, found 0 ` +
+                `(empty tensors are not supported)`)
+            return
+          }
+          n *= BigInt(d)
+        }
+        if (known && n > MAX_ELEMENTS) {
+          this.reporter.error(TypeCodes.badDimension, t.pos,
+            `${formatType(resolveType(t))}: expected at most ${Number.MAX_SAFE_INTEGER} elements, found ${n}`)
+        }
+        return
+      }
+      case "list": return this.checkDims(t.elem)
+      case "tuple": return t.elems.forEach((e) => this.checkDims(e))
+      case "dict": return this.checkDims(t.value)
+      case "state": return this.checkDims(t.inner)
+      case "scalar": return
+    }
+  }
+
   checkFunction(fn: MilFunction): FunctionTypes {
     const types = new Map<string, ValueType>()
     const consts = new Map<string, ConstValue>()
     const scope = new Scope(null)
     const opset = opsetNumber(fn.opset)
     for (const input of fn.inputs) {
+      this.checkDims(input.type)
       const t = resolveType(input.type)
       this.define(scope, types, input.name, input.pos, { type: t, known: null, producer: "input", isConst: false })
     }
@@ -143,6 +182,7 @@ class Checker {
       }
       case "typed":
       case "blob": {
+        this.checkDims(v.type)
         const c = decodeConst(v)
         return { name, type: resolveType(v.type), known: c ? knownOfConst(c) : null, isConst: true,
           producer: "literal", ref: null, pos: v.pos, items: null }
@@ -205,6 +245,7 @@ class Checker {
     for (const block of op.blocks) {
       const inner = new Scope(scope)
       for (const p of block.params) {
+        this.checkDims(p.type)
         this.define(inner, types, p.name, p.pos, { type: resolveType(p.type), known: null, producer: "block",
           isConst: false })
       }
@@ -216,6 +257,7 @@ class Checker {
           `${op.outputs.length} declared`)
     }
     op.outputs.forEach((out, i) => {
+      this.checkDims(out.type)
       const declared = resolveType(out.type)
       const inf = inferred !== null && inferred.length === op.outputs.length ? inferred[i] : null
       let type = declared
@@ -271,6 +313,7 @@ class Checker {
     }
     const out = op.outputs[0]
     if (out === undefined) return
+    this.checkDims(out.type)
     const declared = resolveType(out.type)
     if (val === undefined) {
       this.reporter.error(TypeCodes.missingArgument, op.pos,
@@ -279,7 +322,10 @@ class Checker {
       return
     }
     let valueType: ValueType | null = null
-    if (val.value.kind === "typed" || val.value.kind === "blob") valueType = resolveType(val.value.type)
+    if (val.value.kind === "typed" || val.value.kind === "blob") {
+      this.checkDims(val.value.type)
+      valueType = resolveType(val.value.type)
+    }
     else if (val.value.kind === "ref") {
       this.reporter.error(TypeCodes.wrongArgumentKind, val.value.pos,
         `const: \`val\` expected a literal value, found a reference to \`${val.value.name}\``)
@@ -287,8 +333,8 @@ class Checker {
     const c = decodeConst(val.value)
     if (c !== null) {
       consts.set(out.name, c)
-      const n = c.shape.reduce((a, b) => a * b, 1)
-      if (c.kind === "inline" && c.data.length !== n && declared.kind === "tensor") {
+      const n = numel(c.shape)
+      if (c.kind === "inline" && n !== null && c.data.length !== n && declared.kind === "tensor") {
         this.reporter.error(TypeCodes.shapeMismatch, val.value.pos,
           `const: value of type ${formatType(tensor(c.dtype, c.shape))} expected ${n} element${n === 1 ? "" : "s"}, ` +
             `found ${c.data.length}`)
@@ -310,10 +356,17 @@ class Checker {
   }
 }
 
-const sameConst = (a: Entry, b: Entry): boolean =>
-  typesCompatible(a.type, b.type) && typesCompatible(b.type, a.type) && a.known !== null && b.known !== null &&
-  a.known.data !== null && b.known.data !== null && a.known.data.length === b.known.data.length &&
-  a.known.data.every((v, i) => v === b.known!.data![i])
+const sameConst = (a: Entry, b: Entry): boolean => {
+  if (!typesCompatible(a.type, b.type) || !typesCompatible(b.type, a.type) || a.known === null || b.known === null) {
+    return false
+  }
+  if (a.known.splat !== undefined || b.known.splat !== undefined) return a.known.splat === b.known.splat
+  return a.known.data !== null && b.known.data !== null && a.known.data.length === b.known.data.length &&
+    a.known.data.every((v, i) => v === b.known!.data![i])
+}
+
+/** The largest exact element count a double holds; anything above cannot be sized, let alone allocated. */
+const MAX_ELEMENTS = BigInt(Number.MAX_SAFE_INTEGER)
 
 /** Type-checks a parsed program: every value's type, every op's arguments and outputs, every function's outputs. */
 export const check = (program: Program, options: CheckOptions = {}): CheckResult => {

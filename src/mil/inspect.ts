@@ -92,7 +92,8 @@ const boolOf = (v: Value | undefined, types: FunctionTypes | undefined): boolean
   if (v.kind === "typed") return v.literal.kind === "bool" ? v.literal.value : null
   if (v.kind !== "ref") return null
   const c = types?.consts.get(v.name)
-  return c !== undefined && c.kind === "inline" && typeof c.data[0] === "boolean" ? c.data[0] : null
+  const first = c === undefined ? undefined : c.kind === "inline" ? c.data[0] : c.kind === "splat" ? c.value : undefined
+  return typeof first === "boolean" ? first : null
 }
 
 const prod = (xs: ReadonlyArray<number | null>): number | null => numel(xs)

@@ -163,7 +163,7 @@ describe("checker diagnostics", () => {
     const axis = checkBody(decl, "tensor<int32, [3, 5, 4]> y = one_hot(indices = i, one_hot_vector_size = int32(4), axis = int32(3));")
     expect(errors(axis)[0].message).toBe("one_hot: `axis` expected in [-3, 2] for rank 3, found 3")
     const size = checkBody(decl, "tensor<int32, [3, 5, 0]> y = one_hot(indices = i, one_hot_vector_size = int32(0));")
-    expect(errors(size)[0].message).toBe("one_hot: one_hot_vector_size expected ≥ 1, found 0")
+    expect(errors(size).map((d) => d.message)).toContain("one_hot: one_hot_vector_size expected ≥ 1, found 0")
   })
   it("upsample_nearest_neighbor: output H and W scale, positive factors, rank ≥ 3", () => {
     const ok = checkBody("tensor<fp16, [1, 2, 3, 4]> x",

@@ -308,9 +308,9 @@ describe("CheckResult", () => {
     tensor<int32, [2]> one = const()[name = string("one"), val = tensor<int32, [2]>(7)];
     tensor<fp16, [1, 4, 1, 8]> y = relu(x = x);`)
   const fn = r.functions.get("main")!
-  it("decodes inline consts row-major, and filling one-value literals", () => {
+  it("decodes inline consts row-major, and keeps one-value literals as a splat (never expanded)", () => {
     expect(fn.consts.get("p")).toEqual({ kind: "inline", dtype: "int32", shape: [2], data: [3, -1] })
-    expect(fn.consts.get("one")).toEqual({ kind: "inline", dtype: "int32", shape: [2], data: [7, 7] })
+    expect(fn.consts.get("one")).toEqual({ kind: "splat", dtype: "int32", shape: [2], value: 7 })
   })
   it("keeps BLOBFILE consts as a location", () => {
     expect(fn.consts.get("W")).toEqual({ kind: "blob", dtype: "fp16", shape: [4, 2], path: "@model_path/weights/w.bin",

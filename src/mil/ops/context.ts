@@ -1,7 +1,7 @@
 /** What an op's type rule sees: its resolved arguments, helpers to read constant arguments, and a reporter. */
 import type { Operation, Pos } from "../ast.js"
 import type { KnownValue, TensorType, ValueType } from "./types.js"
-import { formatType } from "./types.js"
+import { formatType, knownData } from "./types.js"
 
 /** Diagnostic codes of the type checker (kind "type"). */
 export const TypeCodes = {
@@ -16,7 +16,8 @@ export const TypeCodes = {
   unknownOp: "T009",
   wrongArgumentKind: "T010",
   outputCount: "T011",
-  invalidValue: "T012"
+  invalidValue: "T012",
+  badDimension: "T013"
 } as const
 
 /** One resolved argument of an op. */
@@ -121,7 +122,10 @@ export class OpContext {
     ReadonlyArray<number | boolean | string | null> | null | undefined {
     const arg = this.args.get(name)
     if (arg === undefined) return undefined
-    if (arg.known === null || arg.known.data === null) {
+    const data = arg.known === null ? null : knownData(arg.known)
+    if (data === null) {
+      // A splat too large to expand is still a constant: unknown here, but no complaint.
+      if (arg.known !== null && arg.known.splat !== undefined) return null
       if (options.mustBeConst === true && !arg.isConst && arg.producer !== "const" && arg.type !== null) {
         this.report.error(TypeCodes.wrongArgumentKind, arg.pos,
           `${this.op.op}: argument \`${name}\` expected a compile-time constant, found a value computed at run time` +
@@ -129,7 +133,7 @@ export class OpContext {
       }
       return null
     }
-    return arg.known.data
+    return data
   }
 
   /** A constant integer vector (or scalar promoted to one element); unknown entries are null. */
@@ -137,7 +141,8 @@ export class OpContext {
     ReadonlyArray<number | null> | null | undefined {
     const v = this.values(name, options)
     if (v === undefined || v === null) return v
-    return v.map((x) => (typeof x === "number" && Number.isInteger(x) ? x : null))
+    // Only exact integers count: 2^64 or 1e300 would be sizes no double holds exactly.
+    return v.map((x) => (typeof x === "number" && Number.isSafeInteger(x) ? x : null))
   }
 
   /** A constant integer scalar; undefined when absent, null when unknown. */

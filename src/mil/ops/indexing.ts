@@ -273,7 +273,9 @@ export const indexingRules: Readonly<Record<string, OpRule>> = {
         ctx.error(ctx.arg("step")!.pos, "step expected non-zero, found 0")
         return null
       }
-      const len = a !== null && b !== null && c !== null ? Math.max(0, Math.ceil((b - a) / c)) : null
+      const n = a !== null && b !== null && c !== null ? Math.max(0, Math.ceil((b - a) / c)) : null
+      // 1e300 / 1e-300 is no length: only an exact integer counts as a known size.
+      const len = n !== null && Number.isSafeInteger(n) ? n : null
       return [tensor(e.type.dtype, [len])]
     }
   },

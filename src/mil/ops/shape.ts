@@ -7,8 +7,14 @@ import type { ResolvedDim, ValueType } from "./types.js"
 import { ANY, axisArg, INDEX, lengthCheck } from "./axes.js"
 
 /** The shape a 1-D shape argument describes: known length, values maybe unknown. */
-const vectorLength = (arg: TensorArg | undefined): number | null =>
-  arg && arg.type.shape !== null && arg.type.shape.length === 1 ? arg.type.shape[0] : null
+const vectorLength = (arg: TensorArg | undefined): number | null => {
+  const n = arg && arg.type.shape !== null && arg.type.shape.length === 1 ? arg.type.shape[0] : null
+  // The length becomes a rank: past MAX_RANK it is no real shape, and must not size an array.
+  return n !== null && n !== undefined && n <= MAX_RANK ? n : null
+}
+
+/** Highest rank a shape vector may describe before the checker treats the rank as unknown. */
+const MAX_RANK = 64
 
 const depthSpace = (depthToSpace: boolean): OpRule => ({
   args: ["x", "block_size"],
@@ -289,6 +295,17 @@ export const shapeRules: Readonly<Record<string, OpRule>> = {
         return sizes.map(piece)
       }
       if (typeof n !== "number") return null
+      if (n < 1) {
+        ctx.error(ctx.arg("num_splits")!.pos, `num_splits expected ≥ 1, found ${n}`)
+        return null
+      }
+      // The count sizes the result list: compare it with the outputs declared before building anything.
+      const declared = ctx.op.outputs.length
+      if (n !== declared) {
+        ctx.report.error(TypeCodes.outputCount, ctx.op.pos,
+          `split: expected ${n} output${n === 1 ? "" : "s"}, found ${declared} declared`)
+        return null
+      }
       if (dim !== null && dim % n !== 0) {
         ctx.error(ctx.arg("num_splits")!.pos, `x's axis ${axis} (size ${dim}) expected divisible by num_splits ${n}`,
           TypeCodes.shapeMismatch)

@@ -28,6 +28,13 @@ export type ConstValue =
     readonly data: ReadonlyArray<number | boolean | string>
   }
   | {
+    /** One value written for a whole tensor (`tensor<fp16, [1, 64]>(0x1p0)`): kept as the value, never expanded. */
+    readonly kind: "splat"
+    readonly dtype: string
+    readonly shape: ReadonlyArray<number>
+    readonly value: number | boolean | string
+  }
+  | {
     readonly kind: "blob"
     readonly dtype: string
     readonly shape: ReadonlyArray<number>
@@ -137,13 +144,24 @@ export const formatType = (t: ValueType): string => {
   }
 }
 
-/** Product of the dims, or null when any is unknown. */
+/** Product of the dims, or null when any is unknown or the product is not an exact (safe) integer. */
 export const numel = (shape: ReadonlyArray<ResolvedDim> | null): number | null => {
   if (shape === null) return null
   let n = 1
   for (const d of shape) {
     if (d === null) return null
     n *= d
+  }
+  return Number.isSafeInteger(n) ? n : null
+}
+
+/** Exact product of known dims in BigInt (for limits: no rounding however large); null when any is unknown. */
+export const elementCount = (shape: ReadonlyArray<ResolvedDim> | null): bigint | null => {
+  if (shape === null) return null
+  let n = 1n
+  for (const d of shape) {
+    if (d === null || !Number.isSafeInteger(d)) return null
+    n *= BigInt(d)
   }
   return n
 }
@@ -218,11 +236,26 @@ export const refine = (declared: ValueType, inferred: ValueType): ValueType => {
   return tensor(declared.dtype, declared.shape.map((d, k) => (d === null ? inferred.shape![k] : d)))
 }
 
-/** A compile-time value known to the checker; `null` elements are unknown (partially folded values). */
+/**
+ * A compile-time value known to the checker; `null` elements are unknown (partially folded values). A splat has
+ * `data: null` and its one value in `splat`, so a large splat costs one number, not one per element.
+ */
 export interface KnownValue {
   readonly dtype: string
   readonly shape: ReadonlyArray<number>
   readonly data: ReadonlyArray<number | boolean | string | null> | null
+  readonly splat?: number | boolean | string
+}
+
+/** Largest splat {@link knownData} expands for the op rules (shape vectors, axes, pads: a few entries at most). */
+export const MAX_EXPANDED_SPLAT = 64
+
+/** The elements of a known value for an op rule: a splat expanded only when small; null when not available. */
+export const knownData = (k: KnownValue): ReadonlyArray<number | boolean | string | null> | null => {
+  if (k.data !== null) return k.data
+  if (k.splat === undefined) return null
+  const n = numel(k.shape)
+  return n !== null && n <= MAX_EXPANDED_SPLAT ? new Array<number | boolean | string>(n).fill(k.splat) : null
 }
 
 const flattenLiteral = (l: Literal, out: Array<number | boolean | string>): void => {
@@ -255,12 +288,17 @@ export const decodeConst = (v: Value): ConstValue | null => {
   const data: Array<number | boolean | string> = []
   flattenLiteral(v.literal, data)
   const shape = t.shape as ReadonlyArray<number>
-  const n = numel(shape) ?? 0
-  // A one-element literal written without brackets (`tensor<int32, [1]>(-1)`) fills the tensor.
-  if (data.length === 1 && n > 1) return { kind: "inline", dtype: t.dtype, shape, data: new Array(n).fill(data[0]) }
+  // A one-element literal (`tensor<int32, [4]>(-1)`) fills the tensor: kept as a splat, never expanded here.
+  const n = numel(shape)
+  if (data.length === 1 && (n === null || n > 1)) return { kind: "splat", dtype: t.dtype, shape, value: data[0]! }
   return { kind: "inline", dtype: t.dtype, shape, data }
 }
 
 /** The KnownValue of a ConstValue (blob contents are not read). */
-export const knownOfConst = (c: ConstValue): KnownValue =>
-  c.kind === "inline" ? { dtype: c.dtype, shape: c.shape, data: c.data } : { dtype: c.dtype, shape: c.shape, data: null }
+export const knownOfConst = (c: ConstValue): KnownValue => {
+  switch (c.kind) {
+    case "inline": return { dtype: c.dtype, shape: c.shape, data: c.data }
+    case "splat": return { dtype: c.dtype, shape: c.shape, data: null, splat: c.value }
+    case "blob": return { dtype: c.dtype, shape: c.shape, data: null }
+  }
+}

@@ -2,7 +2,7 @@
 import type { MilFunction, NamedValue, Operation, Pos, Program, Value } from "../ast.js"
 import type { CheckResult, FunctionTypes } from "../check.js"
 import type { ConstValue, TensorType, ValueType } from "../ops/types.js"
-import { dtypeBits, resolveType } from "../ops/types.js"
+import { decodeConst, dtypeBits, resolveType } from "../ops/types.js"
 import type { Severity } from "../../schema/Diagnostic.js"
 
 /** Apple-silicon chip families the rules distinguish. */
@@ -100,22 +100,7 @@ export class RuleContext {
   /** The constant behind a value: an inline literal, a BLOBFILE, or a reference to a `const` op. */
   constOf(value: Value, fn: MilFunction): ConstValue | null {
     if (value.kind === "ref") return this.types(fn)?.consts.get(value.name) ?? null
-    if (value.kind === "typed" || value.kind === "blob") {
-      const t = resolveType(value.type)
-      if (t.kind !== "tensor" || t.shape === null || t.shape.some((d) => d === null)) return null
-      if (value.kind === "blob") {
-        return { kind: "blob", dtype: t.dtype, shape: t.shape as ReadonlyArray<number>, path: value.path,
-          offset: value.offset }
-      }
-      const data: Array<number | boolean | string> = []
-      const flat = (l: typeof value.literal): void => {
-        if (l.kind === "list") l.items.forEach(flat)
-        else if (l.kind !== "dict") data.push(l.value)
-      }
-      flat(value.literal)
-      return { kind: "inline", dtype: t.dtype, shape: t.shape as ReadonlyArray<number>, data }
-    }
-    return null
+    return decodeConst(value)
   }
 
   /** The op that defines a name in a function, if any. */
@@ -143,11 +128,14 @@ export class RuleContext {
 }
 
 /** A single numeric value of a constant, if it has exactly one. */
-export const scalarValue = (c: ConstValue | null): number | null =>
-  c !== null && c.kind === "inline" && c.data.length >= 1 && typeof c.data[0] === "number" &&
+export const scalarValue = (c: ConstValue | null): number | null => {
+  if (c === null) return null
+  if (c.kind === "splat") return typeof c.value === "number" ? c.value : null
+  return c.kind === "inline" && c.data.length >= 1 && typeof c.data[0] === "number" &&
     c.data.every((v) => v === c.data[0])
     ? c.data[0]
     : null
+}
 
 /** Bytes per element the engine's surfaces use for a dtype. */
 export const elementBytes = (dtype: string): number => Math.max(1, Math.ceil(dtypeBits(dtype) / 8))

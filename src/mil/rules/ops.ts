@@ -143,7 +143,7 @@ export const opRulesAne: ReadonlyArray<AneRule> = [
         const d = arg(op, "dtype")
         const x = arg(op, "x")
         const target = d ? ctx.constOf(d.value, fn) : null
-        const to = target && target.kind === "inline" ? target.data[0] : null
+        const to = target?.kind === "inline" ? target.data[0] : target?.kind === "splat" ? target.value : null
         const from = x ? ctx.tensorOf(x.value, fn)?.dtype : undefined
         if (to === "int32" || from === "int32") {
           return { pos: op.pos, message: `cast ${from ?? "?"} → ${String(to ?? "?")}: expected no int32 on either side` }

@@ -330,8 +330,14 @@ export class ValueParser extends ParserBase {
     if (lx.k() === Tok.Number) {
       const text = lx.slice()
       if (!/^[0-9]+$/.test(text)) this.fail(`a dimension must be a non-negative integer, '?' or a symbol, found ${text}`)
+      // Past 2^53 − 1 a double rounds (9007199254740993 → …992): refuse rather than silently change the size.
+      const n = Number(text)
+      if (!Number.isSafeInteger(n)) {
+        this.fail(`dimension ${text.length > 40 ? text.slice(0, 37) + "..." : text} is out of range: a dimension ` +
+          `must be at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1)`)
+      }
       lx.next()
-      return Number(text)
+      return n
     }
     return this.fail(`expected a dimension (integer, '?' or symbol), found ${this.describe()}`)
   }

@@ -3,7 +3,11 @@ import { execFile } from "node:child_process"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, afterEach } from "vitest"
+import { Effect } from "effect"
+import { CompileOptions } from "../../../src/schema/CompileOptions.js"
+import { Backend } from "../../../src/services/Backend.js"
 import { kernelMemoryInUse } from "../../../src/sim/kernels/gemm.js"
+import * as Sim from "../../../src/sim/SimBackend.js"
 import {
   fmaActive, fmaAvailable, gemm, gemmPacked, packB, readyGemmWorkers, retainGemmWorkers, runningGemmWorkers,
   setFma, setGemmThreads, setKernelBackend, splitProducts, terminateGemmWorkers
@@ -149,6 +153,42 @@ describe("products split across worker threads", () => {
         { cwd: root, timeout: 30_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout)))
     })
     expect(out.trim()).toBe("256")
+  })
+})
+
+describe("a simulator backend", () => {
+  const text = `program(1.3)
+{
+  func main<ios18>(tensor<fp16, [256, 256]> x) {
+    tensor<fp16, [256, 256]> w = const()[name = string("w"), val = tensor<fp16, [256, 256]>(0x1p-8)];
+    tensor<fp16, [256, 256]> y = matmul(x = x, y = w)[name = string("y")];
+  } -> (y);
+}
+`
+  it("starts workers for a large product with its threads option and stops them when its scope closes", async () => {
+    ok(setKernelBackend("wasm"))
+    terminateGemmWorkers()
+    const during = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const be = yield* Backend
+      const m = yield* be.compile(CompileOptions.mil({ text }))
+      yield* m.request.eval
+      return runningGemmWorkers()
+    })).pipe(Effect.provide(Sim.layer({ threads: 2, latency: "off" }))))
+    expect(during).toBe(1)
+    expect(runningGemmWorkers()).toBe(0)
+  })
+
+  it("with threads 1 runs every product on the calling thread", async () => {
+    ok(setKernelBackend("wasm"))
+    const before = splitProducts()
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const be = yield* Backend
+      const m = yield* be.compile(CompileOptions.mil({ text }))
+      yield* m.request.eval
+      yield* m.request.eval
+    })).pipe(Effect.provide(Sim.layer({ threads: 1, latency: "off" }))))
+    expect(runningGemmWorkers()).toBe(0)
+    expect(splitProducts()).toBe(before)
   })
 })
 

@@ -104,6 +104,10 @@ export const toId = (p: unknown): Id => (p === null || p === undefined ? 0n : ty
 /** A loaded Objective-C runtime with the calls the backend needs. Every method is synchronous and may throw. */
 export class Objc {
   private readonly sels = new Map<string, bigint>()
+  /** Registered classes never go away, so a found class is looked up once (a miss is asked again). */
+  private readonly classes = new Map<string, Id>()
+  /** Spare NSError** slots for synchronous `…error:` messages (a stack: a message may run JS that sends another). */
+  private readonly slots: Array<BigUint64Array> = []
   private readonly casts = new Map<Signature, KoffiFn>()
   private readonly getClassFn: KoffiFn
   private readonly selFn: KoffiFn
@@ -170,7 +174,12 @@ export class Objc {
 
   /** `objc_getClass`; nil when the class is not registered. */
   cls(name: string): Id {
-    return toId(this.getClassFn(name))
+    let cls = this.classes.get(name)
+    if (cls === undefined) {
+      cls = toId(this.getClassFn(name))
+      if (cls !== nil) this.classes.set(name, cls)
+    }
+    return cls
   }
 
   /**
@@ -239,9 +248,14 @@ export class Objc {
    * with YES; NO without an NSError is a failure with no details. The NSError is read inside the caller's pool.
    */
   sendError(receiver: Id, selector: string, signature: Signature, ...args: ReadonlyArray<unknown>): ErrorResult {
-    const slot = new BigUint64Array(1)
-    const ok = Boolean(this.send(receiver, selector, signature, ...args, slot))
-    return this.errorResult(ok, slot)
+    const slot = this.slots.pop() ?? new BigUint64Array(1)
+    slot[0] = 0n
+    try {
+      const ok = Boolean(this.send(receiver, selector, signature, ...args, slot))
+      return this.errorResult(ok, slot)
+    } finally {
+      this.slots.push(slot)
+    }
   }
 
   private errorResult(ok: boolean, slot: BigUint64Array): ErrorResult {

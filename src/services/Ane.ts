@@ -9,6 +9,7 @@ import type { ClientInfo, ClientSnapshot } from "../schema/Telemetry.js"
 import * as SimBackend from "../sim/SimBackend.js"
 import { Backend, layerNoop as backendNoop } from "./Backend.js"
 import * as internal from "./internal/ane.js"
+import * as stub from "./internal/stub.js"
 import type { Model } from "./Model.js"
 import type { SharedEvent } from "./SharedEvent.js"
 import type { Surface } from "./Surface.js"
@@ -114,6 +115,54 @@ export const layerAuto = (
 /** A client over `Backend.layerNoop(partial)`: real Model behaviour on a zero-work stub backend, for tests. */
 export const layerNoop = (partial: Partial<Backend["Type"]> = {}, aneOptions: AneOptions = {}): Layer.Layer<Ane> =>
   layerBackend(aneOptions).pipe(Layer.provide(backendNoop(partial)), Layer.orDie)
+
+/** One input or output of a {@link StubModel}. */
+export interface StubTensor {
+  /** Reported as the layout's `name` (default ""). */
+  readonly name?: string
+  /** `[1, C, H, W]` as in MIL, or its trailing dims (`[C, H, W]`, `[H, W]`, `[W]`). */
+  readonly shape: ReadonlyArray<number>
+  /** Element type of the surface (default `"fp16"`, the engine's): F32 data rounds through fp16 on the way. */
+  readonly dtype?: "fp16" | "fp32"
+}
+
+/** A model for {@link layerStub}: declared inputs and outputs, and what an evaluation computes. */
+export interface StubModel {
+  /** The Model's `id` (default `stub:<path>`, or `stub:mil:<n>` for in-memory programs). */
+  readonly id?: string
+  readonly inputs: ReadonlyArray<StubTensor>
+  readonly outputs: ReadonlyArray<StubTensor>
+  /**
+   * Called on every evaluation (`eval`, `evalAsync`, `run`, pools, streams) with each input as C×H×W floats in
+   * NCHW order; returns one Float32Array per output, or an Effect of them that may fail with an EvalError. A throw
+   * becomes an EvalError. Absent: evaluations leave the outputs as they are (zero at first).
+   */
+  readonly eval?: (
+    inputs: ReadonlyArray<Float32Array>
+  ) => ReadonlyArray<Float32Array> | Effect.Effect<ReadonlyArray<Float32Array>, EvalError>
+}
+
+/** Options of {@link layerStub}. */
+export interface StubOptions {
+  /**
+   * What each compile gets: a table keyed by package path or its last segment (`"encoder.mlmodelc"`), with `"*"`
+   * for everything else (in-memory MIL included), or a function of the CompileOptions. A value that is a
+   * CompileFailure error makes that compile fail with it; no match fails with CompileError.
+   */
+  readonly models:
+    | Readonly<Record<string, StubModel | CompileFailure>>
+    | ((options: CompileOptions) => StubModel | CompileFailure | undefined)
+  /** The compile budget (default 119, the engine's): compiles past it fail with CompileBudgetExhaustedError. */
+  readonly compileLimit?: number
+}
+
+/**
+ * A client whose models are the stubs `options.models` declares, for testing application code: real Model
+ * behaviour (checks, locks, pools, streams, metrics, ClosedError after the scope), evaluations computed by your
+ * functions, `info.backend === "stub"`, `liveHandles` counted. Each build of the layer starts from zero.
+ */
+export const layerStub = (options: StubOptions, aneOptions: AneOptions = {}): Layer.Layer<Ane> =>
+  layerBackend(aneOptions).pipe(Layer.provide(Layer.unwrapEffect(Effect.sync(() => backendNoop(stub.make(options))))), Layer.orDie)
 
 /** Options `layerConfig` reads. */
 export interface AneConfig {

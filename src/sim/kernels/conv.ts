@@ -148,16 +148,17 @@ export const conv = (
   for (let n = 0; n < batch; n++) {
     for (let g = 0; g < groups; g++) {
       const oOff = (n * cout + g * coutG) * P
-      if (bias !== undefined) {
+      if (bias !== undefined && packed === undefined) {
         for (let co = 0; co < coutG; co++) out.fill(bias[g * coutG + co]!, oOff + co * P, oOff + (co + 1) * P)
       }
       const xOff = (n * cin + g * cinG) * Pin
-      // Transposed: outᵀ[P, coutG] = colᵀ · wᵀ, written back transposed into out's rows.
+      // Transposed: outᵀ[P, coutG] = colᵀ · wᵀ (+ bias rows), written back transposed into out's rows.
       if (packed !== undefined) {
-        if (plan.pointwise) gemmPacked(P, x, xOff, Pin, true, packed[g]!, out, oOff, P, true, bias !== undefined)
+        const rows = bias?.subarray(g * coutG, (g + 1) * coutG)
+        if (plan.pointwise) gemmPacked(P, x, xOff, Pin, true, packed[g]!, out, oOff, P, true, false, rows)
         else {
-          im2col(plan, x, xOff, cinG, plan.scratch)
-          gemmPacked(P, plan.scratch, 0, P, true, packed[g]!, out, oOff, P, true, bias !== undefined)
+          im2colT(plan, x, xOff, cinG, plan.scratch)
+          gemmPacked(P, plan.scratch, 0, kRows, false, packed[g]!, out, oOff, P, true, false, rows)
         }
       } else if (plan.pointwise) {
         gemm(coutG, P, cinG, w, g * coutG * cinG, cinG, false, x, xOff, Pin, false, out, oOff, P, bias !== undefined)
@@ -165,6 +166,42 @@ export const conv = (
         im2col(plan, x, xOff, cinG, plan.scratch)
         gemm(coutG, P, kRows, w, g * coutG * kRows, kRows, false, plan.scratch, 0, P, false, out, oOff, P,
           bias !== undefined)
+      }
+    }
+  }
+}
+
+// colT[p, (ci·K + k)] = x[ci, p·s − pad + k·dil] or 0 outside the input: im2col transposed, for the packed path.
+const im2colT = (plan: ConvPlan, x: Float32Array, xOff: number, cinG: number, colT: Float32Array): void => {
+  const [ID, IH, IW] = plan.inSp as [number, number, number]
+  const [OD, OH, OW] = plan.outSp as [number, number, number]
+  const [KD, KH, KW] = plan.kSp as [number, number, number]
+  const [SD, SH, SW] = plan.stride as [number, number, number]
+  const [DD, DH, DW] = plan.dilation as [number, number, number]
+  const [PD, PH, PW] = plan.padBefore as [number, number, number]
+  let q = 0
+  for (let od = 0; od < OD; od++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        for (let ci = 0; ci < cinG; ci++) {
+          const xc = xOff + ci * ID * IH * IW
+          for (let kd = 0; kd < KD; kd++) {
+            const id = od * SD - PD + kd * DD
+            for (let kh = 0; kh < KH; kh++) {
+              const ih = oh * SH - PH + kh * DH
+              if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
+                colT.fill(0, q, q + KW)
+                q += KW
+                continue
+              }
+              const row = xc + (id * IH + ih) * IW
+              for (let kw = 0; kw < KW; kw++) {
+                const iw = ow * SW - PW + kw * DW
+                colT[q++] = iw >= 0 && iw < IW ? x[row + iw]! : 0
+              }
+            }
+          }
+        }
       }
     }
   }

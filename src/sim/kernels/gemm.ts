@@ -339,19 +339,25 @@ export const gemm = (
 
 /**
  * C (+)= A·B with B packed by {@link packB}; like {@link gemm}, and with `transC` C is written transposed:
- * `C[i,j]` at `c[cOff + j·ldc + i]` (so a convolution can run with its weight as the packed operand).
+ * `C[i,j]` at `c[cOff + j·ldc + i]` (so a convolution can run with its weight as the packed operand). With
+ * `rowInit` (N values) every row of C starts from it instead (a bias), whatever `accumulate` says.
  */
 export const gemmPacked = (
   M: number, a: Float32Array, aOff: number, lda: number, transA: boolean, B: PackedB,
-  c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean
+  c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean, rowInit?: Float32Array
 ): void => {
   const { K, N, source: s } = B
   if (M <= 0 || N <= 0) return
   if (backend === "wasm" && K > 0 && B.ptr >= 0) {
     const at = layoutScratch(M, N, K, 0)
-    if (at !== undefined) return run(M, N, K, a, aOff, lda, transA, B.ptr, c, cOff, ldc, transC, accumulate, at, refreshViews())
+    if (at !== undefined) {
+      return run(M, N, K, a, aOff, lda, transA, B.ptr, c, cOff, ldc, transC, accumulate, at, refreshViews(), rowInit)
+    }
   }
-  gemmJs(M, N, K, a, aOff, lda, transA, s.b, s.off, s.ld, s.trans, c, cOff, ldc, transC, accumulate)
+  if (rowInit !== undefined) {
+    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) c[transC ? cOff + j * ldc + i : cOff + i * ldc + j] = rowInit[j]!
+  }
+  gemmJs(M, N, K, a, aOff, lda, transA, s.b, s.off, s.ld, s.trans, c, cOff, ldc, transC, accumulate || rowInit !== undefined)
 }
 
 interface Scratch {
@@ -374,11 +380,13 @@ const layoutScratch = (M: number, N: number, K: number, extra: number): Scratch 
 
 const run = (
   M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number, transA: boolean, bp: number,
-  c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean, at: Scratch, h: Float32Array
+  c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean, at: Scratch, h: Float32Array,
+  rowInit?: Float32Array
 ): void => {
-  // A goes in row-major and compact (a transposed A is transposed here: O(MK) against O(MNK) flops).
+  // A goes in row-major and compact (a transposed A is transposed here: O(MK) against O(MNK) flops; a transposed
+  // single row with unit stride is already compact).
   const a0 = at.a >> 2
-  if (!transA) {
+  if (!transA || (M === 1 && lda === 1)) {
     if (lda === K) h.set(a.subarray(aOff, aOff + M * K), a0)
     else for (let i = 0; i < M; i++) h.set(a.subarray(aOff + i * lda, aOff + i * lda + K), a0 + i * K)
   } else {
@@ -388,16 +396,22 @@ const run = (
     }
   }
   const c0 = at.c >> 2
-  if (accumulate) {
+  if (rowInit !== undefined) {
+    const init = rowInit.subarray(0, N)
+    for (let i = 0; i < M; i++) h.set(init, c0 + i * N)
+  } else if (accumulate) {
     if (transC) {
       for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) h[c0 + i * N + j] = c[cOff + j * ldc + i]!
     } else if (ldc === N) h.set(c.subarray(cOff, cOff + M * N), c0)
     else for (let i = 0; i < M; i++) h.set(c.subarray(cOff + i * ldc, cOff + i * ldc + N), c0 + i * N)
   }
-  const job: GemmJob = { M, N, K, a: at.a, lda: K * 4, bp, c: at.c, ldc: N * 4, accumulate: accumulate ? 1 : 0 }
+  const job: GemmJob = {
+    M, N, K, a: at.a, lda: K * 4, bp, c: at.c, ldc: N * 4, accumulate: accumulate || rowInit !== undefined ? 1 : 0
+  }
   const fused = fma && wasm!.fused !== undefined
   runSplit(fused ? wasm!.fused! : wasm!.plain, fused, job, gemmModules, tileOf)
-  if (transC) {
+  if (transC && M === 1 && ldc === 1) c.set(h.subarray(c0, c0 + N), cOff)
+  else if (transC) {
     for (let j = 0; j < N; j++) {
       const o = cOff + j * ldc
       for (let i = 0; i < M; i++) c[o + i] = h[c0 + i * N + j]!

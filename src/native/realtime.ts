@@ -53,7 +53,7 @@ export const beginRealTimeTask = (env: NativeEnv, client: () => Id) =>
       }
       env.live++
       // Held for the task's life: an owned client may be released by the backend's scope before this one closes.
-      rt.retain(found)
+      rt.autoreleasePool(() => rt.retain(found))
       return Effect.succeed({ client: found, name: `${TASK} ${nextTask++}`, active: true })
     }),
     (task) =>

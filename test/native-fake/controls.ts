@@ -96,6 +96,8 @@ export interface Fake {
   readonly inFlightMax: () => number
   /** Evaluations inside the fake engine now. */
   readonly inFlight: () => number
+  /** Messages sent on a thread with no autorelease pool pushed since the last reset, and the last one ("" if none). */
+  readonly unpooled: () => { readonly count: number; readonly last: string }
   /** Nanoseconds spent inside the fake's objc_msgSend and pool functions so far (all threads). */
   readonly busyNs: () => number
   /** Holds every evaluation inside the fake engine (true) until released (false). */
@@ -217,6 +219,8 @@ export const loadFake = (): Fake => {
   const setDelay = fn("fake_set_eval_delay", "void", ["long"])
   const inFlightMax = fn("fake_in_flight_max", "long", [])
   const inFlight = fn("fake_in_flight", "long", [])
+  const unpooled = fn("fake_unpooled", "long", [])
+  const lastUnpooled = fn("fake_last_unpooled", "const char *", [])
   const busyNs = fn("fake_busy_ns", "uint64_t", [])
   const holdEvals = fn("fake_hold_evals", "void", ["int"])
   const setStack = fn("fake_set_eval_stack", "void", ["long"])
@@ -289,6 +293,7 @@ export const loadFake = (): Fake => {
     setEvalDelay: (us) => setDelay(us),
     inFlightMax: () => Number(inFlightMax()),
     inFlight: () => Number(inFlight()),
+    unpooled: () => ({ count: Number(unpooled()), last: lastUnpooled() as string }),
     busyNs: () => Number(busyNs()),
     holdEvals: (on) => holdEvals(on ? 1 : 0),
     setEvalStack: (bytes) => setStack(bytes),

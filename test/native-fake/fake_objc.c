@@ -1,15 +1,28 @@
 /*
  * A fake Objective-C runtime plus fake Foundation, CoreFoundation, IOSurface and AppleNeuralEngine classes, so the
- * native backend runs on Linux. objc_msgSend dispatches on (receiver class, selector) and reads arguments per the
- * signature of spec/native-protocol.md Appendix A; selectors outside that table are rejected (logged, nil/NO
- * returned). Every message is logged as "+Class sel" / "-Class sel"; live instances are counted; evaluation calls a
- * registered callback with the surfaces' base addresses. Failures can be injected per stage. The §13 telemetry
- * classes (_ANEPerformanceStats, _ANEVirtualClient, _ANEProgramForEvaluation) report what the test sets through the
- * fake_stats_* / fake_set_* controls, and any (class, selector) pair can be hidden (respondsToSelector: NO). The
- * client's §14.5 real-time selectors count active tasks and evaluate through the same callback. CFRetain/CFRelease
- * of an IOSurface are logged, and fake_surface_refs reports a live surface's retain count by its base address.
- * `_ANEClient` answers the four §3 acquisition steps as fake_client_step sets them; owned clients are counted per
- * origin (retains, releases, alive) and become zombies when freed, so a message after the last release is caught.
+ * native backend runs on Linux, and strict where a real Mac is:
+ * - objc_msgSend dispatches on (receiver class, selector); a message nobody implements (or a hidden one) ends the
+ *   process with NSInvalidArgumentException's text naming the receiver and selector, as the real runtime does.
+ * - Signatures (spec/native-protocol.md Appendix A) are looked up per receiver class (fake_check_signature).
+ * - CFDictionaryCreate with NULL callbacks retains nothing and compares keys by pointer, so IOSurfaceCreate finds its
+ *   properties only under the exported kIOSurface* constants; with the kCFType callbacks keys compare by value.
+ * - IOSurface CPU locks are tracked: content that changed while no write lock was held is counted (checked at the
+ *   next lock, unlock of a read-only lock, or evaluation).
+ * - Autorelease pools are per thread: an object autoreleased with no pool on its thread is counted as leaked, and so
+ *   is every message sent outside a pool.
+ * - NSTemporaryDirectory() is a folder of its own, not $TMPDIR; in-memory models read model.mil from their
+ *   -localModelPath (or NSTemporaryDirectory()/<hex> when that selector is hidden); QoS 0 is refused.
+ * - A stage can answer YES while also storing an NSError (fake_spurious_error).
+ * - The state lock guards bookkeeping only: an evaluation runs (delay, hold, JS callback, stack use) and a wait
+ *   blocks without it, so calls from several threads really overlap (fake_in_flight_max).
+ * Every message is logged as "+Class sel" / "-Class sel"; live instances are counted; evaluation calls a registered
+ * callback with the surfaces' base addresses. Failures can be injected per stage. The §13 telemetry classes report
+ * what the test sets through the fake_stats_* / fake_set_* controls, and any (class, selector) pair can be hidden
+ * (respondsToSelector: NO). The client's §14.5 real-time selectors count active tasks and evaluate through the same
+ * callback. CFRetain/CFRelease of an IOSurface are logged, and fake_surface_refs reports a live surface's retain
+ * count by its base address. `_ANEClient` answers the four §3 acquisition steps as fake_client_step sets them; owned
+ * clients are counted per origin (retains, releases, alive) and become zombies when freed, so a message after the
+ * last release is caught.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -74,6 +87,9 @@ static unsigned next_port = 0x1000;
 static long live = 0, rejected = 0, orphans = 0, sig_mismatches = 0;
 /* IOSurface misuse: content changed while no CPU lock allowed writing, unlock without lock, bad lock options. */
 static long unlocked_writes = 0, lock_errors = 0;
+/* Messages sent on a thread with no autorelease pool pushed (the library wraps every native call in one). */
+static long unpooled = 0;
+static char last_unpooled[160];
 /* Evaluations inside the engine right now and the most at once; each one sleeps eval_delay_us (lock released). */
 static long in_flight = 0, in_flight_max = 0, eval_delay_us = 0;
 /* While set, evaluations wait inside the engine (counted in flight) until it is cleared. */
@@ -1332,6 +1348,10 @@ static u64 msg_send(void *receiver, void *op, u64 a0, u64 a1, u64 a2, u64 a3, u6
   }
   const char *kname = NAMES[self->kind];
   log_line("%c%s %s", cls ? '+' : '-', kname, s);
+  if (pool_top == NULL) {
+    unpooled++;
+    snprintf(last_unpooled, sizeof last_unpooled, "%c[%s %s]", cls ? '+' : '-', kname, s);
+  }
   u64 args[9] = {a0, a1, a2, a3, a4, a5, a6, a7, a8};
   u64 ret = 0;
   if (sig_for(cls, kname, s) == NULL || is_hidden(cls, self->kind, s) || !handle(self, cls, s, args, &ret, 0)) {
@@ -1552,7 +1572,8 @@ void fake_reset(void) {
   sig_mismatches = 0;
   last_rejection[0] = 0;
   for (int i = 0; i < S_COUNT; i++) calls[i] = fail_from[i] = fail_count[i] = fail_code[i] = spurious_from[i] = spurious_count[i] = 0;
-  unlocked_writes = lock_errors = 0;
+  unlocked_writes = lock_errors = unpooled = 0;
+  last_unpooled[0] = 0;
   in_flight_max = in_flight;
   shared_event_evals = 0;
   for (int i = 0; i < CLIENT_ORIGINS; i++) client_retains[i] = client_releases[i] = 0;
@@ -1628,6 +1649,9 @@ void fake_hold_evals(int on) {
   pthread_mutex_unlock(&LOCK);
 }
 long fake_in_flight(void) { return in_flight; }
+/* Messages sent outside any autorelease pool since fake_reset, and the last of them. */
+long fake_unpooled(void) { return unpooled; }
+const char *fake_last_unpooled(void) { return last_unpooled; }
 /* Nanoseconds spent inside objc_msgSend and the pool functions since the process started. */
 u64 fake_busy_ns(void) { return __atomic_load_n(&busy_ns, __ATOMIC_RELAXED); }
 long fake_in_flight_max(void) { return in_flight_max; }

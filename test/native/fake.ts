@@ -22,6 +22,8 @@ export const expectClean = (fake: Fake) =>
     expect(fake.rejected()).toBe(0)
     expect(fake.mismatches()).toBe(0)
     expect([fake.surfaceMisuse("unlocked"), fake.surfaceMisuse("lock")]).toEqual([0, 0])
+    // Every message since the last reset was sent inside an autorelease pool, on whichever thread sent it.
+    expect(fake.unpooled()).toEqual({ count: 0, last: "" })
   })
 
 /**

@@ -15,6 +15,23 @@ export interface BroadcastPlan {
   readonly strides: ReadonlyArray<ReadonlyArray<number>>
   /** Odometer scratch, one slot per dim. */
   readonly counter: Int32Array
+  /**
+   * Per operand, its step over the output as one flat run (1: same layout, 0: one value broadcast), when every
+   * operand has one; the op then runs as a single loop instead of one call per innermost row.
+   */
+  readonly flat?: ReadonlyArray<0 | 1>
+}
+
+// 1 when `strides` walk the output contiguously, 0 when they never move, else undefined.
+const flatStep = (strides: ReadonlyArray<number>, shape: ReadonlyArray<number>): 0 | 1 | undefined => {
+  let contiguous = true, still = true, expect = 1
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] === 1) continue
+    if (strides[d] !== expect) contiguous = false
+    if (strides[d] !== 0) still = false
+    expect *= shape[d]!
+  }
+  return contiguous ? 1 : still ? 0 : undefined
 }
 
 /** Plans numpy broadcasting of operand shapes (two for binary ops, three for select). */
@@ -29,9 +46,11 @@ export const planBroadcast = (
     if (Either.isLeft(r)) return Either.left(r.left)
     out = r.right
   }
+  const strides = shapes.map((s) => broadcastStrides(s, out))
+  const steps = strides.map((st) => flatStep(st, out))
   return Either.right({
-    outShape: out, size: sizeOf(out), strides: shapes.map((s) => broadcastStrides(s, out)),
-    counter: new Int32Array(Math.max(out.length, 1))
+    outShape: out, size: sizeOf(out), strides, counter: new Int32Array(Math.max(out.length, 1)),
+    ...(steps.every((x) => x !== undefined) ? { flat: steps as Array<0 | 1> } : {})
   })
 }
 
@@ -79,6 +98,11 @@ export const binary = (op: BinaryOp, plan: BroadcastPlan, a: NumArray, b: NumArr
   if (plan.size === 0) return
   if (r === 0) {
     f(a, 0, 0, b, 0, 0, out, 0, 1)
+    return
+  }
+  const flat = plan.flat
+  if (flat !== undefined) {
+    f(a, 0, flat[0]!, b, 0, flat[1]!, out, 0, plan.size)
     return
   }
   const sA = plan.strides[0]!, sB = plan.strides[1]!

@@ -31,7 +31,9 @@ describe("binary", () => {
     [[2, 1, 4], [3, 1], [2, 3, 4]],
     [[1], [5, 2], [5, 2]],
     [[], [3, 2], [3, 2]],
-    [[4, 1, 1, 3], [1, 5, 2, 1], [4, 5, 2, 3]]
+    [[4, 1, 1, 3], [1, 5, 2, 1], [4, 5, 2, 3]],
+    [[1, 3, 1, 4], [1, 3, 1, 4], [1, 3, 1, 4]],
+    [[3, 4], [1, 1], [3, 4]]
   ]
   it.each(Object.keys(refOps) as Array<BinaryOp>)("%s broadcasts like numpy and rounds once to fp32", (op) => {
     for (const [as, bs, os] of shapes) {
@@ -50,6 +52,14 @@ describe("binary", () => {
         refOps[op](a[srcIndex(os, as, q)]!, b[srcIndex(os, bs, q)]!))
       expectWithin(out, ref, op === "mod" || op === "floor_div" ? oneRounding(ref, 1e-6) : oneRounding(ref), op)
     }
+  })
+
+  it("runs as one flat loop only when every operand is contiguous or a single value", () => {
+    expect(ok(planBroadcast("add", [[1, 3, 1, 4], [1, 3, 1, 4]])).flat).toEqual([1, 1])
+    expect(ok(planBroadcast("add", [[3, 4], [1, 1]])).flat).toEqual([1, 0])
+    expect(ok(planBroadcast("add", [[], [3, 2]])).flat).toEqual([0, 1])
+    expect(ok(planBroadcast("add", [[2, 1, 4], [3, 1]])).flat).toBeUndefined()
+    expect(ok(planBroadcast("add", [[3, 1], [3, 4]])).flat).toBeUndefined()
   })
 
   it("computes int32 floor_div and mod with Python signs", () => {

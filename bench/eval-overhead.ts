@@ -1,11 +1,13 @@
 /**
  * Host overhead of `model.eval` through the Ane service over a raw Backend request eval, on a zero-work stub:
- * N evals in one Effect loop each way, medians of repeated runs. Also the cost with per-eval spans turned on.
+ * N evals in one Effect loop each way, medians of repeated runs. Also what the request lock costs (the service eval
+ * against the same metered eval without the lock), a `use` around one eval, and per-eval spans.
  */
 import { Effect, Exit, Layer, Scope } from "effect"
 import * as Ane from "../src/services/Ane.js"
 import { Backend, layerNoop } from "../src/services/Backend.js"
 import { CompileOptions } from "../src/schema/CompileOptions.js"
+import { ModelTypeId } from "../src/services/internal/model.js"
 import { medianNs, round } from "./harness.js"
 
 const N = 20_000
@@ -28,8 +30,12 @@ export default async function evalOverhead(): Promise<Record<string, number>> {
     Effect.gen(function*() {
       for (let i = 0; i < N; i++) yield* e
     })
+  const inner = model[ModelTypeId]
+  const unlockedEval = inner.instrument(inner.backend.request, `model ${model.id}`, "Model", inner.life).eval
   const rawLoop = loop(raw.request.eval)
   const serviceLoop = loop(model.eval)
+  const unlockedLoop = loop(unlockedEval)
+  const useLoop = loop(model.use((m) => m.eval))
   const tracedLoop = loop(tracedModel.eval)
   // Interleaved runs, so a busy neighbour slows both sides of each pair alike; medians of the pairs.
   const timeNs = (e: Effect.Effect<void, unknown>) => {
@@ -37,14 +43,19 @@ export default async function evalOverhead(): Promise<Record<string, number>> {
     Effect.runSync(e)
     return Number(process.hrtime.bigint() - t0) / N
   }
-  for (let i = 0; i < 5; i++) { timeNs(rawLoop); timeNs(serviceLoop); timeNs(tracedLoop) }
+  for (let i = 0; i < 5; i++) { timeNs(rawLoop); timeNs(serviceLoop); timeNs(unlockedLoop); timeNs(useLoop); timeNs(tracedLoop) }
   const raws: Array<number> = [], services: Array<number> = [], diffs: Array<number> = []
+  const lockDiffs: Array<number> = [], useDiffs: Array<number> = []
   for (let r = 0; r < 31; r++) {
     const a = timeNs(rawLoop)
     const b = timeNs(serviceLoop)
+    const c = timeNs(unlockedLoop)
+    const d = timeNs(useLoop)
     raws.push(a)
     services.push(b)
     diffs.push(b - a)
+    lockDiffs.push(b - c)
+    useDiffs.push(d - b)
   }
   const median = (xs: Array<number>) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)]!
   const rawNs = median(raws)
@@ -55,6 +66,8 @@ export default async function evalOverhead(): Promise<Record<string, number>> {
     raw_eval_us: round(rawNs / 1000),
     service_eval_us: round(serviceNs / 1000),
     overhead_us: round(median(diffs) / 1000),
+    lock_us: round(median(lockDiffs) / 1000),
+    use_overhead_us: round(median(useDiffs) / 1000),
     traced_overhead_us: round((tracedNs - rawNs) / 1000),
     evals_per_run: N
   }

@@ -86,6 +86,7 @@ export class RequestLock {
   }
 
   private clear() {
+    if (this.queue.length === 0) return
     this.queue = []
     this.head = 0
   }

@@ -103,7 +103,11 @@ export const standaloneSurface = (env: NativeEnv, bytes: number): Effect.Effect<
     const surface: BackendSurface = {
       id: nextSurfaceId++,
       bytes: state.view,
-      access: (mode, f) => withSurfaceLock(env.rt, state.surface, mode, () => f(state.view))
+      access: (mode, f) => {
+        // After close the IOSurface may be gone: never lock a freed one.
+        if (state.closed) throw new Error(`surface ${surface.id} is closed`)
+        return withSurfaceLock(env.rt, state.surface, mode, () => f(state.view))
+      }
     }
     nativeSurfaces.set(surface, state)
     return surface

@@ -185,9 +185,12 @@ describe("the hardware backend against a runtime that behaves like a Mac", () =>
         yield* request.eval
         expect(fake.surfaceMisuse("unlocked")).toBe(2)
         expect(() => request.access!("output", 1, "read", () => 0)).toThrow(RangeError)
-        const surface = yield* backend.createSurface(64)
+        const surfaceScope = yield* Scope.make()
+        const surface = yield* Scope.extend(backend.createSurface(64), surfaceScope)
         surface.access!("write", (bytes) => bytes.fill(7))
         expect(surface.access!("read", (bytes) => bytes[63])).toBe(7)
+        yield* Scope.close(surfaceScope, Exit.void)
+        expect(() => surface.access!("read", (bytes) => bytes[0])).toThrow("closed")
         fake.reset()
       }))
       yield* expectClean(fake)

@@ -7,6 +7,7 @@ import type { CliApp } from "@effect/cli"
 import { Cause, Console, Effect } from "effect"
 import { command as bench } from "./bench.js"
 import { command as check } from "./check.js"
+import { command as doctor } from "./doctor.js"
 import { CommandExit, ExitCode, exitCodeHelp } from "./failure.js"
 import { command as inspect } from "./inspect.js"
 import { command as probe } from "./probe.js"
@@ -17,7 +18,7 @@ export const HELP_COLUMNS = 100
 
 const ane = Command.make("ane").pipe(
   Command.withDescription("Compile, check, inspect and run MIL programs on the Apple Neural Engine or its CPU simulator"),
-  Command.withSubcommands([probe, check, run, bench, inspect])
+  Command.withSubcommands([probe, check, run, bench, inspect, doctor])
 )
 
 const cli = Command.run(ane, {

@@ -34,14 +34,25 @@ export interface LstmWeights {
   readonly packedIh?: PackedB
   /** weight_hhᵀ packed for the GEMM (K = H, N = 4H). */
   readonly packedHh?: PackedB
+  /** [weight_ih | weight_hh]ᵀ packed (K = I + H, N = 4H): a one-step sequence runs as one GEMM over [x | h]. */
+  readonly packedCat?: PackedB
 }
 
 /** `w` with both weight matrices packed once, for an lstm whose weights are constant. */
-export const packLstmWeights = (w: LstmWeights, input: number, hidden: number): LstmWeights => ({
-  ...w,
-  packedIh: packB(input, 4 * hidden, w.weightIh, 0, input, true),
-  packedHh: packB(hidden, 4 * hidden, w.weightHh, 0, hidden, true)
-})
+export const packLstmWeights = (w: LstmWeights, input: number, hidden: number): LstmWeights => {
+  const K = input + hidden
+  const cat = new Float32Array(4 * hidden * K)
+  for (let r = 0; r < 4 * hidden; r++) {
+    cat.set(w.weightIh.subarray(r * input, (r + 1) * input), r * K)
+    cat.set(w.weightHh.subarray(r * hidden, (r + 1) * hidden), r * K + input)
+  }
+  return {
+    ...w,
+    packedIh: packB(input, 4 * hidden, w.weightIh, 0, input, true),
+    packedHh: packB(hidden, 4 * hidden, w.weightHh, 0, hidden, true),
+    packedCat: packB(K, 4 * hidden, cat, 0, K, true)
+  }
+}
 
 /** A checked lstm with its scratch buffers. */
 export interface LstmPlan {
@@ -61,6 +72,8 @@ export interface LstmPlan {
   readonly xw: Float32Array
   readonly h: Float32Array
   readonly c: Float32Array
+  /** [x | h] rows of a one-step sequence. */
+  readonly xh: Float32Array
 }
 
 /** Plans lstm for x [s, b, I] and hidden size H. */
@@ -80,7 +93,7 @@ export const planLstm = (
     outShape: [out ? s : 1, b, D * hidden], stateShape: [b, D * hidden],
     activations: [options.recurrentActivation ?? "sigmoid", options.cellActivation ?? "tanh", options.activation ?? "tanh"],
     clip: options.clip, xw: new Float32Array(s * b * 4 * hidden), h: new Float32Array(b * hidden),
-    c: new Float32Array(b * hidden)
+    c: new Float32Array(b * hidden), xh: new Float32Array(s === 1 ? b * (I + hidden) : 0)
   })
 }
 
@@ -104,24 +117,35 @@ const runDirection = (
   const G = 4 * H
   const [ra, ca, oa] = plan.activations
   const DH = D * H
-  // xw[t, b, :] = bias + x[t, b, :]·W_ihᵀ for every step at once.
-  if (w.bias !== undefined) for (let r = 0; r < S * B; r++) xw.set(w.bias.subarray(0, G), r * G)
-  if (w.packedIh !== undefined) gemmPacked(S * B, x, 0, I, false, w.packedIh, xw, 0, G, false, w.bias !== undefined)
-  else gemm(S * B, G, I, x, 0, I, false, w.weightIh, 0, I, true, xw, 0, G, w.bias !== undefined)
   for (let b = 0; b < B; b++) {
     for (let j = 0; j < H; j++) {
       h[b * H + j] = h0[b * DH + d * H + j]!
       c[b * H + j] = c0[b * DH + d * H + j]!
     }
   }
+  // xw[t, b, :] = bias + x[t, b, :]·W_ihᵀ for every step at once; one step: bias + [x | h]·[W_ih | W_hh]ᵀ, the
+  // same sums in the same order as the two products.
+  const fused = S === 1 && w.packedCat !== undefined
+  if (w.bias !== undefined) for (let r = 0; r < S * B; r++) xw.set(w.bias.subarray(0, G), r * G)
+  if (fused) {
+    const xh = plan.xh
+    for (let b = 0; b < B; b++) {
+      xh.set(x.subarray(b * I, (b + 1) * I), b * (I + H))
+      xh.set(h.subarray(b * H, (b + 1) * H), b * (I + H) + I)
+    }
+    gemmPacked(B, xh, 0, I + H, false, w.packedCat!, xw, 0, G, false, w.bias !== undefined)
+  } else if (w.packedIh !== undefined) gemmPacked(S * B, x, 0, I, false, w.packedIh, xw, 0, G, false, w.bias !== undefined)
+  else gemm(S * B, G, I, x, 0, I, false, w.weightIh, 0, I, true, xw, 0, G, w.bias !== undefined)
   const p = w.peephole
   const clip = plan.clip
   for (let step = 0; step < S; step++) {
     const t = backwards ? S - 1 - step : step
     const g0 = t * B * G
     // gates = xw[t] + h·W_hhᵀ, accumulated in place (xw[t] is not needed again).
-    if (w.packedHh !== undefined) gemmPacked(B, h, 0, H, false, w.packedHh, xw, g0, G, false, true)
-    else gemm(B, G, H, h, 0, H, false, w.weightHh, 0, H, true, xw, g0, G, true)
+    if (!fused) {
+      if (w.packedHh !== undefined) gemmPacked(B, h, 0, H, false, w.packedHh, xw, g0, G, false, true)
+      else gemm(B, G, H, h, 0, H, false, w.weightHh, 0, H, true, xw, g0, G, true)
+    }
     for (let b = 0; b < B; b++) {
       const g = g0 + b * G
       for (let j = 0; j < H; j++) {

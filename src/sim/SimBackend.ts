@@ -30,7 +30,7 @@ import {
 import type { TensorLayout } from "../schema/TensorLayout.js"
 import { ClientInfo, EvalStats, ModelDiagnostics } from "../schema/Telemetry.js"
 import { frontEnd, hasErrors, type Rules } from "./frontend.js"
-import { plan as planProgram, type Plan } from "./interpreter.js"
+import { DEFAULT_MAX_TENSOR_BYTES, plan as planProgram, type Plan } from "./interpreter.js"
 import {
   allocSurface, allocSurfaceBytes, bindingOrder, type Chip, layoutFor, packSurface, type SurfaceViews, unpackSurface
 } from "./layout.js"
@@ -62,6 +62,12 @@ export interface SimulatorOptions {
   readonly latency?: LatencyOptions | "off"
   /** Native failures to inject. */
   readonly faults?: ReadonlyArray<SimulatedFault>
+  /**
+   * Largest tensor or surface, in bytes, a compile may allocate (a positive integer; default 2 GiB). A program whose
+   * tensor (4 bytes per element in the simulator) or I/O surface is larger fails to compile, typed, before anything
+   * of that size is allocated; `createSurface` refuses larger surfaces.
+   */
+  readonly maxTensorBytes?: number
   /**
    * Threads a large matmul or convolution is split across, the calling one included (a positive integer; default:
    * the machine's available parallelism; 1: no worker threads). Workers start on the first product large enough
@@ -175,6 +181,9 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
     const latency = options.latency
     const clock = latency === "off" ? undefined : EngineClock.make(chip, latency ?? {})
     const faults = options.faults ?? []
+    const maxTensorBytes = Number.isSafeInteger(options.maxTensorBytes) && options.maxTensorBytes! > 0
+      ? options.maxTensorBytes!
+      : DEFAULT_MAX_TENSOR_BYTES
     // The GEMM worker pool is shared by every backend in the process; the last one to close stops it.
     yield* Effect.acquireRelease(
       Effect.sync(() => retainGemmWorkers(Number.isInteger(options.threads) && options.threads! >= 1 ? options.threads : undefined)),
@@ -289,7 +298,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           return yield* Effect.fail(new CompileError({ op: "compile", model: id, diagnostics: fe.diagnostics }))
         }
         const planned = planProgram(fe.program, {
-          numerics, weight: src.weight, ...(src.file !== undefined ? { file: src.file } : {})
+          numerics, maxTensorBytes, weight: src.weight, ...(src.file !== undefined ? { file: src.file } : {})
         })
         if (!("run" in planned)) {
           return yield* Effect.fail(new CompileError({ op: "compile", model: id, diagnostics: [...fe.diagnostics, ...planned] }))
@@ -305,13 +314,13 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
         const outputs: Array<TensorLayout> = []
         for (const i of inOrder) {
           const v = p.inputs[i]!
-          const l = layoutFor(v.name, v.shape, v.dtype, chip, "input")
+          const l = layoutFor(v.name, v.shape, v.dtype, chip, "input", maxTensorBytes)
           if (l instanceof UnsupportedLayoutError) return yield* Effect.fail(l)
           inputs.push(l)
         }
         for (const i of outOrder) {
           const v = p.outputs[i]!
-          const l = layoutFor(outNames[i]!, v.shape, v.dtype, chip, "output")
+          const l = layoutFor(outNames[i]!, v.shape, v.dtype, chip, "output", maxTensorBytes)
           if (l instanceof UnsupportedLayoutError) return yield* Effect.fail(l)
           outputs.push(l)
         }
@@ -485,14 +494,15 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
       compileCount: Effect.sync(() => compiled),
       compileLimit,
       createSurface: (bytes) =>
-        Number.isInteger(bytes) && bytes > 0
+        Number.isInteger(bytes) && bytes > 0 && bytes <= maxTensorBytes
           ? handle(Effect.sync(() => {
             const surface: BackendSurface = { id: nextPort++, bytes: allocSurfaceBytes(bytes) }
             madeHere.add(surface)
             return surface
           }), () => undefined)
           : Effect.fail(new InvalidArgumentError({
-            op: "Backend.createSurface", argument: "bytes", expected: "a positive integer", actual: String(bytes)
+            op: "Backend.createSurface", argument: "bytes",
+            expected: `a positive integer up to ${maxTensorBytes} (SimulatorOptions.maxTensorBytes)`, actual: String(bytes)
           })),
       createSharedEvent: handle(Effect.sync(() => new SimEvent()), (e) => e.close()),
       beginRealTimeTask: handle(

@@ -11,6 +11,13 @@ import { roundBitsToFp16 } from "./numerics.js"
 import { OpError, ops, statefulOps } from "./ops/index.js"
 import type { OpCtx, OutType, Run, Val } from "./ops/index.js"
 import { sizeOf } from "./ops/util.js"
+
+/** Element count of a static shape; NaN when it is not an exact integer (refused by the size limit). */
+const sizeOfChecked = (shape: ReadonlyArray<number>): number => {
+  let n = 1
+  for (const d of shape) n *= d
+  return Number.isSafeInteger(n) ? n : NaN
+}
 import { applyMatmulCliff } from "./numerics.js"
 
 /** A value of the planned program (mutable only inside the planner). */
@@ -39,8 +46,10 @@ export interface Plan {
   /** Ops planned (const and folded ones included) and steps left to run per evaluation. */
   readonly opCount: number
   readonly stepCount: number
-  /** Bytes of preallocated buffers. */
+  /** Bytes of preallocated buffers (a buffer whose value is dead is reused, so this is what the plan holds). */
   readonly bufferBytes: number
+  /** Distinct buffers allocated for values and scratch. */
+  readonly bufferCount: number
   /** Resets state-typed inputs to zero. */
   readonly resetState: () => void
   /** The op (name and line) of the step that ran last: the one that threw, after a failed `run`. */
@@ -55,6 +64,17 @@ export interface PlanOptions {
   readonly file?: string
   /** Function to plan; default `main`, else the first function. */
   readonly functionName?: string
+  /** Largest buffer one tensor may take (float32 elements × 4); a larger one fails the plan before allocating. */
+  readonly maxTensorBytes?: number
+}
+
+/** Default of {@link PlanOptions.maxTensorBytes}: 2 GiB. */
+export const DEFAULT_MAX_TENSOR_BYTES = 2 ** 31
+
+/** Every name a value refers to (tuples included). */
+const refsOf = (v: Value, out: Array<string>): void => {
+  if (v.kind === "ref") out.push(v.name)
+  else if (v.kind === "tuple") for (const item of v.items) refsOf(item, out)
 }
 
 class PlanError extends Error {
@@ -140,10 +160,66 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
   }
   const env = new Map<string, PVal>()
   let bufferBytes = 0
-  const newVal = (name: string, t: OutType, isConst: boolean, str?: string): PVal => {
-    const n = sizeOf(t.shape)
+  let bufferCount = 0
+  const maxBytes = options.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES
+  let where: { line: number; col: number } = fn.pos
+  /** A zeroed buffer of `n` float32s, refused (typed) above the limit before anything is allocated. */
+  const buffer = (name: string, n: number): Float32Array => {
+    if (!Number.isSafeInteger(n) || n < 0 || 4 * n > maxBytes) {
+      const bytes = Number.isSafeInteger(n) && n >= 0 ? `${4 * n} bytes` : "more bytes than can be counted"
+      fail("SIM-TENSOR-TOO-LARGE", `${name}: needs ${bytes}, above the simulator's limit of ${maxBytes} bytes per tensor`,
+        where, "type", "raise SimulatorOptions.maxTensorBytes to simulate larger tensors")
+    }
     bufferBytes += 4 * n
-    return { name, shape: t.shape, dtype: t.dtype, data: new Float32Array(n), isConst, ...(str !== undefined ? { str } : {}) }
+    bufferCount++
+    return new Float32Array(n)
+  }
+  const newVal = (name: string, t: OutType, isConst: boolean, str?: string): PVal => {
+    const data = buffer(`${name}: ${t.dtype} [${t.shape.join(", ")}]`, sizeOfChecked(t.shape))
+    return { name, shape: t.shape, dtype: t.dtype, data, isConst, ...(str !== undefined ? { str } : {}) }
+  }
+
+  // Buffer reuse: a run-time value's buffer goes back to a pool after the last op that reads it, and a later output
+  // of the same size takes it, so a long chain holds a few buffers, not one per intermediate.
+  const lastUse = new Map<string, number>()
+  const definitions = new Map<string, number>()
+  fn.body.operations.forEach((op, i) => {
+    const names: Array<string> = []
+    for (const a of op.args) refsOf(a.value, names)
+    for (const a of op.attributes) refsOf(a.value, names)
+    for (const n of names) lastUse.set(n, i)
+    for (const o of op.outputs) definitions.set(o.name, (definitions.get(o.name) ?? 0) + 1)
+  })
+  for (const b of fn.inputs) definitions.set(b.name, (definitions.get(b.name) ?? 0) + 1)
+  for (const name of fn.body.outputs) lastUse.set(name, Infinity)
+  /** Buffers written by run-time steps only: the ones that may be handed to a later value. */
+  const recyclable = new Set<Float32Array>()
+  /** Live values per buffer (aliases share one). */
+  const holders = new Map<Float32Array, number>()
+  const pool = new Map<number, Array<Float32Array>>()
+  const hold = (data: Float32Array) => holders.set(data, (holders.get(data) ?? 0) + 1)
+  const release = (data: Float32Array) => {
+    const left = (holders.get(data) ?? 1) - 1
+    if (left > 0) {
+      holders.set(data, left)
+      return
+    }
+    holders.delete(data)
+    if (!recyclable.has(data)) return
+    const free = pool.get(data.length)
+    if (free === undefined) pool.set(data.length, [data])
+    else free.push(data)
+  }
+  /** Values whose buffers may be released after op `i`: those it reads last, and its outputs nobody reads. */
+  const dying = (i: number, outputs: ReadonlyArray<string>): Array<string> => {
+    const out: Array<string> = []
+    const op = fn.body.operations[i]!
+    const names: Array<string> = []
+    for (const a of op.args) refsOf(a.value, names)
+    for (const a of op.attributes) refsOf(a.value, names)
+    for (const n of new Set(names)) if (lastUse.get(n) === i) out.push(n)
+    for (const n of outputs) if (!lastUse.has(n)) out.push(n)
+    return out.filter((n) => definitions.get(n) === 1)
   }
   const typeOf = (b: Binding | { name: string; type: TypeExpr; pos: { line: number; col: number } }): OutType => {
     const t = staticType(b.type)
@@ -152,6 +228,7 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
   const inputs: Array<PVal> = []
   const states: Array<PVal> = []
   for (const b of fn.inputs) {
+    where = b.pos
     const v = newVal(b.name, typeOf(b), false)
     env.set(b.name, v)
     if (b.type.kind === "state") states.push(v)
@@ -216,7 +293,9 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
   let flops = 0
   let opCount = 0
 
-  for (const op of fn.body.operations) {
+  for (let opIndex = 0; opIndex < fn.body.operations.length; opIndex++) {
+    const op = fn.body.operations[opIndex]!
+    where = op.pos
     opCount++
     const outName = op.outputs[0]?.name ?? op.op
     if (op.blocks.length > 0) {
@@ -268,6 +347,14 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     const outs: Array<PVal | undefined> = op.outputs.map(() => undefined)
     const outTypes = op.outputs.map((o) => typeOf(o))
     const aliased = new Set<number>()
+    // An op reading only constants is folded at plan time: its outputs live on, so they take fresh buffers.
+    let mayFold = !statefulOps.has(op.op)
+    for (const nv of named.values()) {
+      const names: Array<string> = []
+      refsOf(nv.value, names)
+      if (names.some((n) => env.get(n)?.isConst === false)) mayFold = false
+    }
+    const pooled = new Set<Float32Array>()
     const scratch: Array<Float32Array> = []
     const ctx: OpCtx = {
       op,
@@ -325,7 +412,12 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
       },
       alloc: (i) => {
         const t = ctx.outType(i)
-        const v = newVal(op.outputs[i]!.name, t, false)
+        const reused = mayFold ? undefined : pool.get(sizeOfChecked(t.shape))?.pop()
+        let v: PVal
+        if (reused !== undefined) {
+          pooled.add(reused)
+          v = { name: op.outputs[i]!.name, shape: t.shape, dtype: t.dtype, data: reused, isConst: false }
+        } else v = newVal(op.outputs[i]!.name, t, false)
         outs[i] = v
         return v
       },
@@ -337,9 +429,8 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
         return v
       },
       scratch: (n) => {
-        const s = new Float32Array(n)
+        const s = buffer(`${outName}: scratch`, n)
         scratch.push(s)
-        bufferBytes += 4 * n
         return s
       }
     }
@@ -368,8 +459,15 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     const foldable = !statefulOps.has(op.op) && accessed.every((v) => v.isConst)
     if (run !== undefined) {
       const body = run
-      const full: Run = rounders.length === 0 && cliff === undefined ? body : () => {
+      // A reused buffer holds its previous value's data: clear it first, as a fresh buffer would be, so a kernel
+      // that leaves some elements alone (padding) sees the same zeros it would see alone.
+      const reusedOuts = [...pooled]
+      const clear: Run = reusedOuts.length === 0 ? body : () => {
+        for (let i = 0; i < reusedOuts.length; i++) reusedOuts[i]!.fill(0)
         body()
+      }
+      const full: Run = rounders.length === 0 && cliff === undefined ? clear : () => {
+        clear()
         if (cliff !== undefined) applyMatmulCliff(cliff)
         for (let i = 0; i < rounders.length; i++) roundBitsToFp16(rounders[i]!)
       }
@@ -379,6 +477,16 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
         } catch (e) {
           return fail(e instanceof OpError ? e.code : "SIM-OP", `${op.op} (${outName}): ${e instanceof Error ? e.message : String(e)}`, op.pos)
         }
+        // Folded values live for the whole plan: move any out of a reused buffer, which goes back to the pool.
+        produced.forEach((o) => {
+          if (!pooled.has(o.data)) return
+          const kept = buffer(`${o.name}: ${o.dtype} [${o.shape.join(", ")}]`, o.data.length)
+          kept.set(o.data)
+          const free = pool.get(o.data.length)
+          if (free === undefined) pool.set(o.data.length, [o.data])
+          else free.push(o.data)
+          o.data = kept
+        })
       } else {
         steps.push({ op: op.op, line: op.pos.line, run: full })
         const insByName = new Map<string, Val>()
@@ -391,8 +499,14 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     }
     produced.forEach((o, i) => {
       if (foldable) o.isConst = true
+      else if (!aliased.has(i)) recyclable.add(o.data)
+      hold(o.data)
       env.set(op.outputs[i]!.name, o)
     })
+    for (const name of dying(opIndex, op.outputs.map((o) => o.name))) {
+      const v = env.get(name)
+      if (v !== undefined && holders.has(v.data)) release(v.data)
+    }
   }
   const outputs = fn.body.outputs.map((name) =>
     env.get(name) ?? fail("SIM-UNKNOWN-VALUE", `function output "${name}" is not defined`, fn.body.pos)
@@ -415,6 +529,7 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     opCount,
     stepCount: n,
     bufferBytes,
+    bufferCount,
     resetState: () => states.forEach((s) => s.data.fill(0))
   }
 }

@@ -41,10 +41,19 @@ export const layoutFor = (
   shape: ReadonlyArray<number>,
   dtype: string,
   chip: Chip,
-  role: "input" | "output"
+  role: "input" | "output",
+  maxBytes = Infinity
 ): TensorLayout | UnsupportedLayoutError => {
   const bad = (reason: string) => new UnsupportedLayoutError({ op: "compile", tensor: `${role} ${name}`, reason })
   if (shape.length > 5) return bad(`rank ${shape.length} (the engine binds rank 1–5 tensors)`)
+  // Counted in BigInt: the surface size is checked before any number of that size is trusted or allocated.
+  const elemBytes = dtype === "fp32" ? 4n : 2n
+  let count = 1n
+  for (const d of shape) count *= BigInt(Number.isSafeInteger(d) && d >= 0 ? d : 0)
+  if (count * elemBytes > BigInt(Number.isSafeInteger(maxBytes) ? maxBytes : Number.MAX_SAFE_INTEGER)) {
+    return bad(`${count} elements of ${elemBytes} bytes exceed the surface limit of ${maxBytes} bytes ` +
+      `(SimulatorOptions.maxTensorBytes)`)
+  }
   if (dtype !== "fp16" && dtype !== "fp32") {
     return bad(`dtype ${dtype}: the engine's I/O surfaces hold fp16 or fp32 only (cast inside the program)`)
   }
@@ -53,6 +62,10 @@ export const layoutFor = (
     { name, symbol: name })
   const problem = layoutProblem(layout)
   if (problem !== undefined) return bad(problem)
+  if (layout.allocSize > maxBytes) {
+    return bad(`a surface of ${layout.allocSize} bytes (rows padded to 64 bytes) exceeds the limit of ${maxBytes} ` +
+      `bytes (SimulatorOptions.maxTensorBytes)`)
+  }
   const ext = maxExtent(chip)
   if (w > ext || h > ext) return bad(`extent ${Math.max(w, h)} exceeds ${ext} on ${chip}`)
   if (c > MAX_CHANNELS) return bad(`${c} channels exceed ${MAX_CHANNELS}`)

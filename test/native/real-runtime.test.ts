@@ -7,10 +7,11 @@ import { existsSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { platformProblem } from "../../src/native/NativeBackend.js"
 import { folderUserCount } from "../../src/native/state.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
+import * as Ane from "../../src/services/Ane.js"
 import { Backend } from "../../src/services/Backend.js"
 import { doubleText, pattern } from "../services/programs.js"
 import { type AttributeTensor, checkAfterEach, expectClean, fakeLayer, loadFake, readOutput, writeInput } from "./fake.js"
@@ -195,6 +196,24 @@ describe("the hardware backend against a runtime that behaves like a Mac", () =>
       }))
       yield* expectClean(fake)
     }).pipe(Effect.provide(fakeLayer(fake))))
+})
+
+describe("the Ane service over the hardware backend", () => {
+  it.scopedLive("typed I/O writes and reads each surface under its lock", () =>
+    Effect.gen(function*() {
+      yield* copyEngine
+      const ane = yield* Ane.Ane
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* ane.compile(options)
+        yield* model.writeInputF32(0, pattern(128, 5))
+        yield* model.eval
+        expect(Array.from(yield* model.readOutputF32(0))).toEqual(Array.from(pattern(128, 5)))
+        yield* model.evalAsync
+        expect(Array.from(yield* model.readOutputF32(0))).toEqual(Array.from(pattern(128, 5)))
+      }))
+      // An unlocked write would show as changed content at the evaluation that followed it.
+      expect(fake.surfaceMisuse("unlocked")).toBe(0)
+    }).pipe(Effect.provide(Ane.layerBackend().pipe(Layer.provideMerge(fakeLayer(fake))))))
 })
 
 describe("platforms that cannot reach the engine", () => {

@@ -142,6 +142,12 @@ export const makeTensorIO = (
 ): TensorIO => {
   const inViews = request.inputs
   const outViews = request.outputs
+  // Every copy runs under the backend's CPU lock of that surface when it has one (IOSurfaceLock on hardware).
+  const access = request.access
+  const into = <A>(index: number, f: (bytes: Uint8Array) => A): A =>
+    access === undefined ? f(inViews[index]!) : access("input", index, "write", f)
+  const from = <A>(index: number, f: (bytes: Uint8Array) => A): A =>
+    access === undefined ? f(outViews[index]!) : access("output", index, "read", f)
   const guard = <A>(op: string, problem: () => InvalidArgumentError | undefined, run: () => A) =>
     Effect.suspend((): Effect.Effect<A, IoError> => {
       if (isClosed(life)) return closed(op, resource)
@@ -175,18 +181,18 @@ export const makeTensorIO = (
     outputCount: outputs.length,
     writeInput: (index, bytes) =>
       guard(OP.writeInput, () => raw(OP.writeInput, "input", inputs, index, bytes), () => {
-        inViews[index]!.set(bytes)
+        into(index, (view) => view.set(bytes))
       }),
     readOutput: (index) =>
       guard(OP.readOutput, () => checkIndex(OP.readOutput, "output", index, outputs.length), () =>
-        outViews[index]!.slice(0, outputs[index]!.allocSize)),
+        from(index, (view) => view.slice(0, outputs[index]!.allocSize))),
     readOutputInto: (index, dst) =>
       guard(OP.readOutputInto, () => raw(OP.readOutputInto, "output", outputs, index, dst), () => {
-        dst.set(outViews[index]!.subarray(0, outputs[index]!.allocSize))
+        from(index, (view) => dst.set(view.subarray(0, outputs[index]!.allocSize)))
       }),
     writeInputF32: (index, data) =>
       guard(OP.writeInputF32, () => checkF32(OP.writeInputF32, "input", inputs, index, data), () => {
-        writeF32(data, inViews[index]!, inputs[index]!)
+        into(index, (view) => writeF32(data, view, inputs[index]!))
       }),
     writeInputF32Channels: (index, channelStart, data) =>
       guard(
@@ -198,12 +204,12 @@ export const makeTensorIO = (
               : invalid(OP.writeInputF32Channels, "data", "a Float32Array", describe(data))),
         () => {
           const l = inputs[index]!
-          writeF32(data, inViews[index]!, l, channelStart, data.length / l.planeElements)
+          into(index, (view) => writeF32(data, view, l, channelStart, data.length / l.planeElements))
         }
       ),
     writeInputFP16: (index, bits) =>
       guard(OP.writeInputFP16, () => checkFP16(OP.writeInputFP16, "input", inputs, index, bits), () => {
-        writeFp16(bits, inViews[index]!, inputs[index]!, 0, inputs[index]!.channels)
+        into(index, (view) => writeFp16(bits, view, inputs[index]!, 0, inputs[index]!.channels))
       }),
     writeInputFP16Channels: (index, channelStart, bits) =>
       guard(
@@ -216,19 +222,19 @@ export const makeTensorIO = (
               : invalid(OP.writeInputFP16Channels, "bits", "a Uint16Array", describe(bits))),
         () => {
           const l = inputs[index]!
-          writeFp16(bits, inViews[index]!, l, channelStart, bits.length / l.planeElements)
+          into(index, (view) => writeFp16(bits, view, l, channelStart, bits.length / l.planeElements))
         }
       ),
     readOutputF32: (index) =>
       guard(OP.readOutputF32, () => checkIndex(OP.readOutputF32, "output", index, outputs.length), () => {
         const l = outputs[index]!
         const dst = new Float32Array(l.logicalElements)
-        readF32(outViews[index]!, l, dst)
+        from(index, (view) => readF32(view, l, dst))
         return dst
       }),
     readOutputF32Into: (index, dst) =>
       guard(OP.readOutputF32Into, () => checkF32(OP.readOutputF32Into, "output", outputs, index, dst, "dst"), () => {
-        readF32(outViews[index]!, outputs[index]!, dst)
+        from(index, (view) => readF32(view, outputs[index]!, dst))
       }),
     readOutputF32Channels: (index, channelStart, channelCount) =>
       guard(
@@ -239,7 +245,7 @@ export const makeTensorIO = (
         () => {
           const l = outputs[index]!
           const dst = new Float32Array(channelCount * l.planeElements)
-          readF32(outViews[index]!, l, dst, channelStart, channelCount)
+          from(index, (view) => readF32(view, l, dst, channelStart, channelCount))
           return dst
         }
       ),
@@ -252,7 +258,7 @@ export const makeTensorIO = (
         () => {
           const l = outputs[index]!
           const dst = new Uint16Array(l.logicalElements)
-          readFp16(outViews[index]!, l, dst, 0, l.channels)
+          from(index, (view) => readFp16(view, l, dst, 0, l.channels))
           return dst
         }
       ),
@@ -265,7 +271,7 @@ export const makeTensorIO = (
             checkArray(OP.readOutputFP16Into, "dst", dst, Uint16Array, outputs[index]!.logicalElements, shape(outputs[index]!)),
         () => {
           const l = outputs[index]!
-          readFp16(outViews[index]!, l, dst, 0, l.channels)
+          from(index, (view) => readFp16(view, l, dst, 0, l.channels))
         }
       ),
     readOutputFP16Channels: (index, channelStart, channelCount) =>
@@ -278,7 +284,7 @@ export const makeTensorIO = (
         () => {
           const l = outputs[index]!
           const dst = new Uint16Array(channelCount * l.planeElements)
-          readFp16(outViews[index]!, l, dst, channelStart, channelCount)
+          from(index, (view) => readFp16(view, l, dst, channelStart, channelCount))
           return dst
         }
       ),

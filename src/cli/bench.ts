@@ -37,8 +37,23 @@ export const DEFAULT_DEPTH = 4
 const invalid = (argument: string, expected: string, actual: string) =>
   new InvalidArgumentError({ op: "ane bench", argument, expected, actual })
 
+/** Most timed or warm-up evaluations one bench runs (its samples are kept in memory). */
+export const MAX_ITERATIONS = 10_000_000
+
+/** The event loop gets a turn this often (ms) during a loop of evaluations. */
+const BREATH_MS = 50
+
+/** Stream mode feeds inputs in chunks of this many, and lets the event loop run between chunks. */
+const STREAM_CHUNK = 64
+
+/** Resumes after one turn of the event loop (timers, signals and I/O callbacks run). */
+const macrotask = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 /** The p-th percentile (0..1) of sorted samples, nearest rank. */
-export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
+export const percentile = (sorted: ArrayLike<number>, p: number): number =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
 
 const layerFor = (o: BenchOptions) => {
@@ -57,11 +72,11 @@ const flopsOf = (text: string): number => {
 /** The whole command as an Effect (exported for tests). */
 export const benchCommand = (o: BenchOptions) =>
   Effect.gen(function*() {
-    if (!Number.isInteger(o.iterations) || o.iterations < 1) {
-      return yield* Effect.fail(invalid("--iterations", "a positive integer", String(o.iterations)))
+    if (!Number.isInteger(o.iterations) || o.iterations < 1 || o.iterations > MAX_ITERATIONS) {
+      return yield* Effect.fail(invalid("--iterations", `an integer in 1..${MAX_ITERATIONS}`, String(o.iterations)))
     }
-    if (!Number.isInteger(o.warmup) || o.warmup < 0) {
-      return yield* Effect.fail(invalid("--warmup", "a non-negative integer", String(o.warmup)))
+    if (!Number.isInteger(o.warmup) || o.warmup < 0 || o.warmup > MAX_ITERATIONS) {
+      return yield* Effect.fail(invalid("--warmup", `an integer in 0..${MAX_ITERATIONS}`, String(o.warmup)))
     }
     if (o.depth !== undefined && o.mode !== "stream") {
       return yield* Effect.fail(invalid("--depth", "--mode stream (only pipelined evaluation has requests in flight)",
@@ -80,32 +95,53 @@ export const benchCommand = (o: BenchOptions) =>
       const inputs = model.inputs.map((l) => Float32Array.from({ length: l.logicalElements }, rnd))
       for (let i = 0; i < inputs.length; i++) yield* model.writeInputF32(i, inputs[i]!)
       const evalOnce = o.mode === "sync" ? model.eval : model.evalAsync
-      const samples: Array<number> = []
+      const samples = new Float64Array(o.mode === "stream" ? 1 : o.iterations)
       let totalMs: number
+      let breath = performance.now()
+      let paused = 0
+      // Effect yields to microtasks only, for millions of ops: a loop of synchronous evals would keep signals
+      // (SIGINT, SIGTERM) and timers waiting, so it gives the event loop a turn every BREATH_MS, off the clock.
+      const breathe = Effect.suspend(() => {
+        const now = performance.now()
+        if (now - breath < BREATH_MS) return Effect.void
+        return Effect.map(macrotask, () => {
+          breath = performance.now()
+          paused += breath - now
+        })
+      })
       if (o.mode === "stream") {
         const run = (n: number) =>
-          Stream.runDrain(
-            Stream.fromIterable(Array.from({ length: n }, () => inputs)).pipe(RequestPool.evalStream(model, { depth }))
-          )
+          Stream.runDrain(Stream.repeatValue(inputs).pipe(
+            Stream.take(n),
+            Stream.rechunk(STREAM_CHUNK),
+            Stream.mapChunksEffect((chunk) => Effect.as(breathe, chunk)),
+            RequestPool.evalStream(model, { depth })
+          ))
         if (o.warmup > 0) yield* run(o.warmup)
+        paused = 0
         const t0 = performance.now()
         yield* run(o.iterations).pipe(whileRunning(`ane bench: ${o.iterations} evals, depth ${depth}`, !o.json))
-        totalMs = performance.now() - t0
-        samples.push(totalMs / o.iterations)
+        totalMs = performance.now() - t0 - paused
+        samples[0] = totalMs / o.iterations
       } else {
-        for (let i = 0; i < o.warmup; i++) yield* evalOnce
+        for (let i = 0; i < o.warmup; i++) {
+          yield* evalOnce
+          yield* breathe
+        }
         const bar = yield* counter("ane bench", o.iterations, !o.json)
+        paused = 0
         const t0 = performance.now()
         for (let i = 0; i < o.iterations; i++) {
           const s = performance.now()
           yield* evalOnce
-          samples.push(performance.now() - s)
+          samples[i] = performance.now() - s
           bar.tick(i + 1)
+          yield* breathe
         }
-        totalMs = performance.now() - t0
+        totalMs = performance.now() - t0 - paused
         bar.clear()
       }
-      samples.sort((a, b) => a - b)
+      samples.sort()
       // One more evaluation with the engine's statistics: its own execution time, next to the wall-clock figures.
       const engine = engineTime(yield* model.evalWithStats, info.architecture)
       const perEvalUs = (totalMs * 1000) / o.iterations

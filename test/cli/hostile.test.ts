@@ -9,7 +9,8 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { ExitCode } from "../../src/cli/failure.js"
 import { writeNpy } from "../../src/cli/npy.js"
-import { type CliResult, inProcess, spawned, STACK } from "./harness.js"
+import { spawn } from "node:child_process"
+import { type CliResult, inProcess, root, spawned, STACK } from "./harness.js"
 
 const dir = mkdtempSync(join(tmpdir(), "ane-hostile-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -191,5 +192,32 @@ describe("ane run: FIFOs and devices end to end", () => {
     const r = await spawned(["run", linear, "--backend", "nowhere"], SPAWN_BOUND_MS)
     expectOneLineWithin(SPAWN_BOUND_MS, r, ExitCode.usage, "auto, hardware, simulator")
     expect(r.stderr).not.toContain("_tag")
+  })
+
+  it("SIGTERM stops a long bench of synchronous evals: exit 130, promptly, no stack trace", async () => {
+    const r = await new Promise<{ code: number | null; stderr: string; afterSignalMs: number }>((done) => {
+      const child = spawn(process.execPath, [join(root, "bin", "ane.js"), "bench", linear, "--iterations", "5000000",
+        "--warmup", "0", "--json"], { cwd: root })
+      let stderr = "", signalledAt = 0
+      const kill = setTimeout(() => child.kill("SIGKILL"), SPAWN_BOUND_MS)
+      child.stderr.on("data", (d) => {
+        stderr += String(d)
+        // The auto backend logs its choice once the command runs: from then on SIGTERM is the command's to handle.
+        if (signalledAt === 0 && stderr.includes("using the simulator backend")) {
+          signalledAt = -1
+          setTimeout(() => {
+            signalledAt = performance.now()
+            child.kill("SIGTERM")
+          }, 1000)
+        }
+      })
+      child.on("close", (code) => {
+        clearTimeout(kill)
+        done({ code, stderr, afterSignalMs: performance.now() - signalledAt })
+      })
+    })
+    expect(r.code, r.stderr).toBe(ExitCode.interrupted)
+    expect(r.stderr).not.toMatch(STACK)
+    expect(r.afterSignalMs).toBeLessThan(BOUND_MS)
   })
 })

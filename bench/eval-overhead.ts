@@ -1,7 +1,7 @@
 /**
  * Host overhead of `model.eval` through the Ane service over a raw Backend request eval, on a zero-work stub:
  * N evals in one Effect loop each way, medians of repeated runs. Also what the request lock costs (the service eval
- * against the same metered eval without the lock), a `use` around one eval, and per-eval spans.
+ * against the same metered eval without the lock), a `use` around one eval, and per-eval spans (wall clock).
  */
 import { Effect, Exit, Layer, Scope } from "effect"
 import * as Ane from "../src/services/Ane.js"
@@ -37,11 +37,13 @@ export default async function evalOverhead(): Promise<Record<string, number>> {
   const unlockedLoop = loop(unlockedEval)
   const useLoop = loop(model.use((m) => m.eval))
   const tracedLoop = loop(tracedModel.eval)
-  // Interleaved runs, so a busy neighbour slows both sides of each pair alike; medians of the pairs.
+  // Interleaved runs, so a busy neighbour slows both sides of each pair alike; medians of the pairs. The loops are
+  // timed by this process's CPU time, not the wall clock: on a shared host, time spent descheduled is not ours.
   const timeNs = (e: Effect.Effect<void, unknown>) => {
-    const t0 = process.hrtime.bigint()
+    const t0 = process.cpuUsage()
     Effect.runSync(e)
-    return Number(process.hrtime.bigint() - t0) / N
+    const t = process.cpuUsage(t0)
+    return (t.user + t.system) * 1000 / N
   }
   for (let i = 0; i < 5; i++) { timeNs(rawLoop); timeNs(serviceLoop); timeNs(unlockedLoop); timeNs(useLoop); timeNs(tracedLoop) }
   const raws: Array<number> = [], services: Array<number> = [], diffs: Array<number> = []

@@ -3,6 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer } from "effect"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import * as Ane from "../../src/services/Ane.js"
+import { type BackendRequest, stubModel } from "../../src/services/Backend.js"
 import * as Chain from "../../src/services/Chain.js"
 import { ModelTypeId } from "../../src/services/internal/model.js"
 import type { Model } from "../../src/services/Model.js"
@@ -330,6 +331,27 @@ describe("run rejects bad input before touching the request", () => {
       expect(yield* Effect.flip(model.run([filled(1)]))).toMatchObject({ _tag: "ClosedError", op: "Model.run" })
       const inside = yield* Effect.flip(model.use((m) => m.eval))
       expect(inside).toMatchObject({ _tag: "ClosedError", op: "Model.eval" })
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.scoped("run copies under the backend's surface lock when it has one", () => {
+    const log: Array<string> = []
+    const layer = Ane.layerNoop({
+      compile: (o) =>
+        Effect.sync(() => {
+          const m = stubModel(o)
+          const access: BackendRequest["access"] = (side, index, mode, f) => {
+            log.push(`${side} ${index} ${mode}`)
+            return f((side === "input" ? m.request.inputs : m.request.outputs)[index]!)
+          }
+          return { ...m, request: { ...m.request, access } }
+        })
+    })
+    return Effect.gen(function*() {
+      const model = yield* (yield* Ane.Ane).compile(program)
+      const [y] = yield* model.run([new Float32Array(32)], { mode: "sync" })
+      expect(y!.length).toBe(32)
+      expect(log).toEqual(["input 0 write", "output 0 read"])
     }).pipe(Effect.provide(layer))
   })
 })

@@ -2,7 +2,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
-import { EvalError } from "../../src/schema/errors.js"
+import {
+  ClosedError,
+  CompileBudgetExhaustedError,
+  type CompileFailure,
+  EvalError,
+  InvalidArgumentError,
+  SharedEventRequiresPackageError
+} from "../../src/schema/errors.js"
 import * as Ane from "../../src/services/Ane.js"
 import type { Model } from "../../src/services/Model.js"
 import * as RequestPool from "../../src/services/RequestPool.js"
@@ -129,5 +136,23 @@ describe("Ane.layerStub", () => {
       expect(thrown).toMatchObject({ _tag: "EvalError", hint: "the stub's eval function threw" })
       const failed = yield* run(() => Effect.fail(new EvalError({ op: "Model.eval", model: "m", code: 3 })))
       expect(failed).toMatchObject({ _tag: "EvalError", code: 3 })
+    }))
+
+  it.scoped("fails a compile with the error a models entry holds (the constructors the docs list)", () =>
+    Effect.gen(function*() {
+      const failures: ReadonlyArray<CompileFailure> = [
+        new CompileBudgetExhaustedError({ op: "Ane.compile", used: 119, limit: 119 }),
+        new InvalidArgumentError({ op: "Ane.compile", argument: "path", expected: "a package", actual: "a file" })
+      ]
+      for (const failure of failures) {
+        const error = yield* Effect.flip(compile(pkg("m.mlmodelc")).pipe(
+          Effect.provide(Ane.layerStub({ models: (o) => o._tag === "package" ? failure : undefined }))
+        ))
+        expect(error._tag).toBe(failure._tag)
+        expect(error.message).toBe(failure.message)
+      }
+      expect(new ClosedError({ op: "Model.eval", resource: "model stub:m" }).message).toContain("Model.eval")
+      expect(new SharedEventRequiresPackageError({ op: "Model.evalWithSignalEvent", model: "m" })._tag)
+        .toBe("SharedEventRequiresPackageError")
     }))
 })

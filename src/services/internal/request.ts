@@ -72,11 +72,17 @@ export const runBody = (
       const p = checkF32(op, "input", inputs, i, given[i], `inputs[${i}]`)
       if (p) return Effect.fail(p)
     }
-    for (let i = 0; i < inputs.length; i++) writeF32(given[i]!, request.inputs[i]!, inputs[i]!)
+    // Copies run under the backend's CPU lock of each surface when it has one (IOSurfaceLock on hardware).
+    const access = request.access
+    for (let i = 0; i < inputs.length; i++) {
+      if (access === undefined) writeF32(given[i]!, request.inputs[i]!, inputs[i]!)
+      else access("input", i, "write", (view) => writeF32(given[i]!, view, inputs[i]!))
+    }
     return Effect.map(mode === "async" ? evals.evalAsync : evals.eval, () =>
       outputs.map((l, i) => {
         const dst = new Float32Array(l.logicalElements)
-        readF32(request.outputs[i]!, l, dst)
+        if (access === undefined) readF32(request.outputs[i]!, l, dst)
+        else access("output", i, "read", (view) => readF32(view, l, dst))
         return dst
       }))
   })

@@ -7,11 +7,12 @@ import { existsSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Chunk, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { platformProblem } from "../../src/native/NativeBackend.js"
 import { folderUserCount } from "../../src/native/state.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import * as Ane from "../../src/services/Ane.js"
+import * as RequestPool from "../../src/services/RequestPool.js"
 import { Backend } from "../../src/services/Backend.js"
 import { doubleText, pattern } from "../services/programs.js"
 import { type AttributeTensor, checkAfterEach, expectClean, fakeLayer, loadFake, readOutput, writeInput } from "./fake.js"
@@ -212,6 +213,27 @@ describe("the Ane service over the hardware backend", () => {
         expect(Array.from(yield* model.readOutputF32(0))).toEqual(Array.from(pattern(128, 5)))
       }))
       // An unlocked write would show as changed content at the evaluation that followed it.
+      expect(fake.surfaceMisuse("unlocked")).toBe(0)
+    }).pipe(Effect.provide(Ane.layerBackend().pipe(Layer.provideMerge(fakeLayer(fake))))))
+
+  it.scopedLive("a pipelined stream and a standalone surface copy under the surface lock too", () =>
+    Effect.gen(function*() {
+      yield* copyEngine
+      const ane = yield* Ane.Ane
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* ane.compile(options)
+        const out = yield* Stream.range(0, 11).pipe(
+          Stream.map((i) => [pattern(128, i)] as ReadonlyArray<Float32Array>),
+          RequestPool.evalStream(model, { depth: 4 }),
+          Stream.runCollect
+        )
+        Chunk.toReadonlyArray(out).forEach((o, i) => expect(Array.from(o[0]!)).toEqual(Array.from(pattern(128, i))))
+        const surface = yield* ane.createSurface(256)
+        yield* surface.write(new Uint8Array([1, 2, 3]), 10)
+        expect(Array.from(yield* surface.read(10, 3))).toEqual([1, 2, 3])
+        // The raw bytes are the same memory; a write there without the lock is what the fake would catch.
+        expect(fake.surfaceMisuse("unlocked")).toBe(0)
+      }))
       expect(fake.surfaceMisuse("unlocked")).toBe(0)
     }).pipe(Effect.provide(Ane.layerBackend().pipe(Layer.provideMerge(fakeLayer(fake))))))
 })

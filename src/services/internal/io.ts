@@ -131,6 +131,14 @@ const checkChannelData = (
   return checkChannels(op, l, channelStart, data.length / plane)
 }
 
+/** Runs `f` over input `index` of `request` under the backend's write lock, when it has one. @internal */
+export const withInput = <A>(request: BackendRequest, index: number, f: (bytes: Uint8Array) => A): A =>
+  request.access === undefined ? f(request.inputs[index]!) : request.access("input", index, "write", f)
+
+/** Runs `f` over output `index` of `request` under the backend's read-only lock, when it has one. @internal */
+export const withOutput = <A>(request: BackendRequest, index: number, f: (bytes: Uint8Array) => A): A =>
+  request.access === undefined ? f(request.outputs[index]!) : request.access("output", index, "read", f)
+
 /** Builds the checked I/O of one request. `life` closes with the owner. @internal */
 export const makeTensorIO = (
   resource: string,
@@ -143,11 +151,8 @@ export const makeTensorIO = (
   const inViews = request.inputs
   const outViews = request.outputs
   // Every copy runs under the backend's CPU lock of that surface when it has one (IOSurfaceLock on hardware).
-  const access = request.access
-  const into = <A>(index: number, f: (bytes: Uint8Array) => A): A =>
-    access === undefined ? f(inViews[index]!) : access("input", index, "write", f)
-  const from = <A>(index: number, f: (bytes: Uint8Array) => A): A =>
-    access === undefined ? f(outViews[index]!) : access("output", index, "read", f)
+  const into = <A>(index: number, f: (bytes: Uint8Array) => A): A => withInput(request, index, f)
+  const from = <A>(index: number, f: (bytes: Uint8Array) => A): A => withOutput(request, index, f)
   const guard = <A>(op: string, problem: () => InvalidArgumentError | undefined, run: () => A) =>
     Effect.suspend((): Effect.Effect<A, IoError> => {
       if (isClosed(life)) return closed(op, resource)

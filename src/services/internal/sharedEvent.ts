@@ -87,7 +87,9 @@ export const makeSurface = (
           if (!(data instanceof Uint8Array)) return Effect.fail(invalid("Surface.write", "data", "a Uint8Array", describe(data)))
           const p = range("Surface.write", offset, data.length)
           if (p) return Effect.fail(p)
-          s.bytes.set(data, offset)
+          // Under the backend's surface lock where it has one (IOSurfaceLock on hardware).
+          if (s.access === undefined) s.bytes.set(data, offset)
+          else s.access("write", (bytes) => bytes.set(data, offset))
           return Effect.void
         }),
       read: (offset = 0, length) =>
@@ -95,7 +97,8 @@ export const makeSurface = (
           if (life.closed) return closed("Surface.read", resource)
           const len = length ?? (typeof offset === "number" ? size - offset : 0)
           const p = range("Surface.read", offset, len)
-          return p ? Effect.fail(p) : Effect.succeed(s.bytes.slice(offset, offset + len))
+          if (p) return Effect.fail(p)
+          return Effect.succeed(s.access === undefined ? s.bytes.slice(offset, offset + len) : s.access("read", (bytes) => bytes.slice(offset, offset + len)))
         })
     }
     return surface

@@ -11,7 +11,7 @@ import type { Model } from "../Model.js"
 import type { EvalStreamError, EvalStreamOptions } from "../RequestPool.js"
 import { readF32, writeF32 } from "./codec.js"
 import { describe, invalid, isClosed, lifetime } from "./errors.js"
-import { checkF32 } from "./io.js"
+import { checkF32, withInput, withOutput } from "./io.js"
 import { ModelTypeId } from "./model.js"
 import { checkDepth, mapSlots, type Slot } from "./pool.js"
 
@@ -149,7 +149,10 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
           return Effect.fail(Option.some(p))
         }
         const slot = free.pop()!
-        for (let k = 0; k < ins.length; k++) writeF32(elem[k]!, slot.request.inputs[k]!, ins[k]!)
+        for (let k = 0; k < ins.length; k++) {
+          if (slot.request.access === undefined) writeF32(elem[k]!, slot.request.inputs[k]!, ins[k]!)
+          else withInput(slot.request, k, (view) => writeF32(elem[k]!, view, ins[k]!))
+        }
         started.push(slot)
       }
       return Effect.forEach(started, (slot) =>
@@ -222,7 +225,11 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
         // Effects built once per lane and reused for every element: no per-element effect or closure allocation.
         const submit = Effect.suspend(() => {
           const elem = r.elements[r.start + i]!
-          for (let k = 0; k < ins.length; k++) writeF32(elem[k]!, request.inputs[k]!, ins[k]!)
+          for (let k = 0; k < ins.length; k++) {
+            // Under the surface lock where the backend has one (a closure only then).
+            if (request.access === undefined) writeF32(elem[k]!, request.inputs[k]!, ins[k]!)
+            else withInput(request, k, (view) => writeF32(elem[k]!, view, ins[k]!))
+          }
           t0 = performance.now()
           return request.evalAsync
         })
@@ -235,7 +242,8 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
           const result: Array<Float32Array> = new Array(outs.length)
           for (let k = 0; k < outs.length; k++) {
             const dst = outputView(r, k, i)
-            readF32(request.outputs[k]!, outs[k]!, dst)
+            if (request.access === undefined) readF32(request.outputs[k]!, outs[k]!, dst)
+            else withOutput(request, k, (view) => readF32(view, outs[k]!, dst))
             result[k] = dst
           }
           r.results[i] = result
@@ -348,7 +356,7 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
           const result: Array<Float32Array> = new Array(outs.length)
           for (let k = 0; k < outs.length; k++) {
             const dst = new Float32Array(outs[k]!.logicalElements)
-            readF32(head.slot.request.outputs[k]!, outs[k]!, dst)
+            withOutput(head.slot.request, k, (view) => readF32(view, outs[k]!, dst))
             result[k] = dst
           }
           free.push(head.slot)

@@ -1,5 +1,6 @@
 /** Ane.layerStub: declared shapes and names, evaluation by a function, typed failures for bad stubs, handle counts. */
 import { describe, expect, it } from "@effect/vitest"
+import { readFileSync } from "node:fs"
 import { Effect, Stream } from "effect"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import {
@@ -155,4 +156,13 @@ describe("Ane.layerStub", () => {
       expect(new SharedEventRequiresPackageError({ op: "Model.evalWithSignalEvent", model: "m" })._tag)
         .toBe("SharedEventRequiresPackageError")
     }))
+
+  it("the \"Testing your app\" example in docs/services.md is the code of testing-your-app.test.ts", () => {
+    const read = (path: string) => readFileSync(new URL(path, import.meta.url), "utf8")
+    const file = read("./testing-your-app.test.ts")
+    const code = file.slice(file.indexOf("import { describe")).replace("\"../../src/index.js\"", "\"effect-ane\"").trimEnd()
+    const docs = read("../../docs/services.md")
+    const start = docs.indexOf("```ts\n", docs.indexOf("A complete test file")) + "```ts\n".length
+    expect(docs.slice(start, docs.indexOf("```", start)).trimEnd()).toBe(code)
+  })
 })

@@ -116,11 +116,37 @@ export class VirtualClientUnavailableError extends Schema.TaggedError<VirtualCli
 /** Shared-event evaluation was asked of an in-memory MIL model on a backend that only supports packages. */
 export class SharedEventRequiresPackageError extends Schema.TaggedError<SharedEventRequiresPackageError>()(
   "SharedEventRequiresPackageError",
-  { ...native, model: Schema.String }
+  {
+    ...native,
+    model: Schema.String,
+    /** What needs the package when it is not shared-event evaluation ("pipelined I/O", "chaining"). */
+    feature: Schema.optional(Schema.String)
+  }
 ) {
   override get message() {
-    return `shared events require a package (.mlmodelc) model; ${this.model} was compiled from in-memory MIL. ` +
-      `Compile it with CompileOptions.package`
+    return `${this.feature ?? "shared events"} require${this.feature === undefined ? "" : "s"} a package (.mlmodelc) ` +
+      `model; ${this.model} was compiled from in-memory MIL. Compile it with CompileOptions.package`
+  }
+}
+
+/** The machine has no Metal device (not macOS, no GPU, or Metal.framework would not load). */
+export class NoMetalError extends Schema.TaggedError<NoMetalError>()("NoMetalError", {
+  ...native,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `no Metal device available: ${this.reason}` + (this.hint ? `. ${this.hint}` : "")
+  }
+}
+
+/** A GPU-side operation failed: a shared-event twin, a buffer, a kernel's compile or a dispatch. */
+export class MetalError extends Schema.TaggedError<MetalError>()("MetalError", {
+  ...native,
+  /** The object or kernel concerned, when there is one. */
+  resource: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    return `${this.op} failed` + (this.resource ? ` for ${this.resource}` : "") + nativeSuffix(this)
   }
 }
 
@@ -182,6 +208,8 @@ export type AneError =
   | InvalidArgumentError
   | ClosedError
   | ImportError
+  | NoMetalError
+  | MetalError
 
 /** Failures of a compile call (MIL or package). */
 export type CompileFailure =
@@ -195,7 +223,7 @@ export type CompileFailure =
 const tags: ReadonlySet<string> = new Set([
   "NoAneError", "CompileError", "CompileBudgetExhaustedError", "ModelLoadError", "MapError", "EvalError",
   "UnsupportedLayoutError", "UnsupportedSelectorError", "VirtualClientUnavailableError",
-  "SharedEventRequiresPackageError", "InvalidArgumentError", "ClosedError", "ImportError"
+  "SharedEventRequiresPackageError", "InvalidArgumentError", "ClosedError", "ImportError", "NoMetalError", "MetalError"
 ])
 
 /** True for any error this library defines. */
@@ -207,5 +235,5 @@ export const isAneError = (u: unknown): u is AneError =>
 export const AneErrorSchema = Schema.Union(
   NoAneError, CompileError, CompileBudgetExhaustedError, ModelLoadError, MapError, EvalError, UnsupportedLayoutError,
   UnsupportedSelectorError, VirtualClientUnavailableError, SharedEventRequiresPackageError, InvalidArgumentError,
-  ClosedError, ImportError
+  ClosedError, ImportError, NoMetalError, MetalError
 )

@@ -4,12 +4,15 @@ import * as NativeBackend from "../native/NativeBackend.js"
 import type { CompileOptions } from "../schema/CompileOptions.js"
 import type { CompileStats } from "../schema/CompileStats.js"
 import type { DeviceInfo } from "../schema/DeviceInfo.js"
-import type { ClosedError, CompileFailure, EvalError, InvalidArgumentError, MapError, NoAneError } from "../schema/errors.js"
+import type {
+  ClosedError, CompileFailure, EvalError, InvalidArgumentError, MapError, NoAneError, NoMetalError
+} from "../schema/errors.js"
 import type { ClientInfo, ClientSnapshot } from "../schema/Telemetry.js"
 import * as SimBackend from "../sim/SimBackend.js"
 import { Backend, layerNoop as backendNoop } from "./Backend.js"
 import * as internal from "./internal/ane.js"
 import * as stub from "./internal/stub.js"
+import type { MetalDevice } from "./Metal.js"
 import type { Model } from "./Model.js"
 import type { SharedEvent } from "./SharedEvent.js"
 import type { Surface } from "./Surface.js"
@@ -45,6 +48,8 @@ export interface AneService {
    * scope closes. Unverified on hardware; on the simulator it evaluates as `eval` does.
    */
   readonly beginRealTimeTask: Effect.Effect<RealTimeTask, EvalError, Scope.Scope>
+  /** Opens the backend's GPU device (see `Metal.open`); NoMetalError where there is none. */
+  readonly openMetal: Effect.Effect<MetalDevice, NoMetalError, Scope.Scope>
 }
 
 /** An active real-time task (see {@link AneService.beginRealTimeTask}). */

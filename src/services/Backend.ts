@@ -12,7 +12,9 @@ import {
   EvalError,
   InvalidArgumentError,
   type MapError,
+  type MetalError,
   NoAneError,
+  type NoMetalError,
   type SharedEventRequiresPackageError
 } from "../schema/errors.js"
 import type { SharedEventEvalOptions } from "../schema/SharedEventEvalOptions.js"
@@ -98,6 +100,96 @@ export interface BackendModel {
   }) => Effect.Effect<BackendRequest, MapError | ClosedError, Scope.Scope>
   /** Queue and program state as far as the backend reports it (§13.2 ProbeDiagnostics). */
   readonly probeDiagnostics: Effect.Effect<ModelDiagnostics, ClosedError>
+  /** Pipelined I/O of a package model (§10.3); absent where the backend has none. */
+  readonly pipelinedIO?: BackendPipelinedIO
+  /** Prepares firmware chaining of a package model (§10.4); absent where the backend has none. */
+  readonly prepareChain?: (links: ReadonlyArray<BackendChainLink>) => Effect.Effect<void, EvalError | ClosedError>
+}
+
+/** Pipelined I/O of one package model (spec/native-protocol.md §10.3); arguments arrive checked. */
+export interface BackendPipelinedIO {
+  /** `_ANEInputBuffersReady` for `procedure`, then `buffersReadyWithModel:…`. */
+  readonly notifyInputsReady: (procedure: number) => Effect.Effect<void, EvalError | ClosedError>
+  /** `_ANEOutputSetEnqueue` for `procedure`/`setIndex`/`signalValue`, then `enqueueSetsWithModel:…`. */
+  readonly enqueueOutputSet: (
+    procedure: number,
+    setIndex: number,
+    signalValue: bigint,
+    openLoop: boolean
+  ) => Effect.Effect<void, EvalError | ClosedError>
+}
+
+/** One link of a chaining request (§10.4); indices arrive checked against the model's bindings. */
+export interface BackendChainLink {
+  readonly procedureIndex: number
+  readonly loopbackInputIndex: number
+  readonly loopbackOutputIndex: number
+  /** Firmware enqueue delay (u64). */
+  readonly enqueueDelay: bigint
+}
+
+/** What a GPU kernel is to a backend: Metal Shading Language for hardware, a TypeScript stand-in for the simulator. */
+export interface BackendKernel {
+  /** The kernel function's name in `msl`, and the kernel's name in errors. */
+  readonly name: string
+  readonly msl?: string
+  readonly simulate?: (args: KernelArgs) => void
+}
+
+/** What a simulated kernel receives: its buffers' bytes in binding order, the grid, and the parameter bytes. */
+export interface KernelArgs {
+  readonly buffers: ReadonlyArray<Uint8Array>
+  readonly grid: readonly [number, number, number]
+  readonly params: Uint8Array | undefined
+}
+
+/** The GPU twin of a shared event (an `MTLSharedEvent` made from the same Mach port on hardware). */
+export interface BackendMetalEvent {
+  readonly port: number
+  /** The `MTLSharedEvent` id on hardware; 0n elsewhere. */
+  readonly handle: bigint
+}
+
+/** A GPU buffer over surface memory (a no-copy `MTLBuffer` on hardware). */
+export interface BackendMetalBuffer {
+  /** The same memory as the surface view it was made over. */
+  readonly bytes: Uint8Array
+  /** The `MTLBuffer` id on hardware; 0n elsewhere. */
+  readonly handle: bigint
+}
+
+/** A compiled kernel (an `MTLComputePipelineState` on hardware). */
+export interface BackendComputePipeline {
+  readonly name: string
+  readonly maxThreadsPerThreadgroup: number
+  /** The `MTLComputePipelineState` id on hardware; 0n elsewhere. */
+  readonly handle: bigint
+}
+
+/** One compute dispatch: its own command buffer, optionally waiting on and signalling shared events. */
+export interface BackendDispatch {
+  readonly pipeline: BackendComputePipeline
+  readonly buffers: ReadonlyArray<BackendMetalBuffer>
+  readonly params?: Uint8Array
+  readonly grid: readonly [number, number, number]
+  readonly threadsPerThreadgroup: readonly [number, number, number]
+  readonly wait?: { readonly event: BackendMetalEvent; readonly value: bigint }
+  readonly signal?: { readonly event: BackendMetalEvent; readonly value: bigint }
+}
+
+/** The GPU as a backend sees it (the system default `MTLDevice` on hardware); arguments arrive checked. */
+export interface BackendMetal {
+  readonly name: string
+  /** The `MTLDevice` id on hardware; 0n elsewhere. */
+  readonly handle: bigint
+  /** The GPU twin of `event`, on the same port; released with the scope. */
+  readonly sharedEvent: (event: BackendSharedEvent) => Effect.Effect<BackendMetalEvent, MetalError, Scope.Scope>
+  /** A no-copy buffer over `bytes`, a surface view of this backend; released with the scope. */
+  readonly buffer: (bytes: Uint8Array) => Effect.Effect<BackendMetalBuffer, MetalError, Scope.Scope>
+  /** Compiles `kernel`; MetalError when this backend cannot run its form (MSL on the simulator, say). */
+  readonly compile: (kernel: BackendKernel) => Effect.Effect<BackendComputePipeline, MetalError, Scope.Scope>
+  /** Encodes and commits one dispatch, completing when the GPU has; interrupting it abandons the wait. */
+  readonly dispatch: (dispatch: BackendDispatch) => Effect.Effect<void, MetalError>
 }
 
 /**
@@ -135,6 +227,8 @@ export class Backend extends Context.Tag("effect-ane/Backend")<Backend, {
   readonly clientInfo: Effect.Effect<ClientInfo, NoAneError>
   /** Begins a real-time task (`beginRealTimeTask`); it ends (`endRealTimeTask`) when `Scope` closes. */
   readonly beginRealTimeTask: Effect.Effect<BackendRealTimeTask, EvalError, Scope.Scope>
+  /** Opens the GPU device, counted among `liveHandles` until `Scope` closes; absent: no Metal on this backend. */
+  readonly openMetal?: Effect.Effect<BackendMetal, NoMetalError, Scope.Scope>
 }>() {}
 
 /** The DeviceInfo a stub reports unless told otherwise. */
@@ -184,8 +278,20 @@ export const stubModel = (options: CompileOptions): BackendModel => {
         surfaces.inputs.map((x) => x.bytes.subarray(0, stubLayout.allocSize)),
         surfaces.outputs.map((x) => x.bytes.subarray(0, stubLayout.allocSize))
       )),
-    probeDiagnostics: Effect.succeed(ModelDiagnostics.make({}))
+    probeDiagnostics: Effect.succeed(ModelDiagnostics.make({})),
+    pipelinedIO: { notifyInputsReady: () => Effect.void, enqueueOutputSet: () => Effect.void },
+    prepareChain: () => Effect.void
   }
+}
+
+/** A GPU that does nothing and succeeds: kernels compile and dispatch without running. */
+export const stubMetal: BackendMetal = {
+  name: "stub",
+  handle: 0n,
+  sharedEvent: (event) => Effect.succeed({ port: event.port, handle: 0n }),
+  buffer: (bytes) => Effect.succeed({ bytes, handle: 0n }),
+  compile: (kernel) => Effect.succeed({ name: kernel.name, maxThreadsPerThreadgroup: 1024, handle: 0n }),
+  dispatch: () => Effect.void
 }
 
 /** A Backend that does nothing and succeeds; pass the members a test needs to control. */
@@ -206,5 +312,6 @@ export const layerNoop = (partial: Partial<Backend["Type"]> = {}): Layer.Layer<B
     liveHandles: Effect.succeed(0),
     clientInfo: Effect.succeed(ClientInfo.make({})),
     beginRealTimeTask: Effect.succeed({ eval: (model: BackendModel) => model.request.eval }),
+    openMetal: Effect.succeed(stubMetal),
     ...partial
   })

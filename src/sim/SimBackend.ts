@@ -35,6 +35,8 @@ import {
   allocSurface, allocSurfaceBytes, bindingOrder, type Chip, layoutFor, packSurface, type SurfaceViews, unpackSurface
 } from "./layout.js"
 import { chipProfiles, EngineClock, executionNs, type LatencyOptions, withDeadline } from "./latency.js"
+import { openSimMetal, type SimGpuOptions } from "./metal.js"
+import { simPipelining } from "./pipelinedIO.js"
 import { retainGemmWorkers } from "./kernels/gemm-workers.js"
 
 /** A native failure to inject: the `nth` (1-based) call of `stage` fails with `code`/`domain`. */
@@ -62,6 +64,8 @@ export interface SimulatorOptions {
   readonly latency?: LatencyOptions | "off"
   /** Native failures to inject. */
   readonly faults?: ReadonlyArray<SimulatedFault>
+  /** The simulated GPU behind `Metal.open` (src/sim/metal.ts). */
+  readonly gpu?: SimGpuOptions
   /**
    * Largest tensor or surface, in bytes, a compile may allocate (a positive integer; default 2 GiB). A program whose
    * tensor (4 bytes per element in the simulator) or I/O surface is larger fails to compile, typed, before anything
@@ -466,6 +470,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           request,
           mapRequest: mapOne(),
           mapRequestOver: mapOver,
+          ...simPipelining(id, state, inputs.length, outputs.length),
           probeDiagnostics: Effect.suspend(() =>
             state.closed
               ? Effect.fail(closedError("Model.probeDiagnostics"))
@@ -482,6 +487,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
 
     const backend: Backend["Type"] = {
       kind: "simulator",
+      openMetal: openSimMetal(options.gpu ?? {}, { add: (n) => { live += n } }),
       probe: Effect.succeed(info),
       compile: (o) =>
         Effect.gen(function*() {

@@ -13,6 +13,7 @@ import { type Model, TraceEvals } from "../Model.js"
 import { closed, describe, invalid, isClosed, lifetime } from "./errors.js"
 import { locked } from "./lock.js"
 import { makeModel, meterFor, ModelTypeId } from "./model.js"
+import { open as openMetal } from "./metal.js"
 import { makeSharedEvent, makeSurface } from "./sharedEvent.js"
 
 /** @internal */
@@ -52,6 +53,7 @@ export const make = (aneOptions: AneOptions = {}) => Effect.gen(function*() {
     createSurface: (bytes) => makeSurface(backend, bytes).pipe(Effect.withSpan("Ane.createSurface")),
     createSharedEvent: makeSharedEvent(backend).pipe(Effect.withSpan("Ane.createSharedEvent")),
     liveHandles: backend.liveHandles,
+    openMetal: openMetal(backend).pipe(Effect.withSpan("Ane.openMetal")),
     clientInfo: backend.clientInfo.pipe(Effect.withSpan("Ane.clientInfo")),
     beginRealTimeTask: Effect.map(backend.beginRealTimeTask, (task): RealTimeTask => ({
       eval: (model) =>

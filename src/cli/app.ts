@@ -88,7 +88,8 @@ export const runCli = (
   Effect.gen(function*() {
     const base = yield* Effect.console
     const color = options.color ?? defaultColor()
-    const help = argv.slice(2).some((a) => a === "--help" || a === "-h")
+    // Help is printed for --help, and for a bare `ane`.
+    const help = argv.length <= 2 || argv.slice(2).some((a) => a === "--help" || a === "-h")
     const fix = (stream: "out" | "err") => (a: unknown) => {
       if (typeof a !== "string") return a
       const plain = color ? a : stripAnsi(a)

@@ -148,7 +148,7 @@ describe("ane run inputs", () => {
 
 describe("help and progress", () => {
   it("help without colour has no ANSI escapes, fits 100 columns, shows defaults and the exit statuses", async () => {
-    for (const args of [["--help"], ["run", "--help"], ["bench", "--help"], ["check", "--help"]]) {
+    for (const args of [[], ["--help"], ["run", "--help"], ["bench", "--help"], ["check", "--help"]]) {
       const r = await inProcess(args, { color: false })
       expect(r.code).toBe(ExitCode.ok)
       expect(r.stdout).not.toContain("\u001b[")

@@ -4,7 +4,7 @@
  * and streamed evaluation with the simulator's, round-trips a shared event, and checks that every handle is released.
  * Where there is no engine it says so and runs the same steps on the simulator.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { release, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { Command, Options } from "@effect/cli"
@@ -62,7 +62,14 @@ export interface DoctorReport {
   /** The backend the steps ran on ("none" when no client could be built). */
   readonly backend: string
   readonly engine: EngineStatus
-  readonly platform: { readonly os: string; readonly release: string; readonly arch: string; readonly node: string }
+  /** The machine, Node, and this library's version. */
+  readonly platform: {
+    readonly os: string
+    readonly release: string
+    readonly arch: string
+    readonly node: string
+    readonly effectAne: string
+  }
   /** The probe's DeviceInfo and ClientInfo, JSON-ready (u64 fields as decimal strings). */
   readonly device?: Readonly<Record<string, unknown>>
   readonly client?: Readonly<Record<string, unknown>>
@@ -98,6 +105,16 @@ let program: Generated | undefined
  */
 export const doctorProgram = (): Generated =>
   (program ??= Generators.linear({ inDim: 64, outDim: 64, seq: 512, bias: Array.from({ length: 64 }, (_, i) => (i - 32) / 64) }))
+
+/** This library's version, from its package.json (two folders up from both src/cli and dist/cli). */
+const libraryVersion = (): string => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown }
+    return typeof pkg.version === "string" ? pkg.version : "unknown"
+  } catch {
+    return "unknown"
+  }
+}
 
 const milOptions = () => CompileOptions.mil({ text: doctorProgram().text, weights: doctorProgram().weights })
 
@@ -221,7 +238,7 @@ export const diagnose = (options: DoctorOptions): Effect.Effect<DoctorReport> =>
           return Option.none()
         })
       )
-    const platform = { os: process.platform, release: release(), arch: process.arch, node: process.version }
+    const platform = { os: process.platform, release: release(), arch: process.arch, node: process.version, effectAne: libraryVersion() }
 
     // The client: the target, or the fallback when the target has no engine.
     const built = yield* Effect.either(Layer.build(Layer.fresh(options.target)))
@@ -389,7 +406,7 @@ const STATUS = { pass: "PASS", fail: "FAIL", skip: "SKIP" } as const
 /** The report as text: the machine, the engine, then one line per step with each failure's native error below it. */
 export const formatReport = (report: DoctorReport): string => {
   const p = report.platform
-  const lines = [`ane doctor: ${p.os} ${p.release} ${p.arch}, node ${p.node}`]
+  const lines = [`ane doctor: effect-ane ${p.effectAne}, ${p.os} ${p.release} ${p.arch}, node ${p.node}`]
   if (report.engine.status === "absent") {
     lines.push(`no ANE hardware: ${report.engine.reason ?? "unknown reason"}` +
       (report.backend === "none" ? "" : `; the steps ran on the ${report.backend}`))

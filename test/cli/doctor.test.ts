@@ -2,6 +2,7 @@
  * `ane doctor`: every step passes on the simulator and on the hardware backend over the fake runtime; a failing
  * step reports its native error (domain, code, description) and makes the exit status non-zero.
  */
+import { readFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer } from "effect"
 import koffi from "koffi"
@@ -13,6 +14,8 @@ import * as Ane from "../../src/services/Ane.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { attributeOf, checkAfterEach, fakeLayer, loadFake } from "../native/fake.js"
 import { inProcess, spawned } from "./harness.js"
+
+const packageVersion = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version
 
 const fake = loadFake()
 checkAfterEach(fake)
@@ -65,6 +68,7 @@ describe("diagnose", () => {
       expect(stepOf(report, "cleanup").detail).toContain("compile count +2")
       expect(exitCodeOfReport(report)).toBe(ExitCode.ok)
       expect(JSON.parse(JSON.stringify(report))).toEqual(report)
+      expect(report.platform).toMatchObject({ os: process.platform, node: process.version, effectAne: packageVersion })
     }))
 
   it.scopedLive("says there is no engine and runs the same steps on the fallback", () =>

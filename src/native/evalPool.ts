@@ -201,6 +201,8 @@ export const makeEvalPool = (options: EvalPoolOptions): EvalPool => {
   const spawn = (): Thread => {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      // The source is CommonJS: the parent's flags (`--input-type=module`, loaders) must not change how it runs.
+      execArgv: [],
       workerData: { koffi: koffiPath(), paths: { ...options.paths } },
       resourceLimits: { stackSizeMb: WORKER_STACK_MB },
       stdout: false,

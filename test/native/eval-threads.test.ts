@@ -3,6 +3,7 @@
  * than 4 evaluations are inside the engine at once, Node's fs and crypto keep working meanwhile, a thread has stack
  * enough for the framework's deep paths, and interrupts leave nothing stuck. Tested over the fake runtime.
  */
+import { spawn } from "node:child_process"
 import { readFile } from "node:fs/promises"
 import { pbkdf2 } from "node:crypto"
 import { fileURLToPath } from "node:url"
@@ -162,4 +163,43 @@ describe("eval threads of the library's own", () => {
       expect(fake.live()).toBe(before)
       yield* expectClean(fake)
     }).pipe(Effect.provide(fakeLayer(fake))))
+
+  it.live("a pending evaluation keeps Node alive until it ends, with nothing else holding the event loop", () =>
+    Effect.gen(function*() {
+      const here = (path: string) => JSON.stringify(new URL(path, import.meta.url).pathname)
+      // The child compiles over the fake, starts one evalAsync of 300 ms and returns: only the eval thread's ref
+      // keeps the process up until the evaluation reports. It runs as an ES module (`--input-type=module`), which
+      // the eval threads' own CommonJS source must not inherit.
+      const script = [
+        `import { Effect, Layer } from "effect"`,
+        `import * as NativeBackend from ${here("../../src/native/NativeBackend.ts")}`,
+        `import { CompileOptions } from ${here("../../src/schema/CompileOptions.ts")}`,
+        `import { Backend } from ${here("../../src/services/Backend.ts")}`,
+        `import { loadFake } from ${here("../native-fake/controls.ts")}`,
+        `const fake = loadFake()`,
+        `const t = (name) => ({ Channels: 4, Width: 32, Height: 1, RowStride: 64, PlaneStride: 64, Type: "Float16", Name: name })`,
+        `fake.setAttributes({ inputs: [t("x")], outputs: [t("y")] })`,
+        `const program = Effect.gen(function*() {`,
+        `  const backend = yield* Backend`,
+        `  const model = yield* backend.compile(CompileOptions.mil({ text: ${JSON.stringify(doubleText(4, 32))} }))`,
+        `  fake.setEvalDelay(300000)`,
+        `  yield* model.request.evalAsync`,
+        `  console.log("evaluated")`,
+        `}).pipe(Effect.scoped, Effect.provide(NativeBackend.layerWith({ paths: fake.paths, loadRetryMs: 1 })))`,
+        `Effect.runPromise(program).catch((e) => console.log("failed", String(e)))`,
+        `process.on("exit", (c) => console.log("exit", c))`
+      ].join("\n")
+      const { code, stdout, stderr } = yield* Effect.promise(() =>
+        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: "pipe" })
+          let stdout = ""
+          let stderr = ""
+          child.stdout.on("data", (d) => (stdout += String(d)))
+          child.stderr.on("data", (d) => (stderr += String(d)))
+          child.on("close", (code) => resolve({ code, stdout, stderr }))
+        })
+      )
+      expect({ stderr, stdout }).toEqual({ stderr: "", stdout: "evaluated\nexit 0\n" })
+      expect(code).toBe(0)
+    }))
 })

@@ -239,7 +239,8 @@ export const unary = (op: UnaryOp, x: NumArray, out: NumArray, n: number = x.len
       const a = p.alpha ?? 0.2, b = p.beta ?? 0.5
       return map((v) => Math.min(Math.max(a * v + b, 0), 1))
     }
-    case "relu": return map((v) => (v > 0 ? v : 0))
+    // NaN passes through, as np.maximum(x, 0) keeps it (and clip, sigmoid and add do here).
+    case "relu": return map((v) => (v > 0 || v !== v ? v : 0))
     case "relu6": return map((v) => Math.min(Math.max(v, 0), 6))
     case "leaky_relu": { const a = p.alpha ?? 0.01; return map((v) => (v >= 0 ? v : a * v)) }
     case "elu": { const a = p.alpha ?? 1; return map((v) => (v > 0 ? v : a * (Math.exp(v) - 1))) }

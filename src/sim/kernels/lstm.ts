@@ -102,7 +102,7 @@ const act = (a: LstmActivation, v: number): number => {
     case "tanh": case "scaled_tanh": return Math.tanh(v)
     case "sigmoid": return 1 / (1 + Math.exp(-v))
     case "hard_sigmoid": return Math.min(Math.max(0.2 * v + 0.5, 0), 1)
-    case "relu": return v > 0 ? v : 0
+    case "relu": return v > 0 || v !== v ? v : 0
     case "linear": return v
   }
 }

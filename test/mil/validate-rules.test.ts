@@ -151,7 +151,7 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     id: "ANE022",
-    trigger: prog(X, `tensor<fp16, [64]> g = const()[name = string("g"), val = ${blob("tensor<fp16, [64]>")}];
+    trigger: prog(X, `tensor<fp32, [64]> g = const()[name = string("g"), val = ${blob("tensor<fp32, [64]>")}];
       fp32 e = const()[name = string("e"), val = fp32(0.001)];
       ${T} y = layer_norm(axes = tensor<int32, [1]>([1]), epsilon = e, gamma = g, x = x);`),
     clean: prog(X, `tensor<fp16, [64]> g = const()[name = string("g"), val = ${blob("tensor<fp16, [64]>")}];

@@ -112,6 +112,10 @@ const layerNorm: OpRule = {
       ctx.sameDtype(x, g)
       ctx.sameDtype(x, b)
       ctx.sameDtype(x, e)
+    } else {
+      // iOS17: gamma, beta and epsilon may use the other float dtype, but one dtype among them (errata row 11: U).
+      ctx.sameDtype(g, b)
+      ctx.sameDtype(g ?? b, e)
     }
     if (!x || x.type.shape === null) return x ? [x.type] : null
     const rank = x.type.shape.length

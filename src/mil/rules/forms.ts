@@ -124,23 +124,33 @@ export const formRules: ReadonlyArray<AneRule> = [
   },
   {
     id: "ANE022",
-    name: "layer-norm-epsilon-dtype",
+    name: "layer-norm-param-dtype",
     severity: "error",
     chips,
     source: "spec/ane-constraints.md §5 (maderix ANE_INTERNALS)",
-    summary: "layer_norm's epsilon must have the dtype of gamma and beta",
-    hint: "declare epsilon with the same dtype as gamma/beta (e.g. fp16)",
-    doc: "maderix: the compiler's type checker needs exact matches here.",
+    summary: "layer_norm's gamma, beta and epsilon must have x's dtype (not iOS17's mixed-precision form)",
+    hint: "declare gamma, beta and epsilon with x's dtype (e.g. all fp16)",
+    doc: "maderix: the compiler's type checker needs exact matches here. MIL typing (iOS17) lets gamma, beta and " +
+      "epsilon share another float dtype than x; a mismatch among the three is a type error (T005), not this rule.",
     check: (ctx) =>
       perOp(ctx, ({ op, fn }) => {
         if (op.op !== "layer_norm") return null
-        const e = arg(op, "epsilon")
-        const g = arg(op, "gamma") ?? arg(op, "beta")
-        const et = e ? ctx.tensorOf(e.value, fn) : null
-        const gt = g ? ctx.tensorOf(g.value, fn) : null
-        return e && et && gt && et.dtype !== gt.dtype
-          ? { pos: e.pos, message: `layer_norm epsilon is ${et.dtype}, ${g!.name} is ${gt.dtype}: expected equal dtypes` }
-          : null
+        const x = arg(op, "x")
+        const xt = x ? ctx.tensorOf(x.value, fn) : null
+        if (!xt) return null
+        const params = ["gamma", "beta", "epsilon"].flatMap((name) => {
+          const a = arg(op, name)
+          const t = a ? ctx.tensorOf(a.value, fn) : null
+          return a && t ? [{ a, name, dtype: t.dtype }] : []
+        })
+        // Parameters that disagree among themselves are the checker's type error, reported once, there.
+        const first = params[0]
+        if (first === undefined || params.some((p) => p.dtype !== first.dtype) || first.dtype === xt.dtype) return null
+        return {
+          pos: first.a.pos,
+          message: `layer_norm ${params.map((p) => p.name).join(", ")} ${params.length === 1 ? "is" : "are"} ` +
+            `${first.dtype}, x is ${xt.dtype}: expected x's dtype`
+        }
       })
   },
   {

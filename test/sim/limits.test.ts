@@ -113,6 +113,18 @@ const planOf = (text: string): Plan => {
   return r
 }
 
+describe("counts in the planner", () => {
+  it("split's num_splits must equal the outputs declared before it sizes anything", () => {
+    for (const n of ["-2", "0", "3", "65536"]) {
+      const text = program("tensor<fp16, [1, 4]> x",
+        `    tensor<fp16, [1, 2]> a, tensor<fp16, [1, 2]> b = split(x = x, num_splits = int32(${n}), axis = int32(1))[name = string("s")];`, "a")
+      const r = plan(parse(text).program!, { numerics: "ane", weight: () => undefined })
+      expect("run" in r).toBe(false)
+      expect((r as ReadonlyArray<{ message: string }>)[0]!.message).toContain(`num_splits ${n} for 2 declared output(s)`)
+    }
+  })
+})
+
 describe("intermediate buffers", () => {
   it("a 10 000-op chain holds a few buffers, not one per intermediate", () => {
     const p = planOf(chain(10_000, "[1, 64]"))

@@ -302,6 +302,10 @@ const split: OpImpl = (ctx) => {
   if (ctx.has("split_sizes")) sizes = ctx.ints("split_sizes")
   else {
     const k = ctx.num("num_splits")
+    // The count sizes an array: it must be one of the outputs' counts before anything is built from it.
+    if (!Number.isInteger(k) || k < 1 || k !== ctx.nOut) {
+      throw new OpError(`split: num_splits ${k} for ${ctx.nOut} declared output(s)`)
+    }
     if (D % k !== 0) throw new OpError(`split: dim ${D} does not divide into ${k} pieces`)
     sizes = new Array<number>(k).fill(D / k)
   }

@@ -25,7 +25,7 @@ export const command = Command.make("probe", { backend, json }, ({ backend, json
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => [k, typeof v === "bigint" ? v.toString() : v]))
     if (json) {
-      yield* Console.log(JSON.stringify({ ...info, compileLimit: ane.compileLimit, compileCount: used, client: reported }))
+      yield* Console.log(JSON.stringify({ ok: true, ...info, compileLimit: ane.compileLimit, compileCount: used, client: reported }))
       return
     }
     const rows: Array<[string, string]> = [

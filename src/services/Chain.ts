@@ -88,11 +88,17 @@ export const copyOutputToInput = (
     return lockedAll(locks, Effect.flatMap(src.surfaces, (s) =>
       Effect.map(dst.surfaces, (d) => {
         const e = from.elemSize
-        const out = s.outputs[srcOutput]!
-        const into = d.inputs[dstInput]!
-        for (let c = 0; c < channels; c++) {
-          const a = (srcChannel + c) * from.planeStride + srcOffset * e
-          into.set(out.subarray(a, a + width * e), (dstChannel + c) * to.planeStride + dstOffset * e)
+        const copy = (out: Uint8Array, into: Uint8Array) => {
+          for (let c = 0; c < channels; c++) {
+            const a = (srcChannel + c) * from.planeStride + srcOffset * e
+            into.set(out.subarray(a, a + width * e), (dstChannel + c) * to.planeStride + dstOffset * e)
+          }
         }
+        // Under the backend's surface locks where it has them: the source read-only, the destination for writing.
+        const read = <A>(f: (out: Uint8Array) => A): A =>
+          s.access === undefined ? f(s.outputs[srcOutput]!) : s.access("output", srcOutput, "read", f)
+        const write = <A>(f: (into: Uint8Array) => A): A =>
+          d.access === undefined ? f(d.inputs[dstInput]!) : d.access("input", dstInput, "write", f)
+        read((out) => write((into) => copy(out, into)))
       })))
   }).pipe(Effect.withSpan("Chain.copyOutputToInput"))

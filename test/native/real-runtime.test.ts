@@ -12,6 +12,7 @@ import { platformProblem } from "../../src/native/NativeBackend.js"
 import { folderUserCount } from "../../src/native/state.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import * as Ane from "../../src/services/Ane.js"
+import * as Chain from "../../src/services/Chain.js"
 import * as RequestPool from "../../src/services/RequestPool.js"
 import { Backend } from "../../src/services/Backend.js"
 import { doubleText, pattern } from "../services/programs.js"
@@ -233,6 +234,24 @@ describe("the Ane service over the hardware backend", () => {
         expect(Array.from(yield* surface.read(10, 3))).toEqual([1, 2, 3])
         // The raw bytes are the same memory; a write there without the lock is what the fake would catch.
         expect(fake.surfaceMisuse("unlocked")).toBe(0)
+      }))
+      expect(fake.surfaceMisuse("unlocked")).toBe(0)
+    }).pipe(Effect.provide(Ane.layerBackend().pipe(Layer.provideMerge(fakeLayer(fake))))))
+})
+
+describe("chaining over the hardware backend", () => {
+  it.scopedLive("Chain.copyOutputToInput copies under both surfaces' locks", () =>
+    Effect.gen(function*() {
+      yield* copyEngine
+      const ane = yield* Ane.Ane
+      yield* Effect.scoped(Effect.gen(function*() {
+        const a = yield* ane.compile(options)
+        const b = yield* ane.compile(options)
+        yield* a.writeInputF32(0, pattern(128, 4))
+        yield* a.eval
+        yield* Chain.copyOutputToInput(a, b, { srcOutput: 0, srcChannel: 0, dstInput: 0, dstChannel: 0, channels: 4 })
+        yield* b.eval
+        expect(Array.from(yield* b.readOutputF32(0))).toEqual(Array.from(pattern(128, 4)))
       }))
       expect(fake.surfaceMisuse("unlocked")).toBe(0)
     }).pipe(Effect.provide(Ane.layerBackend().pipe(Layer.provideMerge(fakeLayer(fake))))))

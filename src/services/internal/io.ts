@@ -9,10 +9,12 @@ import type { BackendRequest } from "../Backend.js"
 import { readF32, readFp16, writeF32, writeFp16 } from "./codec.js"
 import { checkIndex, closed, describe, invalid, isClosed, type Lifetime } from "./errors.js"
 
-/** Zero-copy views of a request's surfaces; valid only while the owner is open. */
+/** Zero-copy views of a request's surfaces; valid only while the owner is open (and, with `access`, under it). */
 export interface SurfaceViews {
   readonly inputs: ReadonlyArray<Uint8Array>
   readonly outputs: ReadonlyArray<Uint8Array>
+  /** The backend's locked access to these surfaces ({@link BackendRequest.access}); absent: no lock needed. */
+  readonly access?: BackendRequest["access"]
 }
 
 type IoError = InvalidArgumentError | ClosedError
@@ -294,7 +296,11 @@ export const makeTensorIO = (
         }
       ),
     surfaces: Effect.suspend(() =>
-      isClosed(life) ? closed(OP.surfaces, resource) : Effect.succeed({ inputs: inViews, outputs: outViews })
+      isClosed(life)
+        ? closed(OP.surfaces, resource)
+        : Effect.succeed(request.access === undefined
+          ? { inputs: inViews, outputs: outViews }
+          : { inputs: inViews, outputs: outViews, access: request.access })
     )
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Worker threads for large GEMMs: each instantiates the GEMM modules over the same shared kernel memory and runs a
- * range of C's rows, woken through a shared control block (Atomics), so a product is split without copying.
+ * Worker threads for large GEMMs: each instantiates the GEMM modules over the same shared kernel memory, and every
+ * thread of a product (the caller included) claims chunks of C's rows from a shared counter until none are left, so
+ * a product is split without copying and a thread the OS does not run right now simply takes fewer chunks.
  * Workers start on the first product large enough to pay for them, never keep the process alive (unref'd), and
  * stop when the last simulator holding them lets go ({@link retainGemmWorkers}).
  */
@@ -24,48 +25,51 @@ export interface GemmJob {
 /** Multiply-adds below which a product stays on the calling thread: waking a worker costs tens of microseconds. */
 export const SPLIT_MIN_WORK = 1 << 21
 
-// Control block: SLOT int32 per worker.
-const SLOT = 16
-const SEQ = 0, READY = 1, DONE = 2, CMD = 3, ARGS = 4, FUSED = 14, ERR = 15
+// Control block (int32): the job's sequence number, rows done, stop flag, error flag, its arguments, then one
+// ready flag per worker. The claim word (int64, its own buffer) holds the sequence number of the job its rows
+// belong to (high half) and the next unclaimed row (low half), so a worker that wakes late for a finished job can
+// never take rows of the next one with arguments it read before.
+const SEQ = 0, DONE = 1, STOP = 2, ERR = 3, ARGS = 4, READY = 16
 const MAX_WORKERS = 63
 
 // The worker's whole program: plain JavaScript, so it runs the same from source, from dist and under test runners.
 const workerSource = `
 const { workerData } = require("node:worker_threads")
-const { driver, tiles, fmaTiles, memory, control, slot, tile } = workerData
+const { driver, tiles, fmaTiles, memory, control, claim: claimBuffer, slot, tile } = workerData
 const env = { memory }
 const make = (t) => new WebAssembly.Instance(driver, { env, kern: new WebAssembly.Instance(t, { env }).exports }).exports
 const plain = make(tiles)
 const fused = fmaTiles ? make(fmaTiles) : plain
 const ctl = new Int32Array(control)
-const base = slot * ${SLOT}
+const claim = new BigInt64Array(claimBuffer)
 let seen = 0
-Atomics.store(ctl, base + ${READY}, 1)
+Atomics.store(ctl, ${READY} + slot, 1)
 for (;;) {
-  Atomics.wait(ctl, base + ${SEQ}, seen)
-  const seq = Atomics.load(ctl, base + ${SEQ})
+  Atomics.wait(ctl, ${SEQ}, seen)
+  const seq = Atomics.load(ctl, ${SEQ})
   if (seq === seen) continue
   seen = seq
-  if (ctl[base + ${CMD}] === 1) break
-  const a = base + ${ARGS}
-  let err = 0
-  try {
-    (ctl[base + ${FUSED}] === 1 ? fused : plain).gemm_packed(
-      ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8],
-      ctl[a + 9], tile)
-  } catch (e) {
-    err = 1
+  if (Atomics.load(ctl, ${STOP}) === 1) break
+  const a = ${ARGS}
+  const M = ctl[a], N = ctl[a + 1], K = ctl[a + 2], A = ctl[a + 3], lda = ctl[a + 4], bp = ctl[a + 5]
+  const C = ctl[a + 6], ldc = ctl[a + 7], acc = ctl[a + 8], ex = ctl[a + 9] === 1 ? fused : plain, chunk = ctl[a + 10]
+  const tag = BigInt(seq >>> 0) << 32n
+  for (;;) {
+    const cur = Atomics.load(claim, 0)
+    if ((cur & ~0xffffffffn) !== tag) break
+    const i0 = Number(cur & 0xffffffffn)
+    if (i0 >= M) break
+    const i1 = Math.min(M, i0 + chunk)
+    if (Atomics.compareExchange(claim, 0, cur, tag | BigInt(i1)) !== cur) continue
+    try {
+      ex.gemm_packed(i0, i1, N, K, A, lda, bp, C, ldc, acc, tile)
+    } catch (e) {
+      Atomics.store(ctl, ${ERR}, 1)
+    }
+    if (Atomics.add(ctl, ${DONE}, i1 - i0) + (i1 - i0) === M) Atomics.notify(ctl, ${DONE})
   }
-  ctl[base + ${ERR}] = err
-  Atomics.store(ctl, base + ${DONE}, seq)
-  Atomics.notify(ctl, base + ${DONE})
 }
 `
-
-interface Slot {
-  readonly worker: Worker
-  readonly base: number
-}
 
 const defaultThreads = (): number => {
   try {
@@ -77,8 +81,10 @@ const defaultThreads = (): number => {
 
 let threads = Math.max(1, Math.min(MAX_WORKERS + 1, defaultThreads()))
 let control: Int32Array | undefined
-let slots: Array<Slot> = []
+let claim: BigInt64Array | undefined
+let workers: Array<Worker> = []
 let holders = 0
+let splits = 0
 
 /** Threads a large product is split across, the calling one included. */
 export const gemmThreads = (): number => threads
@@ -86,36 +92,37 @@ export const gemmThreads = (): number => threads
 /** Sets the threads a large product is split across (1: no workers); running workers beyond it are stopped. */
 export const setGemmThreads = (n: number): number => {
   threads = Number.isInteger(n) && n >= 1 ? Math.min(n, MAX_WORKERS + 1) : threads
-  if (slots.length > threads - 1) terminateGemmWorkers()
+  if (workers.length > threads - 1) terminateGemmWorkers()
   return threads
 }
 
 /** Worker threads running now (for tests and benchmarks). */
-export const runningGemmWorkers = (): number => slots.length
+export const runningGemmWorkers = (): number => workers.length
 
 /** Worker threads that have started and take work. */
 export const readyGemmWorkers = (): number => {
   const ctl = control
-  return ctl === undefined ? 0 : slots.filter((s) => Atomics.load(ctl, s.base + READY) === 1).length
+  if (ctl === undefined) return 0
+  let n = 0
+  for (let w = 0; w < workers.length; w++) n += Atomics.load(ctl, READY + w)
+  return n
 }
 
-let splits = 0
 /** Products split across threads so far (for tests and benchmarks). */
 export const splitProducts = (): number => splits
 
 /** Stops every worker thread; later products start new ones (with a fresh control block) if needed. */
 export const terminateGemmWorkers = (): void => {
   const ctl = control
-  if (ctl !== undefined) {
-    for (const s of slots) {
-      Atomics.store(ctl, s.base + CMD, 1)
-      Atomics.add(ctl, s.base + SEQ, 1)
-      Atomics.notify(ctl, s.base + SEQ)
-      void s.worker.terminate()
-    }
+  if (ctl !== undefined && workers.length > 0) {
+    Atomics.store(ctl, STOP, 1)
+    Atomics.add(ctl, SEQ, 1)
+    Atomics.notify(ctl, SEQ)
+    for (const w of workers) void w.terminate()
   }
-  slots = []
+  workers = []
   control = undefined
+  claim = undefined
 }
 
 /**
@@ -135,34 +142,34 @@ export const retainGemmWorkers = (n?: number): (() => void) => {
 }
 
 const spawn = (modules: GemmModules, tileOf: (slot: number) => number): void => {
-  if (control === undefined) {
-    control = new Int32Array(new SharedArrayBuffer(SLOT * 4 * MAX_WORKERS))
+  if (control === undefined || claim === undefined) {
+    control = new Int32Array(new SharedArrayBuffer((READY + MAX_WORKERS) * 4))
+    claim = new BigInt64Array(new SharedArrayBuffer(8))
   }
-  while (slots.length < threads - 1) {
-    const slot = slots.length
-    const base = slot * SLOT
+  while (workers.length < threads - 1) {
+    const slot = workers.length
     let worker: Worker
     try {
       worker = new Worker(workerSource, {
         eval: true,
         workerData: {
           driver: modules.driver, tiles: modules.tiles, fmaTiles: modules.fmaTiles, memory: modules.memory,
-          control: control.buffer, slot, tile: tileOf(slot + 1)
+          control: control.buffer, claim: claim.buffer, slot, tile: tileOf(slot + 1)
         }
       })
     } catch {
       return // no threads here: products stay on the calling thread
     }
     worker.unref()
-    // A worker that fails to start never reports ready and so is never given work.
+    // A worker that fails to start never reports ready and so is never woken for work.
     worker.on("error", () => {})
-    slots.push({ worker, base })
+    workers.push(worker)
   }
 }
 
 /**
- * Runs `job` with `ex` (gemm.wat over the shared memory), split by rows across the ready workers when it is large
- * enough; returns when every part is done. `modules` gives what a new worker instantiates.
+ * Runs `job` with `ex` (gemm.wat over the shared memory), split by chunks of rows across the caller and the ready
+ * workers when it is large enough; returns when every row is done. `modules` gives what a new worker instantiates.
  */
 export const runSplit = (
   ex: DriverExports, fused: boolean, job: GemmJob, modules: () => GemmModules | undefined,
@@ -173,46 +180,41 @@ export const runSplit = (
     ex.gemm_packed(0, M, N, K, a, lda, bp, c, ldc, accumulate, tileOf(0))
     return
   }
-  if (slots.length < threads - 1) {
+  if (workers.length < threads - 1) {
     const m = modules()
     if (m !== undefined) spawn(m, tileOf)
   }
-  const ctl = control
-  const ready = ctl === undefined ? [] : slots.filter((s) => Atomics.load(ctl, s.base + READY) === 1)
-  if (ctl === undefined || ready.length === 0) {
+  const ctl = control, cl = claim
+  if (ctl === undefined || cl === undefined || readyGemmWorkers() === 0) {
     ex.gemm_packed(0, M, N, K, a, lda, bp, c, ldc, accumulate, tileOf(0))
     return
   }
-  // Whole 4-row tiles per part; the caller takes the last part.
-  const parts = ready.length + 1
-  const chunk = Math.ceil(M / parts / 4) * 4
-  const started: Array<readonly [Slot, number]> = []
-  for (let w = 0; w < ready.length; w++) {
-    const i0 = w * chunk
-    const i1 = Math.min(M, i0 + chunk)
-    if (i0 >= i1) break
-    const s = ready[w]!
-    const p = s.base + ARGS
-    ctl[p] = i0; ctl[p + 1] = i1; ctl[p + 2] = N; ctl[p + 3] = K; ctl[p + 4] = a; ctl[p + 5] = lda
-    ctl[p + 6] = bp; ctl[p + 7] = c; ctl[p + 8] = ldc; ctl[p + 9] = accumulate
-    ctl[s.base + FUSED] = fused ? 1 : 0
-    ctl[s.base + CMD] = 0
-    const seq = (Atomics.load(ctl, s.base + SEQ) + 1) | 0
-    Atomics.store(ctl, s.base + SEQ, seq)
-    Atomics.notify(ctl, s.base + SEQ)
-    started.push([s, seq])
-  }
   splits++
-  const mine = started.length * chunk
-  if (mine < M) ex.gemm_packed(mine, M, N, K, a, lda, bp, c, ldc, accumulate, tileOf(0))
-  let failed = false
-  for (const [s, seq] of started) {
-    for (;;) {
-      const done = Atomics.load(ctl, s.base + DONE)
-      if (done === seq) break
-      Atomics.wait(ctl, s.base + DONE, done, 1000)
-    }
-    if (ctl[s.base + ERR] !== 0) failed = true
+  // Whole 4-row tiles, about eight chunks per thread so that a slow thread holds up little.
+  const chunk = Math.max(4, Math.ceil(M / (threads * 8) / 4) * 4)
+  const seq = (Atomics.load(ctl, SEQ) + 1) | 0
+  const tag = BigInt(seq >>> 0) << 32n
+  const p = ARGS
+  ctl[p] = M; ctl[p + 1] = N; ctl[p + 2] = K; ctl[p + 3] = a; ctl[p + 4] = lda; ctl[p + 5] = bp
+  ctl[p + 6] = c; ctl[p + 7] = ldc; ctl[p + 8] = accumulate; ctl[p + 9] = fused ? 1 : 0; ctl[p + 10] = chunk
+  Atomics.store(ctl, ERR, 0)
+  Atomics.store(ctl, DONE, 0)
+  Atomics.store(cl, 0, tag)
+  Atomics.store(ctl, SEQ, seq)
+  Atomics.notify(ctl, SEQ)
+  for (;;) {
+    const cur = Atomics.load(cl, 0)
+    const i0 = Number(cur & 0xffffffffn)
+    if (i0 >= M) break
+    const i1 = Math.min(M, i0 + chunk)
+    if (Atomics.compareExchange(cl, 0, cur, tag | BigInt(i1)) !== cur) continue
+    ex.gemm_packed(i0, i1, N, K, a, lda, bp, c, ldc, accumulate, tileOf(0))
+    Atomics.add(ctl, DONE, i1 - i0)
   }
-  if (failed) throw new Error("gemm: a worker thread failed its part of the product")
+  for (;;) {
+    const done = Atomics.load(ctl, DONE)
+    if (done === M) break
+    Atomics.wait(ctl, DONE, done, 1000)
+  }
+  if (Atomics.load(ctl, ERR) !== 0) throw new Error("gemm: a worker thread failed its part of the product")
 }

@@ -6,7 +6,7 @@
  * autorelease pool (§14.1).
  */
 import { mkdirSync } from "node:fs"
-import { dirname, join } from "node:path"
+import { basename, dirname, isAbsolute, join } from "node:path"
 import { Effect, Exit } from "effect"
 import { checkBlobFilePaths, resolveInside, writeFileNoFollow } from "../backend/weightPath.js"
 import type { BackendModel, BackendRequest } from "../services/Backend.js"
@@ -41,15 +41,16 @@ const ns = (from: bigint) => Number(process.hrtime.bigint() - from)
 /**
  * The folder the in-memory compiler reads `model.mil` and the weights from (§4.3): the `tempDir` option when the
  * backend was given one; else the model's `-localModelPath` when it answers it (unverified on a Mac: taken to be
- * the model's own folder); else Foundation's `NSTemporaryDirectory()` joined with the hex identifier. Never
+ * the model's own folder, so it is used only when it is absolute and named by the hex identifier: this folder is
+ * removed when the model closes); else Foundation's `NSTemporaryDirectory()` joined with the hex identifier. Never
  * `os.tmpdir()`: under sudo, launchd, some CI runners or `TMPDIR=…` it is not the folder the framework reads.
  */
 const modelFolder = (env: NativeEnv, model: Id, hex: string): string => {
   if (env.tempDirOverride !== undefined) return join(env.tempDirOverride(), hex)
   const rt = env.rt
   if (rt.responds(model, "localModelPath")) {
-    const local = rt.string(rt.id(model, "localModelPath"))
-    if (local !== "") return local
+    const local = rt.string(rt.id(model, "localModelPath")).replace(/\/+$/, "")
+    if (isAbsolute(local) && basename(local) === hex) return local
   }
   return join(env.tempDir(), hex)
 }

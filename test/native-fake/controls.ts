@@ -96,6 +96,8 @@ export interface Fake {
   readonly inFlightMax: () => number
   /** Evaluations inside the fake engine now. */
   readonly inFlight: () => number
+  /** Makes `-localModelPath` answer `NSTemporaryDirectory()` itself instead of the model's own folder. */
+  readonly localPathParent: (on: boolean) => void
   /** Messages sent on a thread with no autorelease pool pushed since the last reset, and the last one ("" if none). */
   readonly unpooled: () => { readonly count: number; readonly last: string }
   /** Nanoseconds spent inside the fake's objc_msgSend and pool functions so far (all threads). */
@@ -219,6 +221,7 @@ export const loadFake = (): Fake => {
   const setDelay = fn("fake_set_eval_delay", "void", ["long"])
   const inFlightMax = fn("fake_in_flight_max", "long", [])
   const inFlight = fn("fake_in_flight", "long", [])
+  const localPathParent = fn("fake_local_path_parent", "void", ["int"])
   const unpooled = fn("fake_unpooled", "long", [])
   const lastUnpooled = fn("fake_last_unpooled", "const char *", [])
   const busyNs = fn("fake_busy_ns", "uint64_t", [])
@@ -293,6 +296,7 @@ export const loadFake = (): Fake => {
     setEvalDelay: (us) => setDelay(us),
     inFlightMax: () => Number(inFlightMax()),
     inFlight: () => Number(inFlight()),
+    localPathParent: (on) => localPathParent(on ? 1 : 0),
     unpooled: () => ({ count: Number(unpooled()), last: lastUnpooled() as string }),
     busyNs: () => Number(busyNs()),
     holdEvals: (on) => holdEvals(on ? 1 : 0),

@@ -552,8 +552,11 @@ static const char *ns_temporary_directory(void) {
 /* The folder the in-memory compiler reads a model from: -localModelPath when the class answers it (a sub-folder of
    its own, so a library that ignores it misses), else NSTemporaryDirectory()/<hex>. */
 static int is_hidden(int cls, int kind, const char *sel);
+static int local_path_parent = 0; /* -localModelPath answers a parent folder, not the model's own (fake_local_path_parent) */
 static void model_dir(const char *hex, char *out, size_t size) {
-  if (is_hidden(0, K_ANEInMemoryModel, "localModelPath")) snprintf(out, size, "%s%s", ns_temporary_directory(), hex);
+  if (is_hidden(0, K_ANEInMemoryModel, "localModelPath") || local_path_parent) {
+    snprintf(out, size, "%s%s", ns_temporary_directory(), hex);
+  }
   else {
     char local[1100];
     snprintf(local, sizeof local, "%sane-local", ns_temporary_directory());
@@ -1024,7 +1027,8 @@ static int handle(Obj *self, int cls, const char *s, const u64 *a, u64 *ret, int
       ON("hexStringIdentifier") { *ret = (u64)autorelease(str_new(self->hex)); return 1; }
       ON("localModelPath") {
         char dir[1200];
-        model_dir(self->hex, dir, sizeof dir);
+        if (local_path_parent) snprintf(dir, sizeof dir, "%s", ns_temporary_directory());
+        else model_dir(self->hex, dir, sizeof dir);
         *ret = (u64)autorelease(str_new(dir));
         return 1;
       }
@@ -1649,6 +1653,8 @@ void fake_hold_evals(int on) {
   pthread_mutex_unlock(&LOCK);
 }
 long fake_in_flight(void) { return in_flight; }
+/* Makes -localModelPath answer NSTemporaryDirectory() itself (a folder the library must never take as the model's). */
+void fake_local_path_parent(int on) { local_path_parent = on; }
 /* Messages sent outside any autorelease pool since fake_reset, and the last of them. */
 long fake_unpooled(void) { return unpooled; }
 const char *fake_last_unpooled(void) { return last_unpooled; }

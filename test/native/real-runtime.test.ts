@@ -75,6 +75,19 @@ describe("the hardware backend against a runtime that behaves like a Mac", () =>
       yield* expectClean(fake)
     }).pipe(Effect.provide(fakeLayer(fake))))
 
+  it.scopedLive("a localModelPath that is not the model's own folder is not taken (it would be removed at close)", () =>
+    Effect.gen(function*() {
+      yield* copyEngine
+      yield* Effect.acquireRelease(Effect.sync(() => fake.localPathParent(true)), () => Effect.sync(() => fake.localPathParent(false)))
+      const backend = yield* Backend
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* backend.compile(options)
+        expect(existsSync(join(fake.temporaryDirectory(), model.id.slice(4), "model.mil"))).toBe(true)
+      }))
+      expect(existsSync(fake.temporaryDirectory())).toBe(true)
+      yield* expectClean(fake)
+    }).pipe(Effect.provide(fakeLayer(fake))))
+
   it.scopedLive("two live models of one program share <tmp>/<hex>: it goes only when the last one closes", () =>
     Effect.gen(function*() {
       yield* copyEngine

@@ -4,7 +4,7 @@
  * work starts and created one level at a time.
  */
 import { constants, Stats } from "node:fs"
-import { access, mkdir, open, rmdir, stat, writeFile } from "node:fs/promises"
+import { access, lstat, mkdir, open, rmdir, stat, writeFile } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { Effect } from "effect"
 import { InvalidArgumentError } from "../schema/errors.js"
@@ -35,7 +35,7 @@ export const reasonOf = (e: unknown): string => {
     case "EPERM": return "permission denied"
     case "ENOTDIR": return "a component of the path is not a directory"
     case "EISDIR": return "is a directory"
-    case "ELOOP": return "too many symbolic links"
+    case "ELOOP": return "a symbolic link where none may be, or too many links"
     case "ENAMETOOLONG": return "name too long"
     case "EROFS": return "read-only file system"
     case "ENOSPC": return "no space left on the device"
@@ -46,6 +46,8 @@ export const reasonOf = (e: unknown): string => {
     default: return e instanceof Error && code ? `${code}` : e instanceof Error ? e.message.split("\n")[0]! : String(e)
   }
 }
+
+const kindOrLink = (s: Stats): string => (s.isSymbolicLink() ? "a symbolic link" : kindOf(s))
 
 const mib = (n: number) => `${(n / (1024 * 1024)).toFixed(n < 1024 * 1024 ? 3 : 0)} MiB`
 
@@ -230,9 +232,10 @@ export const checkOutputFiles = (
         const other = seen.get(file)
         if (other !== undefined) return fail(`output ${name}`, "a file of its own", `${file}, also written for ${other}`)
         seen.set(file, name)
-        const s = await stat(join(dir, file)).catch(() => undefined)
+        // lstat: an existing symbolic link is refused, so an output never lands where a link points.
+        const s = await lstat(join(dir, file)).catch(() => undefined)
         if (s !== undefined && !s.isFile()) {
-          return fail("--output", "a directory whose output files can be written", `${join(dir, file)} (${kindOf(s)})`)
+          return fail("--output", "a directory whose output files can be written", `${join(dir, file)} (${kindOrLink(s)})`)
         }
       }
       return undefined
@@ -244,7 +247,8 @@ export const checkOutputFiles = (
 /** Writes one output file; a failure names the file and the reason. */
 export const writeOutputFile = (op: string, file: string, bytes: Uint8Array): Effect.Effect<void, InvalidArgumentError> =>
   Effect.tryPromise({
-    try: () => writeFile(file, bytes),
+    // O_NOFOLLOW: a link put in the file's place after the checks is refused too (ELOOP), not followed.
+    try: () => writeFile(file, bytes, { flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW }),
     catch: (e) =>
       new InvalidArgumentError({ op, argument: "--output", expected: "a writable output file", actual: `${file} (${reasonOf(e)})` })
   })

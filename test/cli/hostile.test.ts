@@ -3,7 +3,7 @@
  * the documented exit status, and quickly (issue: a FIFO, a device or /proc must not hang the command).
  */
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -82,6 +82,15 @@ describe("ane run: --output", () => {
     const out = join(dir, "taken")
     mkdirSync(join(out, "y.npy"), { recursive: true })
     expectOneLine(await run(linear, "--output", out), ExitCode.usage, join(out, "y.npy"), "a directory")
+  })
+
+  it("a symbolic link where an output file goes: refused, its target untouched", async () => {
+    const out = join(dir, "linked")
+    mkdirSync(out)
+    const target = file("target.txt", "keep")
+    symlinkSync(target, join(out, "y.npy"))
+    expectOneLine(await run(linear, "--output", out), ExitCode.usage, join(out, "y.npy"), "a symbolic link")
+    expect(readFileSync(target, "utf8")).toBe("keep")
   })
 
   it("an output name over 255 bytes: refused before the compile, and no output directory is left", async () => {

@@ -259,7 +259,15 @@ class Checker {
     op.outputs.forEach((out, i) => {
       this.checkDims(out.type)
       const declared = resolveType(out.type)
-      const inf = inferred !== null && inferred.length === op.outputs.length ? inferred[i] : null
+      let inf = inferred !== null && inferred.length === op.outputs.length ? inferred[i] : null
+      const bad = inf ? inexactDim(inf) : undefined
+      if (inf && bad !== undefined) {
+        // 1e30 × 3 is no size: say so, and keep the dim unknown rather than carry it into later types.
+        this.reporter.error(TypeCodes.badDimension, op.pos,
+          `${op.op}: output \`${out.name}\` expected exact integer sizes ≥ 0, found dimension ${bad.axis} inferred as ` +
+            `${bad.value}`)
+        inf = withoutInexactDims(inf)
+      }
       let type = declared
       if (inf) {
         if (!typesCompatible(declared, inf)) this.mismatch(op, out.name, out.pos, declared, inf)
@@ -364,6 +372,19 @@ const sameConst = (a: Entry, b: Entry): boolean => {
   return a.known.data !== null && b.known.data !== null && a.known.data.length === b.known.data.length &&
     a.known.data.every((v, i) => v === b.known!.data![i])
 }
+
+/** The first dim of a tensor type that is not an exact integer ≥ 0 (an inferred 3e30 or Infinity). */
+const inexactDim = (t: ValueType): { readonly axis: number; readonly value: number } | undefined => {
+  if (t.kind !== "tensor" || t.shape === null) return undefined
+  const axis = t.shape.findIndex((d) => d !== null && !(Number.isSafeInteger(d) && d >= 0))
+  return axis < 0 ? undefined : { axis, value: t.shape[axis]! }
+}
+
+/** `t` with every inexact dim made unknown. */
+const withoutInexactDims = (t: ValueType): ValueType =>
+  t.kind === "tensor" && t.shape !== null
+    ? tensor(t.dtype, t.shape.map((d) => (d !== null && Number.isSafeInteger(d) && d >= 0 ? d : null)))
+    : t
 
 /** The largest exact element count a double holds; anything above cannot be sized, let alone allocated. */
 const MAX_ELEMENTS = BigInt(Number.MAX_SAFE_INTEGER)

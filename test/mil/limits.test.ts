@@ -132,6 +132,16 @@ describe("counts are bounded before anything is built", () => {
     noInternal(r)
     expect(shapeIn(r, "y")).toEqual([null])
   })
+  it("an inferred size that is no exact integer (upsample by 1e30) is an error, and the dim stays unknown", () => {
+    const r = checkBody("tensor<fp16, [1, 2, 3, 4]> x",
+      "tensor<fp16, [1, 2, ?, ?]> y = upsample_nearest_neighbor(x = x, scale_factor_height = fp32(1e30), scale_factor_width = fp32(2));")
+    expect(errors(r).map((d) => d.code)).toEqual([TypeCodes.badDimension])
+    expect(errors(r)[0]!.message).toContain("dimension 2 inferred as 3.0000000000000003e+30")
+    expect(shapeIn(r, "y")).toEqual([1, 2, null, 8])
+    const report = inspect(parseOk(milProgram("tensor<fp16, [1, 2, 3, 4]> x",
+      "tensor<fp16, [1, 2, ?, ?]> y = upsample_nearest_neighbor(x = x, scale_factor_height = fp32(1e300), scale_factor_width = fp32(1e300));")))
+    expect(report.functions[0]!.outputs[0]!.type).toBe("tensor<fp16, [1, 2, ?, ?]>")
+  })
   it("analyze with every rule never throws on these programs", () => {
     const text = milProgram("tensor<fp16, [1, 65536, 1, 65536]> x",
       "tensor<fp16, [1, 65536, 1, 65536]> c = const()[name = string(\"c\"), val = tensor<fp16, [1, 65536, 1, 65536]>(0x1p0)];\n" +

@@ -159,23 +159,28 @@ export const stream = (device: MetalDevice, options: StreamOptions) =>
         for (let k = 0; k < element.length; k++) {
           touch(slot.first, "input", k, "write", (bytes) => writeF32(element[k]!, bytes, inLayouts[k]!))
         }
-        // ANE signals v1; the GPU waits for v1 and signals v2; the next model waits for v2 and signals v3.
+        // ANE signals v1; the GPU waits for v1 and signals v2; the next model waits for v2 and signals v3. The
+        // engine's steps go in turn on this fiber and the GPU's on one of its own, so only the events order them.
         const v1 = ++slot.counter
         const v2 = ++slot.counter
-        const steps: Array<Effect.Effect<void, PipelineStreamError>> = [
-          slot.first.evalWithSharedEvents({ signal: { event: slot.ane, value: v1 }, options: FENCES }),
-          dev.metal.dispatch({
-            ...checked, buffers: slot.buffers, wait: { event: slot.metal, value: v1 }, signal: { event: slot.metal, value: v2 }
-          })
-        ]
+        // A failed step still has the CPU signal the value it owed, so the other side's wait ends (on hardware it
+        // would otherwise hold the engine or the GPU); the element then fails with the first step's error.
+        const owe = (value: bigint) => <A, E>(step: Effect.Effect<A, E>) =>
+          Effect.tapErrorCause(step, () => Effect.ignore(slot.ane.signal(value)))
+        const gpu = dev.metal.dispatch({
+          ...checked, buffers: slot.buffers, wait: { event: slot.metal, value: v1 }, signal: { event: slot.metal, value: v2 }
+        }).pipe(owe(v2))
+        const a = slot.first.evalWithSharedEvents({ signal: { event: slot.ane, value: v1 }, options: FENCES }).pipe(owe(v1))
+        let engine: Effect.Effect<void, PipelineStreamError> = a
         if (slot.next !== undefined) {
           const v3 = ++slot.counter
-          steps.push(slot.next.evalWithSharedEvents({
+          engine = Effect.zipRight(a, slot.next.evalWithSharedEvents({
             wait: { event: slot.ane, value: v2 }, signal: { event: slot.ane, value: v3 }, options: FENCES
           }))
         }
+        // The GPU step is a child fiber: it is interrupted if this one ends first.
         return Effect.zipRight(
-          Effect.all(steps, { concurrency: "unbounded", discard: true }),
+          Effect.flatMap(Effect.fork(gpu), (f) => Effect.zipRight(engine, Effect.flatten(Fiber.await(f)))),
           Effect.sync(() => {
             const r = lastRequest(slot)
             return outLayouts.map((l, k) => {
@@ -197,7 +202,7 @@ export const stream = (device: MetalDevice, options: StreamOptions) =>
       Effect.suspend(() => {
         const f = ring[k]
         ring[k] = undefined
-        return f === undefined ? Effect.succeed(undefined) : Fiber.join(f)
+        return f === undefined ? Effect.succeed(undefined) : Effect.flatten(Fiber.await(f))
       })
     const step = (chunk: Chunk.Chunk<ReadonlyArray<Float32Array>>) =>
       Effect.gen(function*() {

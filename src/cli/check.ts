@@ -107,12 +107,13 @@ export const command = Command.make(
       if (r.program !== null && blobReferences(r.program).length > 0) {
         const found = kind === "package"
           ? yield* packageWeights(path, r.program, file)
-          : yield* Effect.map(loadProgram("ane check", path, weights), (req) => ({
-            files: req.options._tag === "mil" ? req.options.weights : [],
-            problems: []
-          }))
+          : yield* loadProgram("ane check", path, weights).pipe(
+            Effect.map((req) => ({ files: req.options._tag === "mil" ? req.options.weights : [], problems: [] })),
+            // A weight path the loader refuses (outside the folder) is a finding of its own, not a failed check.
+            Effect.catchTag("CompileError", (e) => Effect.succeed({ files: [], problems: e.diagnostics }))
+          )
         const files: WeightFiles = found.files
-        blobs = [...found.problems, ...checkProgramBlobs(r.program, files, file).map((d) =>
+        blobs = found.problems.length > 0 ? found.problems : [...checkProgramBlobs(r.program, files, file).map((d) =>
           d.code === "blob-missing-file" && /"(.*)"/.test(d.message)
             ? new Diagnostic({ ...d, hint: missingHint(kind, path, /"(.*)"/.exec(d.message)![1]!) })
             : d

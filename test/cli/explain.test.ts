@@ -92,6 +92,26 @@ describe("ane check runs the blob checks", () => {
   })
 })
 
+describe("ane check: weight paths that leave the model", () => {
+  const outside = (path: string) => program("tensor<fp16, [1, 4, 1, 32]> x",
+    `    tensor<fp16, [1, 4, 1, 1]> s = const()[name = string("s"), val = tensor<fp16, [1, 4, 1, 1]>(BLOBFILE(path = string("${path}"), offset = uint64(64)))];
+    tensor<fp16, [1, 4, 1, 32]> y = mul(x = x, y = s)[name = string("y")];`)
+
+  it("a loose .mil and a package naming @model_path/../…: a positioned finding, exit 1", async () => {
+    const mil = write("escape.mil", outside("@model_path/../secret.bin"))
+    const pkg = join(dir, "escape.mlmodelc")
+    cpSync("examples/gated_conv.mlmodelc", pkg, { recursive: true })
+    writeFileSync(join(pkg, "model.mil"), outside("@model_path/../secret.bin"))
+    for (const target of [mil, pkg]) {
+      const r = await inProcess(["check", target, "--json"])
+      expect(r.code, r.stdout + r.stderr).toBe(ExitCode.failed)
+      const out = JSON.parse(r.stdout) as { ok: boolean; diagnostics: Array<{ code: string; line: number }> }
+      expect(out.ok).toBe(false)
+      expect(out.diagnostics.find((d) => d.code === "weight-path-outside-model")).toMatchObject({ line: 5 })
+    }
+  })
+})
+
 describe("--json on failure: one JSON object on stdout, the exit status of the table", () => {
   const cases: ReadonlyArray<[string, ReadonlyArray<string>, number]> = [
     ["run, a compile error", ["run", broken, "--backend", "simulator"], ExitCode.failed],

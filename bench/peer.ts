@@ -1,9 +1,9 @@
 /**
  * The simulator against a peer in the same run: onnxruntime-node (CPU, fp32, one thread), when it is installed
  * (it is not a dependency: `npm install --no-save --ignore-scripts onnxruntime-node`, or `--ort-dir <folder>` whose
- * node_modules holds it). Times a 512³ matmul on both (the simulator's kernel on all its threads), and with
- * `--onnx <file>` the Silero VAD v6 network (e.g. `dist/silero_vad_v6.onnx` of `@ricky0123/vad-web`) on ORT against
- * one eval of the corpus Silero package on the simulator. The two Silero files were converted separately and their
+ * node_modules holds it). Times a 512³ matmul on both (the simulator's kernel on all its threads, or `--threads n`),
+ * and with `--onnx <file>` the Silero VAD v6 network (e.g. `dist/silero_vad_v6.onnx` of `@ricky0123/vad-web`) on
+ * ORT against one eval of the corpus Silero package on the simulator. The two Silero files were converted separately and their
  * weights differ, so only times are compared. Ratios are simulator time ÷ ORT time, the median over alternating
  * rounds, so a busy spell on the shared host slows both sides of a ratio.
  */
@@ -15,7 +15,7 @@ import { pathToFileURL } from "node:url"
 import { writeF32 } from "../src/fp16/index.js"
 import { CompileOptions } from "../src/schema/CompileOptions.js"
 import { Backend } from "../src/services/Backend.js"
-import { gemmThreads, matmul, planMatmul } from "../src/sim/kernels/index.js"
+import { gemmThreads, matmul, planMatmul, setGemmThreads } from "../src/sim/kernels/index.js"
 import * as Sim from "../src/sim/SimBackend.js"
 import { round } from "./harness.js"
 import { SILERO_PACKAGE, warmThreads } from "./sim.js"
@@ -119,6 +119,8 @@ const option = (args: ReadonlyArray<string>, name: string): string | undefined =
 export default async (args: ReadonlyArray<string>): Promise<Record<string, unknown>> => {
   const ort = await loadOrt(option(args, "--ort-dir"))
   const onnx = option(args, "--onnx")
+  const threads = option(args, "--threads")
+  if (threads !== undefined) setGemmThreads(Number(threads))
   await warmThreads()
   const n = 512
   const a = random(n * n, 1), b = random(n * n, 2), c = new Float32Array(n * n)

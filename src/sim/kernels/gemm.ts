@@ -66,6 +66,15 @@ export const instantiateDriver = (driver: object, tiles: object, memory: WasmMem
   return new WA!.Instance(driver, { env, kern }).exports as DriverExports
 }
 
+// A shared memory reserves its maximum up front: where 4 GiB of address space is refused, ask for less.
+const sharedMemory = (): WasmMemory => {
+  try {
+    return new WA!.Memory({ initial: 16, maximum: MAX_PAGES, shared: true })
+  } catch {
+    return new WA!.Memory({ initial: 16, maximum: MAX_PAGES / 8, shared: true })
+  }
+}
+
 interface Wasm {
   readonly memory: WasmMemory
   readonly driverModule: object
@@ -82,7 +91,7 @@ const load = (): Wasm | undefined => {
     const tilesModule = compile(tilesBase64)
     if (driverModule === undefined || tilesModule === undefined) return undefined
     const fmaModule = compile(fmaTilesBase64)
-    const memory = new WA.Memory({ initial: 16, maximum: MAX_PAGES, shared: true })
+    const memory = sharedMemory()
     return {
       memory, driverModule, tilesModule, fmaModule,
       plain: instantiateDriver(driverModule, tilesModule, memory),

@@ -10,7 +10,10 @@ import type { TensorIO } from "./internal/io.js"
 import type { SharedEvent } from "./SharedEvent.js"
 import type { Surface } from "./Surface.js"
 
-export type { SurfaceViews, TensorIO } from "./internal/io.js"
+export type { SurfaceViews, TensorIO, TensorIOOf, TensorRef } from "./internal/io.js"
+
+/** Inputs of {@link Exclusive.run} by name: one Float32Array of C×H×W elements per input, keyed by its name. */
+export type NamedTensors = Readonly<Record<string, Float32Array>>
 
 /** Flags of a shared-event evaluation: the schema class or a plain object of its fields. */
 export type SharedEventOptions = SharedEventEvalOptions | {
@@ -35,10 +38,15 @@ export type RunError = InvalidArgumentError | EvalError | ClosedError
  */
 export interface Exclusive<Self> {
   /**
-   * Writes every input (one Float32Array of C×H×W elements per input, in binding order), evaluates, and reads every
-   * output as a new Float32Array, holding the request for the whole sequence. Interrupting it releases the request.
+   * Writes every input, evaluates, and reads every output as a new Float32Array, holding the request for the whole
+   * sequence. Interrupting it releases the request. Inputs come as an array in binding order (outputs are then an
+   * array in binding order too) or as a record keyed by input name with every input present once (outputs are then a
+   * record keyed by output name; an output without a name of its own is keyed by its index, `"0"`, `"1"`, …).
    */
-  readonly run: (inputs: ReadonlyArray<Float32Array>, options?: RunOptions) => Effect.Effect<ReadonlyArray<Float32Array>, RunError>
+  readonly run: {
+    (inputs: ReadonlyArray<Float32Array>, options?: RunOptions): Effect.Effect<ReadonlyArray<Float32Array>, RunError>
+    (inputs: NamedTensors, options?: RunOptions): Effect.Effect<NamedTensors, RunError>
+  }
   /**
    * Runs `f` holding the request: other fibers' calls on it wait until `f` ends (or is interrupted), while calls
    * inside `f` on this same request, from `f`'s fiber or fibers it forks, go straight through.

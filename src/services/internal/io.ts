@@ -8,6 +8,9 @@ import type { TensorLayout } from "../../schema/TensorLayout.js"
 import type { BackendRequest } from "../Backend.js"
 import { readF32, readFp16, writeF32, writeFp16 } from "./codec.js"
 import { checkIndex, closed, describe, invalid, isClosed, type Lifetime } from "./errors.js"
+import { nameTable, type TensorRef } from "./names.js"
+
+export type { TensorRef }
 
 /** Zero-copy views of a request's surfaces; valid only while the owner is open (and, with `access`, under it). */
 export interface SurfaceViews {
@@ -19,8 +22,11 @@ export interface SurfaceViews {
 
 type IoError = InvalidArgumentError | ClosedError
 
-/** Typed access to the input and output surfaces of one request. */
-export interface TensorIO {
+/**
+ * Typed access to the input and output surfaces of one request, each tensor addressed by a `Ref`: its binding index
+ * (`TensorIOOf<number>`, the internal form) or, in {@link TensorIO}, its index or its name.
+ */
+export interface TensorIOOf<Ref> {
   /** Input layouts in binding order, as the compiled model reports them. */
   readonly inputs: ReadonlyArray<TensorLayout>
   /** Output layouts in binding order. */
@@ -28,33 +34,45 @@ export interface TensorIO {
   readonly inputCount: number
   readonly outputCount: number
   /** Copies a raw surface image (stride padding included); `bytes.length` must equal the layout's `allocSize`. */
-  readonly writeInput: (index: number, bytes: Uint8Array) => Effect.Effect<void, IoError>
+  readonly writeInput: (index: Ref, bytes: Uint8Array) => Effect.Effect<void, IoError>
   /** A copy of the raw output surface image (`allocSize` bytes). */
-  readonly readOutput: (index: number) => Effect.Effect<Uint8Array, IoError>
+  readonly readOutput: (index: Ref) => Effect.Effect<Uint8Array, IoError>
   /** Copies the raw output image into `dst` (exactly `allocSize` bytes); no allocation. */
-  readonly readOutputInto: (index: number, dst: Uint8Array) => Effect.Effect<void, IoError>
+  readonly readOutputInto: (index: Ref, dst: Uint8Array) => Effect.Effect<void, IoError>
   /** Writes C×H×W floats in NCHW order, converting to the surface's element type and honouring strides. */
-  readonly writeInputF32: (index: number, data: Float32Array) => Effect.Effect<void, IoError>
+  readonly writeInputF32: (index: Ref, data: Float32Array) => Effect.Effect<void, IoError>
   /** Writes whole channels starting at `channelStart`; `data.length` must be a multiple of H×W. */
-  readonly writeInputF32Channels: (index: number, channelStart: number, data: Float32Array) => Effect.Effect<void, IoError>
+  readonly writeInputF32Channels: (index: Ref, channelStart: number, data: Float32Array) => Effect.Effect<void, IoError>
   /** Writes C×H×W fp16 bit patterns into an fp16 surface. */
-  readonly writeInputFP16: (index: number, bits: Uint16Array) => Effect.Effect<void, IoError>
+  readonly writeInputFP16: (index: Ref, bits: Uint16Array) => Effect.Effect<void, IoError>
   /** Writes whole fp16 channels starting at `channelStart`. */
-  readonly writeInputFP16Channels: (index: number, channelStart: number, bits: Uint16Array) => Effect.Effect<void, IoError>
+  readonly writeInputFP16Channels: (index: Ref, channelStart: number, bits: Uint16Array) => Effect.Effect<void, IoError>
   /** Reads the output as a new Float32Array of C×H×W elements. */
-  readonly readOutputF32: (index: number) => Effect.Effect<Float32Array, IoError>
+  readonly readOutputF32: (index: Ref) => Effect.Effect<Float32Array, IoError>
   /** Reads the output into `dst` (exactly C×H×W elements); no allocation. */
-  readonly readOutputF32Into: (index: number, dst: Float32Array) => Effect.Effect<void, IoError>
+  readonly readOutputF32Into: (index: Ref, dst: Float32Array) => Effect.Effect<void, IoError>
   /** Reads `channelCount` channels starting at `channelStart` into a new Float32Array. */
-  readonly readOutputF32Channels: (index: number, channelStart: number, channelCount: number) => Effect.Effect<Float32Array, IoError>
+  readonly readOutputF32Channels: (index: Ref, channelStart: number, channelCount: number) => Effect.Effect<Float32Array, IoError>
   /** Reads an fp16 output as a new Uint16Array of bit patterns. */
-  readonly readOutputFP16: (index: number) => Effect.Effect<Uint16Array, IoError>
+  readonly readOutputFP16: (index: Ref) => Effect.Effect<Uint16Array, IoError>
   /** Reads an fp16 output into `dst`; no allocation. */
-  readonly readOutputFP16Into: (index: number, dst: Uint16Array) => Effect.Effect<void, IoError>
+  readonly readOutputFP16Into: (index: Ref, dst: Uint16Array) => Effect.Effect<void, IoError>
   /** Reads fp16 channels `[channelStart, channelStart + channelCount)` into a new Uint16Array. */
-  readonly readOutputFP16Channels: (index: number, channelStart: number, channelCount: number) => Effect.Effect<Uint16Array, IoError>
+  readonly readOutputFP16Channels: (index: Ref, channelStart: number, channelCount: number) => Effect.Effect<Uint16Array, IoError>
   /** The zero-copy surface views (valid until the owner closes; prefer the checked methods). */
   readonly surfaces: Effect.Effect<SurfaceViews, ClosedError>
+}
+
+/**
+ * Typed access to the input and output surfaces of one request. Every method takes an input or output by binding
+ * index or by name (the layout's `name`, or its `symbol` when no layout has that name); an unknown or shared name
+ * is an InvalidArgumentError listing the known names.
+ */
+export interface TensorIO extends TensorIOOf<TensorRef> {
+  /** The binding index of the input called `name`; fails naming it and listing the known names when none is. */
+  readonly inputIndex: (name: string) => Effect.Effect<number, InvalidArgumentError>
+  /** The binding index of the output called `name`; fails naming it and listing the known names when none is. */
+  readonly outputIndex: (name: string) => Effect.Effect<number, InvalidArgumentError>
 }
 
 type Side = "input" | "output"
@@ -141,7 +159,7 @@ export const withInput = <A>(request: BackendRequest, index: number, f: (bytes: 
 export const withOutput = <A>(request: BackendRequest, index: number, f: (bytes: Uint8Array) => A): A =>
   request.access === undefined ? f(request.outputs[index]!) : request.access("output", index, "read", f)
 
-/** Builds the checked I/O of one request. `life` closes with the owner. @internal */
+/** Builds the checked I/O of one request, inputs and outputs by index or name. `life` closes with the owner. @internal */
 export const makeTensorIO = (
   resource: string,
   opPrefix: string,
@@ -150,6 +168,59 @@ export const makeTensorIO = (
   inputs: ReadonlyArray<TensorLayout>,
   outputs: ReadonlyArray<TensorLayout>
 ): TensorIO => {
+  const io = makeIndexedIO(resource, opPrefix, life, request, inputs, outputs)
+  const ins = nameTable("input", inputs)
+  const outs = nameTable("output", outputs)
+  // A name resolves before the call, so the indexed method checks and runs exactly as with an index.
+  const named = <Args extends ReadonlyArray<unknown>, A>(
+    table: typeof ins,
+    name: string,
+    f: (index: number, ...args: Args) => Effect.Effect<A, IoError>
+  ) => {
+    const op = `${opPrefix}.${name}`
+    return (ref: TensorRef, ...args: Args): Effect.Effect<A, IoError> => {
+      if (typeof ref !== "string") return f(ref, ...args)
+      const i = table.index(op, ref)
+      return typeof i === "number" ? f(i, ...args) : Effect.fail(i)
+    }
+  }
+  const index = (table: typeof ins, name: string) => {
+    const op = `${opPrefix}.${name}`
+    return (n: string): Effect.Effect<number, InvalidArgumentError> =>
+      Effect.suspend(() => {
+        const i = typeof n === "string" ? table.index(op, n) : invalid(op, "name", "a string", describe(n))
+        return typeof i === "number" ? Effect.succeed(i) : Effect.fail(i)
+      })
+  }
+  return {
+    ...io,
+    inputIndex: index(ins, "inputIndex"),
+    outputIndex: index(outs, "outputIndex"),
+    writeInput: named(ins, "writeInput", io.writeInput),
+    readOutput: named(outs, "readOutput", io.readOutput),
+    readOutputInto: named(outs, "readOutputInto", io.readOutputInto),
+    writeInputF32: named(ins, "writeInputF32", io.writeInputF32),
+    writeInputF32Channels: named(ins, "writeInputF32Channels", io.writeInputF32Channels),
+    writeInputFP16: named(ins, "writeInputFP16", io.writeInputFP16),
+    writeInputFP16Channels: named(ins, "writeInputFP16Channels", io.writeInputFP16Channels),
+    readOutputF32: named(outs, "readOutputF32", io.readOutputF32),
+    readOutputF32Into: named(outs, "readOutputF32Into", io.readOutputF32Into),
+    readOutputF32Channels: named(outs, "readOutputF32Channels", io.readOutputF32Channels),
+    readOutputFP16: named(outs, "readOutputFP16", io.readOutputFP16),
+    readOutputFP16Into: named(outs, "readOutputFP16Into", io.readOutputFP16Into),
+    readOutputFP16Channels: named(outs, "readOutputFP16Channels", io.readOutputFP16Channels)
+  }
+}
+
+/** The checked I/O of one request by binding index. */
+const makeIndexedIO = (
+  resource: string,
+  opPrefix: string,
+  life: Lifetime,
+  request: BackendRequest,
+  inputs: ReadonlyArray<TensorLayout>,
+  outputs: ReadonlyArray<TensorLayout>
+): TensorIOOf<number> => {
   const inViews = request.inputs
   const outViews = request.outputs
   // Every copy runs under the backend's CPU lock of that surface when it has one (IOSurfaceLock on hardware).

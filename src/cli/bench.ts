@@ -6,6 +6,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option, Stream } from "effect"
 import { analyze } from "../mil/analyze.js"
 import { inspect } from "../mil/inspect.js"
+import { formatDiagnostic } from "../schema/Diagnostic.js"
 import { InvalidArgumentError } from "../schema/errors.js"
 import * as Ane from "../services/Ane.js"
 import * as RequestPool from "../services/RequestPool.js"
@@ -91,6 +92,13 @@ export const benchCommand = (o: BenchOptions) =>
       const ane = yield* Ane.Ane
       const info = yield* ane.info
       const { model, stats } = yield* ane.compileWithStats(req.options)
+      if (!o.json && o.rules === "warn") {
+        // The findings --rules warn let through, as `ane run` prints them (the simulator models an M4).
+        const file = req.options._tag === "mil" ? o.program : undefined
+        for (const d of analyze(req.text, { ...(file !== undefined ? { file } : {}), chip: "m4", rules: "warn" }).diagnostics) {
+          if (d.severity === "warning" && d.kind === "ane") yield* Console.error(formatDiagnostic(d))
+        }
+      }
       const rnd = seededRandom(1)
       const inputs = model.inputs.map((l) => Float32Array.from({ length: l.logicalElements }, rnd))
       for (let i = 0; i < inputs.length; i++) yield* model.writeInputF32(i, inputs[i]!)

@@ -42,6 +42,9 @@ describe("diagnostics name the program's file", () => {
     const warned = await inProcess(["run", refused, "--backend", "simulator", "--rules", "warn", "--output", join(dir, "o")])
     expect(warned.code).toBe(ExitCode.ok)
     expect(warned.stderr).toMatch(/refused\.mil:\d+:\d+: warning ANE004/)
+    const bench = await inProcess(["bench", refused, "--backend", "simulator", "--rules", "warn", "--iterations", "2"])
+    expect(bench.code).toBe(ExitCode.ok)
+    expect(bench.stderr).toMatch(/refused\.mil:\d+:\d+: warning ANE004/)
   })
 
   it("run and bench: a type error keeps the file name, and bench does not double its prefix", async () => {

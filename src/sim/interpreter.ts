@@ -360,6 +360,7 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
       op,
       opset: fn.opset,
       exact,
+      maxTensorBytes: maxBytes,
       nOut: op.outputs.length,
       has: (name) => named.has(name),
       val: (name) => single(name) ?? (() => { throw new OpError(`missing argument "${name}"`) })(),

@@ -85,6 +85,18 @@ describe("maxTensorBytes", () => {
       expect(String(e.expected)).toContain("4096")
     })))
 
+  it.effect("a kernel's working buffer (conv's im2col, 9× its input here) is held to the limit too", () =>
+    Effect.gen(function*() {
+      const text = program("tensor<fp32, [1, 8, 16, 16]> x",
+        "    tensor<fp32, [8, 8, 3, 3]> w = const()[name = string(\"w\"), val = tensor<fp32, [8, 8, 3, 3]>(0.5)];\n" +
+          "    tensor<fp32, [1, 8, 16, 16]> y = conv(x = x, weight = w, pad_type = string(\"same\"))[name = string(\"y\")];", "y")
+      expect(Exit.isSuccess(yield* compileExit(text, { rules: "off", maxTensorBytes: 80_000 }))).toBe(true)
+      const e = failure(yield* compileExit(text, { rules: "off", maxTensorBytes: 16_384 }))
+      const d = (e.diagnostics as ReadonlyArray<{ code: string; message: string }>)[0]!
+      expect(d.code).toBe("SIM-TENSOR-TOO-LARGE")
+      expect(d.message).toContain("working buffer of 18432 float32s")
+    }))
+
   it.effect("an invalid limit falls back to the default", () =>
     Effect.gen(function*() {
       const text = program("tensor<fp16, [1, 4]> x", "    tensor<fp16, [1, 4]> y = relu(x = x)[name = string(\"y\")];", "y")

@@ -3,7 +3,7 @@ import { Either } from "effect"
 import { convTranspose, planConvTranspose, planSpaceToDepth, stridedCopy } from "../kernels/index.js"
 import type { OpImpl } from "./types.js"
 import { OpError } from "./types.js"
-import { expectShape, planned, sizeOf } from "./util.js"
+import { checkWorkingBuffer, expectShape, planned, sizeOf } from "./util.js"
 
 const convT: OpImpl = (ctx) => {
   const x = ctx.val("x")
@@ -16,6 +16,8 @@ const convT: OpImpl = (ctx) => {
   }
   const pads = padType === "custom" ? ctx.ints("pad", new Array(2 * nsp).fill(0)) : new Array<number>(2 * nsp).fill(0)
   const out = ctx.alloc(0)
+  // The col2im buffer: output channels per group (weight [Cin, Cout/groups, K…]) × kernel taps × input positions.
+  checkWorkingBuffer(ctx, (w.shape[1] ?? 1) * sizeOf(w.shape.slice(2)) * sizeOf(x.shape.slice(2)), "conv_transpose")
   const planned = planConvTranspose(x.shape, w.shape, {
     strides: ctx.ints("strides", new Array(nsp).fill(1)),
     dilations: ctx.ints("dilations", new Array(nsp).fill(1)),

@@ -10,7 +10,7 @@ import {
 } from "../kernels/index.js"
 import type { OpCtx, OpImpl, Val } from "./types.js"
 import { OpError } from "./types.js"
-import { broadcastIndex, expectShape, sizeOf } from "./util.js"
+import { broadcastIndex, checkWorkingBuffer, expectShape, sizeOf } from "./util.js"
 
 /** Per-spatial-dim padding (before, after) for conv and pooling. */
 const spatialPads = (
@@ -54,6 +54,10 @@ const conv: OpImpl = (ctx) => {
   const strides = ctx.ints("strides", new Array(nsp).fill(1))
   const dil = ctx.ints("dilations", new Array(nsp).fill(1))
   const pads = spatialPads(ctx, ctx.str("pad_type", "valid"), x.shape.slice(2), w.shape.slice(2), strides, dil)
+  // The im2col buffer: input channels per group × kernel taps × output positions (the declared output's).
+  if (Number.isInteger(groups) && groups >= 1) {
+    checkWorkingBuffer(ctx, (x.shape[1]! / groups) * sizeOf(w.shape.slice(2)) * sizeOf(ctx.outType(0).shape.slice(2)), "conv")
+  }
   const planned = planConv(x.shape, w.shape, { strides, dilations: dil, pads: pads.flat(), groups })
   if (Either.isLeft(planned)) throw new OpError(`conv: ${planned.left.message}`)
   const p = planned.right
@@ -189,6 +193,8 @@ const lstm: OpImpl = (ctx) => {
   for (const [name, v] of [["initial_h", h0], ["initial_c", c0]] as const) {
     if (sizeOf(v.shape) !== Bn * Dn * H) throw new OpError(`lstm: ${name} has ${sizeOf(v.shape)} values for [${Bn}, ${Dn * H}]`)
   }
+  // The input projections of every step: [seq, batch, 4H].
+  checkWorkingBuffer(ctx, sizeOf(x.shape.slice(0, 2)) * 4 * H, "lstm")
   const planned = planLstm(x.shape, H, options)
   if (Either.isLeft(planned)) throw new OpError(`lstm: ${planned.left.message}`)
   const plan = planned.right

@@ -35,6 +35,8 @@ export interface OpCtx {
   readonly opset: string | null
   /** numerics "exact": no fp16 rounding, no engine cliffs. */
   readonly exact: boolean
+  /** Largest buffer, in bytes, one tensor or kernel working buffer may take (SimulatorOptions.maxTensorBytes). */
+  readonly maxTensorBytes: number
   readonly nOut: number
   /** True when the argument (or attribute) is present. */
   has(name: string): boolean

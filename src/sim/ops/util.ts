@@ -2,7 +2,7 @@
 import { Either } from "effect"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { sizeOf, stridesOf } from "../kernels/shape.js"
-import { OpError } from "./types.js"
+import { type OpCtx, OpError } from "./types.js"
 
 export { sizeOf, stridesOf }
 
@@ -85,4 +85,15 @@ export const intRange = (dtype: string): readonly [number, number] => {
   if (!m) return [-Infinity, Infinity]
   const bits = Number(m[2])
   return m[1] === "u" ? [0, 2 ** bits - 1] : [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1]
+}
+
+/**
+ * Refuses, typed, a kernel's working buffer of `elements` float32s above the plan's per-tensor limit: an im2col
+ * buffer can be many times its input, so it is checked before the kernel plan allocates it.
+ */
+export const checkWorkingBuffer = (ctx: OpCtx, elements: number, what: string): void => {
+  if (!Number.isSafeInteger(elements) || elements < 0 || 4 * elements > ctx.maxTensorBytes) {
+    throw new OpError(`${what}: a working buffer of ${elements} float32s is above the limit of ${ctx.maxTensorBytes} ` +
+      `bytes per tensor (SimulatorOptions.maxTensorBytes)`, "SIM-TENSOR-TOO-LARGE")
+  }
 }

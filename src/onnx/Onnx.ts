@@ -89,6 +89,17 @@ export const importFile = Effect.fn("Onnx.importFile")(function*(file: string, o
   return r instanceof ImportError ? yield* Effect.fail(r) : r
 })
 
+/**
+ * The name a compiled imported model gives the ONNX input or output `onnxName` (its MIL name, which `Model`'s
+ * named I/O takes): the ONNX name itself when it is a valid MIL identifier, else its sanitised form. Undefined when
+ * the model has no such program input or output (an input fixed with `inputValues` has left the program). A name
+ * that is both an input and an output resolves to the input unless `side` says otherwise.
+ */
+export const milName = (metadata: ImportMetadata, onnxName: string, side?: "input" | "output"): string | undefined => {
+  const find = (list: ReadonlyArray<IoSpec>) => list.find((s) => s.onnxName === onnxName)?.milName
+  return side === "output" ? find(metadata.outputs) : side === "input" ? find(metadata.inputs) : find(metadata.inputs) ?? find(metadata.outputs)
+}
+
 /** The ANE rule findings of an imported program (for `chip`, or every chip's strictest limits), each traced to its ONNX node. */
 export const ruleReport = (imported: Imported, options: { readonly chip?: Chip } = {}): ReadonlyArray<RuleFinding> => {
   const parsed = parse(imported.text)

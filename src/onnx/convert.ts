@@ -56,6 +56,37 @@ export interface Converted {
 const elemOf = (vi: ValueInfoProto) =>
   vi.type?.value.case === "tensorType" ? vi.type.value.value : undefined
 
+const MIL_IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/**
+ * The MIL names of a graph's program inputs and outputs: an ONNX name that is a valid MIL identifier is kept as it
+ * is, so a model's I/O answers to its ONNX names; any other is sanitised (`input.1` → `input_1`) and, if that is
+ * taken, numbered (`input_1_1`). Verbatim names are claimed first, so a sanitised name never displaces one.
+ */
+export const ioMilNames = (
+  inputs: ReadonlyArray<string>,
+  outputs: ReadonlyArray<string>
+): { readonly inputs: ReadonlyArray<string>; readonly outputs: ReadonlyArray<string> } => {
+  const all = [...inputs, ...outputs]
+  const out = new Array<string | undefined>(all.length)
+  const used = new Set<string>()
+  all.forEach((n, i) => {
+    if (MIL_IDENT.test(n) && !used.has(n)) {
+      used.add(n)
+      out[i] = n
+    }
+  })
+  all.forEach((n, i) => {
+    if (out[i] !== undefined) return
+    const base = milIdent(n)
+    let candidate = base
+    for (let k = 1; used.has(candidate); k++) candidate = `${base}_${k}`
+    used.add(candidate)
+    out[i] = candidate
+  })
+  return { inputs: out.slice(0, inputs.length) as Array<string>, outputs: out.slice(inputs.length) as Array<string> }
+}
+
 const bindingOrder = (names: ReadonlyArray<string>): Map<string, number> =>
   new Map([...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n, i) => [n, i]))
 
@@ -84,6 +115,9 @@ export const convert = (
     const scope = new Map<string, Value>()
     const inputTensorIds = new Set<number>()
     const initNames = new Set(graph.initializer.map((t) => t.name))
+    const programInputs = graph.input.filter((vi) => !initNames.has(vi.name) && options.inputValues?.[vi.name] === undefined)
+    const ioNames = ioMilNames(programInputs.map((vi) => vi.name), graph.output.map((vi) => vi.name))
+    const inputMilName = new Map(programInputs.map((vi, i) => [vi, ioNames.inputs[i]!]))
     for (const init of graph.initializer) {
       const d = tensorData(init, `initializer "${init.name}"`, fail, external)
       if (d instanceof ImportError) throw new Stop(d)
@@ -124,7 +158,7 @@ export const convert = (
         fixedInputs[vi.name] = [...fixed]
         continue
       }
-      const milName = milIdent(vi.name)
+      const milName = inputMilName.get(vi)!
       shared.usedNames.add(milName)
       const dtype = type!.kind === "float" ? precision : type!.kind === "int" ? "int32" : "bool"
       const t = b.input(milName, dtype, shape)
@@ -132,7 +166,7 @@ export const convert = (
       scope.set(vi.name, { tag: "dyn", kind: type!.kind, shape, t })
       inputsMeta.push({ onnxName: vi.name, milName, onnxType: type!.name, dtype, shape })
     }
-    for (const vi of graph.output) shared.usedNames.add(milIdent(vi.name))
+    for (const n of ioNames.outputs) shared.usedNames.add(n)
 
     const walk = (g: GraphProto, env: Map<string, Value>, depth: number): ReadonlyArray<Value> => {
       if (depth > MAX_GRAPH_DEPTH) stop(`subgraphs nest deeper than ${MAX_GRAPH_DEPTH}`)
@@ -196,7 +230,7 @@ export const convert = (
     const usedAsOutput = new Set<number>()
     graph.output.forEach((vi, i) => {
       const v = outs[i]!
-      const key = milIdent(vi.name)
+      const key = ioNames.outputs[i]!
       const ctx = new NodeCtx(shared, { ...graph.node[0]!, name: `output ${vi.name}`, opType: "output" } as never, [], () => [])
       let t = ctx.tensor(v)
       // An output must be an op result of its own: pass inputs and repeated values through identity.

@@ -1,23 +1,23 @@
 /** Runs an imported model on the simulator: inputs and outputs addressed by their ONNX names through the metadata. */
 import { Effect } from "effect"
 import * as Ane from "../../src/services/Ane.js"
+import * as Onnx from "../../src/onnx/Onnx.js"
 import type { Imported } from "../../src/onnx/Onnx.js"
 
-/** A compiled imported model that maps ONNX names to binding indices. */
+/** A compiled imported model run by ONNX names: each maps to the name the model answers to (named I/O). */
 export const compileImported = (imported: Imported) =>
   Effect.gen(function*() {
     const ane = yield* Ane.Ane
     const model = yield* ane.compile(imported.compileOptions)
-    const inIndex = (name: string) => imported.metadata.inputs.find((s) => s.onnxName === name)!.index
-    const outIndex = (name: string) => imported.metadata.outputs.find((s) => s.onnxName === name)!.index
     return {
       model,
       run: (inputs: Readonly<Record<string, Float32Array>>, outputs: ReadonlyArray<string>) =>
         Effect.gen(function*() {
-          for (const [k, v] of Object.entries(inputs)) yield* model.writeInputF32(inIndex(k), v)
-          yield* model.eval
+          const named: Record<string, Float32Array> = {}
+          for (const [k, v] of Object.entries(inputs)) named[Onnx.milName(imported.metadata, k, "input")!] = v
+          const out = yield* model.run(named, { mode: "sync" })
           const res: Record<string, Float32Array> = {}
-          for (const o of outputs) res[o] = yield* model.readOutputF32(outIndex(o))
+          for (const o of outputs) res[o] = out[Onnx.milName(imported.metadata, o, "output")!]!
           return res
         })
     }

@@ -1,5 +1,4 @@
-/** `ane run` end to end: spawns `node bin/ane.js run …` (a few spawns, each a couple of seconds). */
-import { spawnSync } from "node:child_process"
+/** `ane run` end to end: spawns `node bin/ane.js run …` asynchronously (a few spawns, each a couple of seconds). */
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -8,18 +7,21 @@ import { describe, expect, it } from "vitest"
 import { decodeBlob, readBlobAt } from "../../src/mil/blob.js"
 import { readNpy, writeNpy } from "../../src/cli/npy.js"
 import { roundToFp16 } from "../../src/sim/numerics.js"
+import { spawned } from "./harness.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
-const ane = (...args: Array<string>) =>
-  spawnSync(process.execPath, [join(root, "bin", "ane.js"), "run", ...args], { cwd: root, encoding: "utf8", timeout: 60_000 })
+const ane = async (...args: Array<string>) => {
+  const r = await spawned(["run", ...args], 60_000)
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr }
+}
 
 describe("ane run", () => {
-  it("runs examples/linear.mil with an .npy input and writes outputs that match a float64 reference", () => {
+  it("runs examples/linear.mil with an .npy input and writes outputs that match a float64 reference", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ane-run-"))
     const C = 64, S = 384
     const x = new Float32Array(C * S).map((_, i) => roundToFp16(Math.sin(i * 0.37) * 0.8))
     writeFileSync(join(dir, "x.npy"), writeNpy(x, [1, C, 1, S], "<f2"))
-    const r = ane("examples/linear.mil", "--input", `x=${join(dir, "x.npy")}`, "--output", dir, "--json", "--backend", "simulator")
+    const r = await ane("examples/linear.mil", "--input", `x=${join(dir, "x.npy")}`, "--output", dir, "--json", "--backend", "simulator")
     expect(r.stderr).toBe("")
     expect(r.status).toBe(0)
     const summary = JSON.parse(r.stdout) as {
@@ -56,16 +58,16 @@ describe("ane run", () => {
     expect(summary.timings.evalMs).toBeGreaterThan(0)
   })
 
-  it("runs a .mlmodelc with random inputs and says which backend auto chose", () => {
+  it("runs a .mlmodelc with random inputs and says which backend auto chose", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ane-run-"))
-    const r = ane("examples/gated_conv.mlmodelc", "--output", dir)
+    const r = await ane("examples/gated_conv.mlmodelc", "--output", dir)
     expect(r.status).toBe(0)
     expect(r.stderr).toContain("using the simulator backend")
     expect(r.stdout).toMatch(/gated \[1, 32, 1, 768\] fp16 +min -?[0-9.]+ +max [0-9.]+ +mean/)
   })
 
-  it("--backend hardware fails with the NoAneError message, status 3, a CLI hint and no stack trace", () => {
-    const r = ane("examples/linear.mil", "--backend", "hardware")
+  it("--backend hardware fails with the NoAneError message, status 3, a CLI hint and no stack trace", async () => {
+    const r = await ane("examples/linear.mil", "--backend", "hardware")
     expect(r.status).toBe(3)
     expect(r.stderr).toContain("no ANE hardware available")
     expect(r.stderr).toContain("--backend simulator")

@@ -256,7 +256,8 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     return v
   }
 
-  const blobVal = (name: string, value: Extract<Value, { kind: "blob" }>): PVal => {
+  /** The checked blob record of a BLOBFILE value (the weight file and its bounds), without decoding it. */
+  const blobRecord = (name: string, value: Extract<Value, { kind: "blob" }>) => {
     const t = typeOf({ name, type: value.type, pos: value.pos })
     const bytes = options.weight(value.path)
     if (bytes === undefined) {
@@ -267,6 +268,11 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     if (rec instanceof InvalidArgumentError) {
       return fail("SIM-BLOB", `${value.path} @ ${value.offset}: ${rec.message}`, value.pos)
     }
+    return { t, rec }
+  }
+
+  const blobVal = (name: string, value: Extract<Value, { kind: "blob" }>): PVal => {
+    const { t, rec } = blobRecord(name, value)
     const v = newVal(name, t, true)
     const decoded = decodeBlob(rec)
     for (let i = 0; i < v.data.length; i++) v.data[i] = Number(decoded[i]!)
@@ -305,6 +311,11 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
       const val = op.attributes.find((a) => a.name === "val") ?? op.args.find((a) => a.name === "val")
       const out = op.outputs[0]
       if (!val || !out) return fail("SIM-CONST", "const needs one output and a val attribute", op.pos)
+      // A const nothing reads needs no buffer: its weights are still checked, never decoded or held.
+      if (!lastUse.has(out.name) && definitions.get(out.name) === 1) {
+        if (val.value.kind === "blob") blobRecord(out.name, val.value)
+        continue
+      }
       const r = resolve(val, out.name)
       if (Array.isArray(r)) return fail("SIM-CONST", "const val cannot be a tuple", op.pos)
       const v = r as PVal

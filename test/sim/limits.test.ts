@@ -60,10 +60,26 @@ describe("maxTensorBytes", () => {
     Effect.gen(function*() {
       const text = program("tensor<fp16, [1, 4]> x",
         "    tensor<fp16, [1, 65536, 1, 65536]> c = const()[name = string(\"c\"), val = tensor<fp16, [1, 65536, 1, 65536]>(0x1p0)];\n" +
+          "    tensor<fp16, [1, 65536, 1, 65536]> z = identity(x = c)[name = string(\"z\")];\n" +
           "    tensor<fp16, [1, 4]> y = relu(x = x)[name = string(\"y\")];", "y")
       const e = failure(yield* compileExit(text, { rules: "off" }))
-      expect(codes(e)).toContain("SIM-TENSOR-TOO-LARGE")
+      const d = (e.diagnostics as ReadonlyArray<{ code: string; line: number }>)[0]!
+      expect([d.code, d.line]).toEqual(["SIM-TENSOR-TOO-LARGE", 5])
     }))
+
+  it("a const nothing reads takes no buffer (the 394-byte program's 256 MiB splat)", () => {
+    const text = program("tensor<fp16, [1, 4]> x",
+      "    tensor<fp16, [1, 1024, 1, 65536]> c = const()[name = string(\"c\"), val = tensor<fp16, [1, 1024, 1, 65536]>(0x1p0)];\n" +
+        "    tensor<fp16, [1, 4]> y = relu(x = x)[name = string(\"y\")];", "y")
+    const p = planOf(text)
+    expect(p.bufferBytes).toBe(2 * 4 * 4)
+    // Its weight file is still checked.
+    const blob = program("tensor<fp16, [1, 4]> x",
+      "    tensor<fp16, [4]> w = const()[name = string(\"w\"), val = tensor<fp16, [4]>(BLOBFILE(path = string(\"@model_path/weights/w.bin\"), offset = uint64(64)))];\n" +
+        "    tensor<fp16, [1, 4]> y = relu(x = x)[name = string(\"y\")];", "y")
+    const r = plan(parse(blob).program!, { numerics: "ane", weight: () => undefined })
+    expect("run" in r ? [] : r.map((d) => d.code)).toEqual(["SIM-BLOB-MISSING"])
+  })
 
   it.effect("an I/O surface over the limit (rows padded to 64 bytes) is an UnsupportedLayoutError", () =>
     Effect.gen(function*() {

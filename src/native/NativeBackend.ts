@@ -25,6 +25,7 @@ import { compileModel } from "./model.js"
 import { standaloneSurface } from "./surfaces.js"
 import { beginRealTimeTask } from "./realtime.js"
 import { sharedEvent } from "./sharedEvent.js"
+import { openNativeMetal } from "./metal.js"
 import { type Id, MACOS_PATHS, nil, type Objc, type ObjcPaths } from "./objc.js"
 import { type ClientSlot, clientSlot, NO_CLIENT_HINT } from "./client.js"
 import { probeClientInfo } from "./telemetry.js"
@@ -132,6 +133,8 @@ export interface NativeOptions {
   readonly evalThreads?: number
   /** Observes every message's selector, cast signature and receiver (tests check them against the spec). */
   readonly onSend?: (selector: string, signature: string, receiver: Id) => void
+  /** Metal.framework's path for `Metal.open` (default the macOS one); tests point it at the fake. */
+  readonly metalPath?: string
 }
 
 /** Loads the libraries and binds the runtime; any failure is a NoAneError naming it. */
@@ -290,7 +293,8 @@ export const makeNative = (
       createSharedEvent: sharedEvent(env),
       liveHandles: Effect.sync(() => env.live),
       clientInfo: clientInfoWith(rt, client),
-      beginRealTimeTask: beginRealTimeTask(env, client)
+      beginRealTimeTask: beginRealTimeTask(env, client),
+      openMetal: openNativeMetal(env, options.metalPath)
     }
     statsOf.set(backend, stats)
     return backend

@@ -13,17 +13,21 @@ import { type Id, nil, type Objc, type ObjcPaths, openObjc } from "../../src/nat
 import type { TensorLayout } from "../../src/schema/TensorLayout.js"
 
 const source = join(dirname(fileURLToPath(import.meta.url)), "fake_objc.c")
+/** Fake Metal, linked in: it takes over these entry points and hands every non-Metal message to fake_objc.c's. */
+const metalSource = join(dirname(source), "fake_metal.c")
+const inner = ["objc_msgSend=fake_objc_inner_msgSend", "objc_getClass=fake_objc_inner_getClass",
+  "fake_check_signature=fake_objc_inner_check_signature", "objc_autoreleasePoolPush=fake_objc_inner_poolPush",
+  "objc_autoreleasePoolPop=fake_objc_inner_poolPop"].map((d) => `-D${d}`)
 
 /** Compiles the fake (cached by source hash) and returns the shared-library path. */
 export const buildFake = (): string => {
-  const text = readFileSync(source)
-  const hash = createHash("sha256").update(text).digest("hex").slice(0, 16)
+  const hash = createHash("sha256").update(readFileSync(source)).update(readFileSync(metalSource)).digest("hex").slice(0, 16)
   const out = join(tmpdir(), `effect-ane-fake-objc-${hash}.so`)
   if (existsSync(out)) return out
   const work = mkdtempSync(join(tmpdir(), "effect-ane-fake-"))
   const tmp = join(work, "fake_objc.so")
   try {
-    execFileSync("cc", ["-shared", "-fPIC", "-O1", "-Wall", "-o", tmp, source, "-lpthread"], { stdio: "pipe" })
+    execFileSync("cc", ["-shared", "-fPIC", "-O1", "-Wall", ...inner, "-o", tmp, source, metalSource, "-lpthread"], { stdio: "pipe" })
   } catch (cause) {
     const text = cause instanceof Error ? cause.message : String(cause)
     throw new Error(

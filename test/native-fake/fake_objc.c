@@ -1673,6 +1673,15 @@ long fake_surface_locks(const void *base) {
   pthread_mutex_unlock(&LOCK);
   return n;
 }
+/* For fake_metal.c: a GPU wrote the surface at `base` (no CPU lock is needed for that); its content is the new
+   reference, as after an evaluation. */
+void fake_surface_device_wrote(const void *base) {
+  pthread_mutex_lock(&LOCK);
+  for (size_t i = 0; i < nsurfaces; i++) {
+    if (surfaces_live[i]->bytes == base) surfaces_live[i]->sum = surface_sum(surfaces_live[i]);
+  }
+  pthread_mutex_unlock(&LOCK);
+}
 /* Objects autoreleased with no pool pushed, on the calling thread. */
 long fake_thread_orphans(void) { return thread_orphans; }
 /* Shared-event evaluations of package models since fake_reset. */

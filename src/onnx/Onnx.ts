@@ -13,7 +13,7 @@ import type { Diagnostic } from "../schema/Diagnostic.js"
 import { ImportError } from "../schema/errors.js"
 import { convert, type ConvertOptions, type ImportMetadata, type IoSpec } from "./convert.js"
 import { supportedOnnxOps } from "./ops/index.js"
-import { decodeModel, externalReader, failer } from "./read.js"
+import { decodeModel, externalReader, failer, MAX_READ_BYTES, readRegularFileSync } from "./read.js"
 
 export type { ConvertOptions as ImportOptions, ImportMetadata, IoSpec }
 export { supportedOnnxOps }
@@ -41,7 +41,7 @@ export interface RuleFinding {
 }
 
 /** Largest ONNX file read (protobuf's own 2 GiB limit). */
-export const MAX_MODEL_BYTES = 2 ** 31 - 1
+export const MAX_MODEL_BYTES = MAX_READ_BYTES
 
 const importWith = (bytes: Uint8Array, file: string, options: ConvertOptions, external: ReturnType<typeof externalReader> | undefined) => {
   const fail = failer(file)
@@ -72,19 +72,12 @@ export const importBytes = (bytes: Uint8Array, options: ConvertOptions = {}): Ef
  */
 export const importFile = Effect.fn("Onnx.importFile")(function*(file: string, options: ConvertOptions = {}) {
   const fail = failer(file)
-  const bytes = yield* Effect.try({
-    try: () => {
-      const st = fs.statSync(file)
-      if (!st.isFile()) throw new Error("not a regular file")
-      if (st.size > MAX_MODEL_BYTES) throw new Error(`${st.size} bytes exceed the 2 GiB protobuf limit`)
-      return new Uint8Array(fs.readFileSync(file))
-    },
-    catch: (cause) => fail(`cannot read the file (${cause instanceof Error ? cause.message : String(cause)})`, { cause })
-  })
-  const external = yield* Effect.try({
-    try: () => externalReader(file),
-    catch: (cause) => fail("cannot resolve the model's folder", { cause })
-  })
+  if (typeof file !== "string" || file.length === 0 || file.includes("\0")) {
+    return yield* Effect.fail(fail("the model path must be a non-empty string without NUL characters"))
+  }
+  const bytes = readRegularFileSync(file, MAX_MODEL_BYTES)
+  if (typeof bytes === "string") return yield* Effect.fail(fail(`cannot read the file: ${bytes}`))
+  const external = externalReader(file)
   const r = importWith(bytes, file, options, external)
   return r instanceof ImportError ? yield* Effect.fail(r) : r
 })

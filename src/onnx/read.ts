@@ -6,7 +6,8 @@ import { fromBinary } from "@bufbuild/protobuf"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type ModelProto, ModelProtoSchema, type TensorProto } from "onnx-buf"
-import { ImportError } from "../schema/errors.js"
+import { resolveInside } from "../backend/weightPath.js"
+import { CompileError, ImportError } from "../schema/errors.js"
 
 /** Elements a single tensor may hold before the importer refuses it (2³¹, far above any real layer). */
 export const MAX_TENSOR_ELEMENTS = 2 ** 31
@@ -147,36 +148,79 @@ export const tensorData = (
   return { kind: type.kind, shape, data: out }
 }
 
+/** Largest file, or external-data range, the importer reads in one piece (protobuf's own 2 GiB limit). */
+export const MAX_READ_BYTES = 2 ** 31 - 1
+
+const errorText = (cause: unknown): string => {
+  const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : undefined
+  return code === "ENOENT" ? "it does not exist"
+    : code === "EACCES" || code === "EPERM" ? "permission denied"
+    : code === "EISDIR" ? "it is a directory"
+    : cause instanceof Error ? cause.message : String(cause)
+}
+
+const kindOf = (st: fs.Stats): string =>
+  st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket"
+    : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "a special file"
+
 /**
- * An external-data reader for a model at `modelPath`: a location must be relative, resolve (after `realpath`) inside
- * the model's folder, and name a regular file; the requested range must lie inside it.
+ * Reads `length` bytes at `offset` of a regular file (the whole file when `length` is undefined), or returns why it
+ * cannot. The file is opened non-blocking and checked on its descriptor, so a FIFO or device (even one swapped in
+ * after a check) is refused without waiting for a writer, and nothing past `maxBytes` is allocated.
+ */
+export const readRegularFileSync = (
+  file: string,
+  maxBytes: number,
+  range: { readonly offset: number; readonly length: number | undefined } = { offset: 0, length: undefined }
+): Uint8Array | string => {
+  let fd: number
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0))
+  } catch (cause) {
+    return errorText(cause)
+  }
+  try {
+    const st = fs.fstatSync(fd)
+    if (!st.isFile()) return `it is ${kindOf(st)}, not a regular file`
+    const length = range.length ?? st.size - range.offset
+    if (range.offset > st.size || length < 0 || range.offset + length > st.size) {
+      return `the range ${range.offset}+${length} lies outside the file (${st.size} bytes)`
+    }
+    if (length > maxBytes) return `${length} bytes exceed the limit of ${maxBytes} bytes read at once`
+    const out = new Uint8Array(length)
+    let at = 0
+    while (at < length) {
+      const n = fs.readSync(fd, out, at, length - at, range.offset + at)
+      if (n === 0) return `the file ended after ${at} of ${length} bytes (it shrank while being read)`
+      at += n
+    }
+    return out
+  } catch (cause) {
+    return errorText(cause)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/**
+ * An external-data reader for a model at `modelPath`: a location resolves inside the model's folder, symbolic links
+ * included, by the rule every model path follows (`resolveInside`: relative, no `..`, no link leading out), and
+ * names a regular file; only the requested range is read, and it must lie inside the file.
  */
 export const externalReader = (modelPath: string): ExternalReader => {
-  const root = fs.realpathSync(path.dirname(path.resolve(modelPath)))
-  const cache = new Map<string, Uint8Array | string>()
-  const open = (location: string): Uint8Array | string => {
-    if (location.includes("\0") || path.isAbsolute(location)) return `external data location "${location}" must be a relative path`
-    const joined = path.resolve(root, location)
-    let real: string
-    try {
-      real = fs.realpathSync(joined)
-    } catch {
-      return `external data file "${location}" does not exist beside the model`
-    }
-    if (real !== root && !real.startsWith(root + path.sep)) return `external data location "${location}" leaves the model's folder`
-    const st = fs.statSync(real)
-    if (!st.isFile()) return `external data location "${location}" is not a regular file`
-    return new Uint8Array(fs.readFileSync(real))
-  }
+  const root = path.dirname(path.resolve(modelPath))
+  const resolved = new Map<string, string | CompileError>()
   return (location, offset, length) => {
-    let file = cache.get(location)
-    if (file === undefined) {
-      file = open(location)
-      cache.set(location, file)
+    let target = resolved.get(location)
+    if (target === undefined) {
+      target = resolveInside(root, location, { op: "Onnx.import", model: modelPath })
+      resolved.set(location, target)
     }
-    if (typeof file === "string") return file
-    const len = length ?? file.length - offset
-    if (offset + len > file.length) return `external data range ${offset}+${len} lies outside "${location}" (${file.length} bytes)`
-    return file.subarray(offset, offset + len)
+    if (target instanceof CompileError) {
+      const why = target.diagnostics[0]?.message.replace(/^weight path .*? is outside the model: /, "") ?? "it leaves the folder"
+      return `external data location ${JSON.stringify(location)} is outside the model's folder: ${why}`
+    }
+    const r = readRegularFileSync(target, MAX_READ_BYTES, { offset, length })
+    return typeof r === "string" ? `external data file ${JSON.stringify(location)} cannot be read: ${r}` : r
   }
 }

@@ -2,19 +2,17 @@
  * `ane check <file.mil | dir.mlmodelc> [--chip X] [--json]`: parse, type-check and ANE-validate, compiler style, and
  * check every BLOBFILE against its weight file (present, well-formed, the declared dtype and size).
  */
-import { realpath } from "node:fs/promises"
-import { isAbsolute, join, relative, resolve } from "node:path"
+import { join } from "node:path"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
-import type { Program } from "../mil/ast.js"
 import { analyze, hasErrors } from "../mil/analyze.js"
 import { blobReferences, checkProgramBlobs } from "../mil/blob.js"
 import { chips } from "../mil/validate.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { CommandExit, ExitCode, reported } from "./failure.js"
-import { MAX_WEIGHT_BYTES, readRegularFile } from "./files.js"
 import { loadProgram } from "./run.js"
 import { loadMil } from "./source.js"
+import { packageWeights } from "./weights.js"
 
 /** One diagnostic with its source line and a caret under the column. */
 export const renderDiagnostic = (d: Diagnostic, lines: ReadonlyArray<string>): string => {
@@ -42,41 +40,6 @@ const jsonOf = (ds: ReadonlyArray<Diagnostic>) =>
   }))
 
 type WeightFiles = ReadonlyArray<{ readonly path: string; readonly bytes: Uint8Array }>
-
-/**
- * The weight files of a package's BLOBFILEs, read from under its folder: a path that leaves the folder (`..`, an
- * absolute path, a symlink out) is a diagnostic, not a read; a missing file is left for the blob checks to report.
- */
-const packageWeights = (root: string, program: Program, file: string) =>
-  Effect.gen(function*() {
-    const files: Array<{ path: string; bytes: Uint8Array }> = []
-    const problems: Array<Diagnostic> = []
-    const realRoot = yield* Effect.promise(() => realpath(root).catch(() => resolve(root)))
-    const inside = (p: string, base: string) => {
-      const r = relative(base, p)
-      return r !== "" && !r.startsWith("..") && !isAbsolute(r)
-    }
-    for (const ref of blobReferences(program)) {
-      if (files.some((f) => f.path === ref.path)) continue
-      const rel = ref.path.startsWith("@model_path/") ? ref.path.slice("@model_path/".length) : ref.path
-      const full = resolve(root, rel)
-      const real = yield* Effect.promise(() => realpath(full).catch(() => undefined))
-      if (isAbsolute(rel) || rel.includes("\0") || !inside(full, resolve(root)) || (real !== undefined && !inside(real, realRoot))) {
-        problems.push(new Diagnostic({
-          kind: "type", severity: "error", code: "weight-path-outside-model", line: ref.pos.line, col: ref.pos.col, file,
-          message: `weight path "${ref.path}" leaves the package ${root}`,
-          hint: "a BLOBFILE path names a file inside the package, such as @model_path/weights/weight.bin"
-        }))
-        continue
-      }
-      if (real === undefined) continue
-      const bytes = yield* readRegularFile(full, {
-        op: "ane check", argument: `weight file of ${ref.path}`, expected: "a regular weight file", maxBytes: MAX_WEIGHT_BYTES
-      })
-      files.push({ path: ref.path, bytes })
-    }
-    return { files: files as WeightFiles, problems }
-  })
 
 /** Where the CLI looks for a missing weight file, as a hint. */
 const missingHint = (kind: "file" | "package", path: string, blob: string) => {
@@ -106,7 +69,7 @@ export const command = Command.make(
       let blobs: ReadonlyArray<Diagnostic> = []
       if (r.program !== null && blobReferences(r.program).length > 0) {
         const found = kind === "package"
-          ? yield* packageWeights(path, r.program, file)
+          ? yield* packageWeights("ane check", path, r.program, file)
           : yield* loadProgram("ane check", path, weights).pipe(
             Effect.map((req) => ({ files: req.options._tag === "mil" ? req.options.weights : [], problems: [] })),
             // A weight path the loader refuses (outside the folder) is a finding of its own, not a failed check.

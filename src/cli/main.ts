@@ -7,6 +7,11 @@ import { ExitCode } from "./failure.js"
 // Logs go to stderr so that `--json` output on stdout stays one parseable object.
 const toStderr = Effect.locally(FiberRef.currentLoggers, HashSet.make(Logger.prettyLogger({ stderr: true })))
 
+// A reader that stops early (`ane … | head`) closes the pipe: end quietly, as a SIGPIPE would, not with a stack.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => process.exit(e.code === "EPIPE" ? ExitCode.ok : ExitCode.internal))
+}
+
 runCli(process.argv).pipe(
   Effect.provide(NodeContext.layer),
   toStderr,

@@ -25,6 +25,7 @@ import {
 } from "./files.js"
 import { maxNpyBytes, readNpy, sameShape, writeNpy } from "./npy.js"
 import { whileRunning } from "./progress.js"
+import { checkPackageWeights } from "./weights.js"
 import { engineTime, formatEngineTime } from "./timing.js"
 
 /** Parsed command-line options of `ane run`. */
@@ -193,9 +194,9 @@ const chooseBackend = (o: RunOptions) => {
  */
 export const loadProgram = (op: string, program: string, weights: Option.Option<string>) =>
   Effect.gen(function*() {
-    yield* checkProgramPath(op, program)
+    const kind = yield* checkProgramPath(op, program)
     if (Option.isSome(weights)) yield* checkWeightPath(op, weights.value)
-    return yield* compileRequest(program, weights).pipe(
+    const req = yield* compileRequest(program, weights).pipe(
       Effect.catchAllDefect((d) =>
         Effect.fail(new InvalidArgumentError({
           op, argument: "program", expected: "a program whose weight files can be read",
@@ -203,6 +204,9 @@ export const loadProgram = (op: string, program: string, weights: Option.Option<
         }))),
       Effect.mapError((e) => (e._tag === "InvalidArgumentError" && e.op === "ane run" ? withOp(e, op) : e))
     )
+    // The backend reads a package's weights itself: a FIFO or an oversized file is refused by name first.
+    if (kind === "package") yield* checkPackageWeights(op, program, req.text)
+    return req
   })
 
 interface OutputSummary {

@@ -3,7 +3,7 @@
  * the documented exit status, and quickly (issue: a FIFO, a device or /proc must not hang the command).
  */
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -179,7 +179,36 @@ describe("ane run: --input and weights", () => {
   })
 })
 
+describe("ane run: a package's weight files", () => {
+  it("a FIFO or a file over 2 GiB as a package's weight file: refused by name before the compile", async () => {
+    const pkg = join(dir, "heavy.mlmodelc")
+    cpSync("examples/gated_conv.mlmodelc", pkg, { recursive: true })
+    const weights = join(pkg, "weights", "weight.bin")
+    truncateSync(weights, 2 ** 31 + 64)
+    expectOneLine(await run(pkg, "--output", join(dir, "h1")), ExitCode.usage, weights, "at most 2048 MiB")
+    rmSync(weights)
+    execFileSync("mkfifo", [weights])
+    expectOneLine(await inProcess(["bench", pkg, "--backend", "simulator"]), ExitCode.usage, weights, "a FIFO")
+  })
+})
+
 describe("ane run: FIFOs and devices end to end", () => {
+  it("a reader that closes the pipe early: the command ends quietly, no stack trace", async () => {
+    const r = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      const child = spawn(process.execPath, [join(root, "bin", "ane.js"), "--help"], { cwd: root })
+      child.stdout.destroy()
+      let stderr = ""
+      child.stderr.on("data", (d) => (stderr += String(d)))
+      const kill = setTimeout(() => child.kill("SIGKILL"), SPAWN_BOUND_MS)
+      child.on("close", (code) => {
+        clearTimeout(kill)
+        done({ code, stderr })
+      })
+    })
+    expect(r.stderr).toBe("")
+    expect(r.code).toBe(ExitCode.ok)
+  })
+
   it("a FIFO as the program, a package's model.mil, an input and --weights: refused at once, the process exits", async () => {
     const fifo = join(dir, "pipe.mil")
     execFileSync("mkfifo", [fifo])

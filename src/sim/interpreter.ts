@@ -1,7 +1,8 @@
 /**
  * The simulator's planner and interpreter. A MIL function is planned once: every value gets its buffer, constants
  * and constexpr chains are folded, and each remaining op becomes a closure over preallocated buffers, so an
- * evaluation is a straight run of closures that allocates nothing.
+ * evaluation is a straight run of closures that allocates nothing. A run-time value's buffer is handed to a later
+ * value once nothing reads it any more, and no buffer exceeds `maxTensorBytes`.
  */
 import type { Binding, Literal, MilFunction, NamedValue, Program, TypeExpr, Value } from "../mil/ast.js"
 import { decodeBlob, readBlobAt } from "../mil/blob.js"
@@ -11,6 +12,7 @@ import { roundBitsToFp16 } from "./numerics.js"
 import { OpError, ops, statefulOps } from "./ops/index.js"
 import type { OpCtx, OutType, Run, Val } from "./ops/index.js"
 import { sizeOf } from "./ops/util.js"
+import { applyMatmulCliff } from "./numerics.js"
 
 /** Element count of a static shape; NaN when it is not an exact integer (refused by the size limit). */
 const sizeOfChecked = (shape: ReadonlyArray<number>): number => {
@@ -18,7 +20,6 @@ const sizeOfChecked = (shape: ReadonlyArray<number>): number => {
   for (const d of shape) n *= d
   return Number.isSafeInteger(n) ? n : NaN
 }
-import { applyMatmulCliff } from "./numerics.js"
 
 /** A value of the planned program (mutable only inside the planner). */
 interface PVal extends Val {

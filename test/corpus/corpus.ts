@@ -38,13 +38,3 @@ export const weightFiles = (): Array<string> =>
 
 /** The absolute path of a corpus file given relative to `corpusDir`. */
 export const corpusPath = (rel: string): string => join(corpusDir, rel)
-
-/**
- * An evenly spread sample of `n` items (always the first and the last), or all of them under `full`: heavy sweeps
- * in `npm test` stay short on small machines while every item still runs in `npm run test:full`.
- */
-export const sample = <A>(items: ReadonlyArray<A>, n: number): Array<A> => {
-  if (full || items.length <= n) return [...items]
-  if (n <= 1) return items.slice(0, Math.max(0, n))
-  return Array.from({ length: n }, (_, i) => items[Math.round((i * (items.length - 1)) / (n - 1))]!)
-}

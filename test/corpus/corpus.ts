@@ -34,7 +34,7 @@ export const milFiles = (): Array<string> =>
 
 /** Every `weights/weight.bin` of the corpus, relative to `corpusDir`. */
 export const weightFiles = (): Array<string> =>
-  walk(corpusDir, (p) => p.endsWith(`${join("weights", "weight.bin")}`)).map((p) => relative(corpusDir, p))
+  walk(corpusDir, (p) => p.endsWith(join("weights", "weight.bin"))).map((p) => relative(corpusDir, p))
 
 /** The absolute path of a corpus file given relative to `corpusDir`. */
 export const corpusPath = (rel: string): string => join(corpusDir, rel)

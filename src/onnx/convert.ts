@@ -2,13 +2,14 @@
  * The graph walker: binds inputs (fixed shapes, or values given at import), folds constants, inlines `If` branches
  * whose condition is known, converts each node, and names outputs; produces the MIL program and its metadata.
  */
-import type { GraphProto, ModelProto, ValueInfoProto } from "onnx-buf"
+import type { GraphProto, ModelProto, NodeProto, ValueInfoProto } from "onnx-buf"
 import { buildSync, type Built } from "../mil/build.js"
 import type { Builder } from "../mil/build.js"
 import { CompileError, ImportError } from "../schema/errors.js"
 import { formatDiagnostic } from "../schema/Diagnostic.js"
 import { milIdent, NodeCtx, type Shared, Stop } from "./context.js"
 import { converters, supportedOnnxOps } from "./ops/index.js"
+import { foldBatchNormIntoConv } from "./ops/nn.js"
 import { ELEMENT_TYPES, type ExternalReader, type Fail, MAX_GRAPH_DEPTH, tensorData } from "./read.js"
 import { type Const, constant, type Kind, size, type Value } from "./values.js"
 
@@ -85,6 +86,59 @@ export const ioMilNames = (
     out[i] = candidate
   })
   return { inputs: out.slice(0, inputs.length) as Array<string>, outputs: out.slice(inputs.length) as Array<string> }
+}
+
+/** How often each name is read in `g`: node inputs, graph outputs, and (counted as reads) anything a subgraph reads. */
+const useCounts = (g: GraphProto): Map<string, number> => {
+  const uses = new Map<string, number>()
+  const add = (n: string) => {
+    if (n !== "") uses.set(n, (uses.get(n) ?? 0) + 1)
+  }
+  const visit = (graph: GraphProto, depth: number) => {
+    if (depth > MAX_GRAPH_DEPTH) return
+    for (const node of graph.node) {
+      for (const i of node.input) add(i)
+      for (const a of node.attribute) {
+        if (a.g !== undefined) visit(a.g, depth + 1)
+        for (const sg of a.graphs) visit(sg, depth + 1)
+      }
+    }
+    for (const o of graph.output) add(o.name)
+  }
+  visit(g, 0)
+  return uses
+}
+
+const attrOf = (node: NodeProto, name: string) => node.attribute.find((a) => a.name === name)
+
+/**
+ * When node `k` is a Conv with constant weights whose output only a BatchNormalization (inference form, constant
+ * parameters) reads, the Conv's inputs with that normalisation folded into its weights and bias, and the index of
+ * the BatchNormalization, which then adds nothing to the program.
+ */
+const convBatchNorm = (
+  g: GraphProto,
+  k: number,
+  inputs: ReadonlyArray<Value | undefined>,
+  uses: ReadonlyMap<string, number>,
+  lookup: (name: string) => Value | undefined
+): { readonly bn: number; readonly inputs: ReadonlyArray<Value | undefined> } | undefined => {
+  const out = g.node[k]!.output[0]
+  if (out === undefined || out === "" || uses.get(out) !== 1) return undefined
+  const j = g.node.findIndex((n, i) => i > k && n.input[0] === out)
+  const bn = g.node[j]
+  if (bn === undefined || bn.opType !== "BatchNormalization" || (bn.domain !== "" && bn.domain !== "ai.onnx")) return undefined
+  if (bn.output.slice(1).some((o) => o !== "") || Number(attrOf(bn, "training_mode")?.i ?? 0n) !== 0) return undefined
+  if (Number(attrOf(bn, "spatial")?.i ?? 1n) !== 1) return undefined
+  const w = inputs[1], b = inputs[2]
+  if (w?.tag !== "const" || (b !== undefined && b.tag !== "const")) return undefined
+  const params = [1, 2, 3, 4].map((i) => (bn.input[i] ? lookup(bn.input[i]!) : undefined))
+  if (params.some((p) => p?.tag !== "const")) return undefined
+  const [scale, bias, mean, variance] = params as Array<Const>
+  const folded = foldBatchNormIntoConv(w, b, {
+    scale: scale!, bias: bias!, mean: mean!, variance: variance!, epsilon: attrOf(bn, "epsilon")?.f ?? 1e-5
+  })
+  return folded === undefined ? undefined : { bn: j, inputs: [inputs[0], folded.w, folded.b] }
 }
 
 const bindingOrder = (names: ReadonlyArray<string>): Map<string, number> =>
@@ -182,7 +236,11 @@ export const convert = (
         if (d instanceof ImportError) throw new Stop(d)
         env.set(init.name, { tag: "const", kind: d.kind, shape: d.shape, data: d.data })
       }
-      for (const node of g.node) {
+      const uses = useCounts(g)
+      const folded = new Set<number>()
+      for (let k = 0; k < g.node.length; k++) {
+        if (folded.has(k)) continue
+        const node = g.node[k]!
         const nodeName = node.name || node.output[0] || node.opType
         const domain = node.domain === "ai.onnx" ? "" : node.domain
         const inputs = node.input.map((n) => {
@@ -211,7 +269,15 @@ export const convert = (
             hint: `supported: ${supportedOnnxOps.join(", ")}`
           }))
         } else {
-          results = converter(new NodeCtx(shared, node, inputs, () => []))
+          const fused = node.opType === "Conv" ? convBatchNorm(g, k, inputs, uses, lookup) : undefined
+          if (fused === undefined) results = converter(new NodeCtx(shared, node, inputs, () => []))
+          else {
+            // Conv then BatchNormalization as one conv: the normalisation lives in the weights (no mul/add ops).
+            results = converter(new NodeCtx(shared, node, fused.inputs, () => []))
+            folded.add(fused.bn)
+            const y = g.node[fused.bn]!.output[0]!
+            if (results[0] !== undefined) env.set(y, results[0])
+          }
         }
         node.output.forEach((name, i) => {
           const v = results[i]

@@ -140,6 +140,30 @@ const globalPool = (milOp: string): Converter => (c) => {
 /** Per-channel [C, 1, …] view of a vector for an input of rank r. */
 const perChannel = (v: Const, r: number): Const => ({ ...v, shape: [size(v.shape), ...new Array<number>(r - 2).fill(1)] })
 
+/**
+ * A Conv's constant weight [C_out, C_in/g, k…] and bias with the BatchNormalization that follows it folded in:
+ * W' = W·s per output channel, b' = b·s + t, with s = γ/√(σ²+ε) and t = β − μ·s. Undefined when the shapes do not
+ * line up (the two ops are then converted as they are, and their own checks report the problem).
+ */
+export const foldBatchNormIntoConv = (
+  w: Const,
+  b: Const | undefined,
+  bn: { readonly scale: Const; readonly bias: Const; readonly mean: Const; readonly variance: Const; readonly epsilon: number }
+): { readonly w: Const; readonly b: Const } | undefined => {
+  const C = w.shape[0]
+  if (C === undefined || w.kind !== "float" || w.shape.length < 3) return undefined
+  if ([bn.scale, bn.bias, bn.mean, bn.variance].some((v) => v.kind !== "float" || size(v.shape) !== C)) return undefined
+  if (b !== undefined && (b.kind !== "float" || size(b.shape) !== C)) return undefined
+  const per = size(w.shape) / C
+  const wd = new Float32Array(w.data.length), bd = new Float32Array(C)
+  for (let o = 0; o < C; o++) {
+    const s = bn.scale.data[o]! / Math.sqrt(bn.variance.data[o]! + bn.epsilon)
+    for (let k = o * per; k < (o + 1) * per; k++) wd[k] = w.data[k]! * s
+    bd[o] = (b === undefined ? 0 : b.data[o]!) * s + bn.bias.data[o]! - bn.mean.data[o]! * s
+  }
+  return { w: constant("float", w.shape, wd), b: constant("float", [C], bd) }
+}
+
 const batchNorm: Converter = (c) => {
   const x = c.in(0)
   const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) => c.constIn(i, ["scale", "B", "mean", "var"][i - 1]))

@@ -18,6 +18,7 @@ import { closed, native, type NativeEnv, Stop } from "./env.js"
 import { nativeError } from "./errors.js"
 import { diagnostics, evalAsync, evalSync, evalWithStats, requestAccess } from "./evaluate.js"
 import { type NativeLayouts, parseLayouts } from "./layouts.js"
+import { nativePipelining } from "./pipelinedIO.js"
 import { type ErrorResult, type Id, nil } from "./objc.js"
 import { type Compiled, mapOne, mapOver } from "./requests.js"
 import { evalWithEvents } from "./sharedEventEval.js"
@@ -301,7 +302,8 @@ export const compileModel = (env: NativeEnv, options: MilCompileOptions | Packag
         ).pipe(Effect.map((r) => toBackendRequest(env, c, r))),
         mapRequestOver: (surfaces) =>
           Effect.acquireRelease(mapOver(env, c, surfaces), closeRequest).pipe(Effect.map((r) => toBackendRequest(env, c, r))),
-        probeDiagnostics: diagnostics(env, c)
+        probeDiagnostics: diagnostics(env, c),
+        ...nativePipelining(env, c, r0)
       }
       nativeModels.set(model, { env, c, r0 })
       return model

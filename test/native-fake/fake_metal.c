@@ -16,6 +16,9 @@
  *   returns non-zero, or a source the fake's compiler refuses (no "kernel void <name>"), fails like Metal does.
  * - MTLSize arguments (dispatchThreads:threadsPerThreadgroup:) are 24-byte structs: on x86-64 they arrive on the
  *   stack after the register arguments, on arm64 by reference.
+ * - The pipelined-I/O and chaining classes of §10.3–10.4 live here too (_ANEInputBuffersReady, _ANEOutputSetEnqueue,
+ *   _ANEChainingRequest), with the three `_ANEClient` selectors that take them: this file answers those selectors
+ *   (and respondsToSelector: for them) for any receiver that is not its own, and logs what each call carried.
  */
 #undef objc_msgSend
 #undef objc_getClass
@@ -45,11 +48,12 @@ void fake_surface_device_wrote(const void *base);
 
 enum MKind {
   M_Device, M_SharedEvent, M_Buffer, M_CompileOptions, M_Library, M_Function, M_Pipeline, M_Queue, M_CommandBuffer,
-  M_Encoder, M_COUNT
+  M_Encoder, M_InputBuffersReady, M_OutputSetEnqueue, M_ChainingRequest, M_COUNT
 };
 static const char *const MNAMES[M_COUNT] = {
   "MTLDevice", "MTLSharedEvent", "MTLBuffer", "MTLCompileOptions", "MTLLibrary", "MTLFunction",
-  "MTLComputePipelineState", "MTLCommandQueue", "MTLCommandBuffer", "MTLComputeCommandEncoder"
+  "MTLComputePipelineState", "MTLCommandQueue", "MTLCommandBuffer", "MTLComputeCommandEncoder",
+  "_ANEInputBuffersReady", "_ANEOutputSetEnqueue", "_ANEChainingRequest"
 };
 
 #define MAX_BUFFERS 31
@@ -75,6 +79,8 @@ struct MObj {
   int is_class;
   int rc;
   /* payload */
+  u64 args[8];                 /* §10.3–10.4 objects: what they were made with */
+  int ready;                   /* _ANEOutputSetEnqueue: initialised */
   unsigned port;               /* MTLSharedEvent */
   void *event;                 /* MTLSharedEvent: the IOSurfaceSharedEvent of its port (retained) */
   void *ptr;                   /* MTLBuffer */
@@ -105,6 +111,8 @@ static MObj MCLASSES[M_COUNT];
 static pthread_mutex_t MLOCK = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t MWAKE = PTHREAD_COND_INITIALIZER;
 static long mlive = 0, mrejected = 0, mmismatches = 0, munpooled = 0, mdispatches = 0, morphans = 0;
+/* §10.3–10.4 calls the client answered since fake_metal_reset. */
+static long mready = 0, menqueued = 0, mchains = 0;
 static int device_available = 1;
 static char mlast[512];
 static char *mlog = NULL;
@@ -276,7 +284,27 @@ static const char *const MSIGS[][3] = {
   {"-MTLComputeCommandEncoder", "setBytes:length:atIndex:", "void(ptr,uint64,uint64)"},
   {"-MTLComputeCommandEncoder", "dispatchThreads:threadsPerThreadgroup:", "void(MTLSize,MTLSize)"},
   {"-MTLComputeCommandEncoder", "endEncoding", "void()"},
+  {"+_ANEInputBuffersReady", "inputBuffersWithProcedureIndex:inputBufferInfoIndex:inputFreeValue:executionDelay:",
+   "id(uint32,id,id,uint64)"},
+  {"+_ANEOutputSetEnqueue", "alloc", "id()"},
+  {"-_ANEOutputSetEnqueue", "initOutputSetWithProcedureIndex:setIndex:signalValue:signalNotRequired:isOpenLoop:",
+   "id(uint32,uint32,uint64,bool,bool)"},
+  {"+_ANEChainingRequest",
+   "chainingRequestWithInputs:outputSets:lbInputSymbolId:lbOutputSymbolId:procedureIndex:signalEvents:transactionHandle:fwEnqueueDelay:memoryPoolId:",
+   "id(id,id,id,id,id,id,id,id,id)"},
 };
+/* `_ANEClient` selectors answered here (the client itself is fake_objc.c's). */
+static const char *const CLIENT_SIGS[][2] = {
+  {"buffersReadyWithModel:inputBuffers:options:qos:error:", "bool(id,id,id,uint32,err)"},
+  {"enqueueSetsWithModel:outputSet:options:qos:error:", "bool(id,id,id,uint32,err)"},
+  {"prepareChainingWithModel:options:chainingReq:qos:error:", "bool(id,id,id,uint32,err)"},
+};
+static const char *client_sig(const char *sel) {
+  for (size_t i = 0; i < sizeof CLIENT_SIGS / sizeof CLIENT_SIGS[0]; i++) {
+    if (strcmp(CLIENT_SIGS[i][0], sel) == 0) return CLIENT_SIGS[i][1];
+  }
+  return NULL;
+}
 #define NMSIGS (sizeof MSIGS / sizeof MSIGS[0])
 
 static const char *msig_for(const MObj *o, const char *sel) {
@@ -290,6 +318,14 @@ static const char *msig_for(const MObj *o, const char *sel) {
 }
 
 int fake_check_signature(void *receiver, const char *sel, const char *sig) {
+  if (!is_metal(receiver) && client_sig(sel) != NULL) {
+    if (strcmp(client_sig(sel), sig) == 0) return 1;
+    pthread_mutex_lock(&MLOCK);
+    mmismatches++;
+    snprintf(mlast, sizeof mlast, "signature %s for -[_ANEClient %s] (table: %s)", sig, sel, client_sig(sel));
+    pthread_mutex_unlock(&MLOCK);
+    return 0;
+  }
   if (!is_metal(receiver)) return fake_objc_inner_check_signature(receiver, sel, sig);
   const MObj *o = receiver;
   const char *want = msig_for(o, sel);
@@ -428,6 +464,39 @@ static int mhandle(MObj *self, const char *s, const u64 *a, u64 *ret, int dry) {
   }
   if (self->is_class) {
     if (self->kind == M_CompileOptions) MON("alloc") { *ret = (u64)mk(M_CompileOptions); return 1; }
+    if (self->kind == M_OutputSetEnqueue) MON("alloc") { *ret = (u64)mk(M_OutputSetEnqueue); return 1; }
+    if (self->kind == M_InputBuffersReady) {
+      MON("inputBuffersWithProcedureIndex:inputBufferInfoIndex:inputFreeValue:executionDelay:") {
+        MObj *o = mk(M_InputBuffersReady);
+        memcpy(o->args, a, 4 * sizeof(u64));
+        *ret = (u64)mautorelease(o);
+        return 1;
+      }
+    }
+    if (self->kind == M_ChainingRequest) {
+      MON("chainingRequestWithInputs:outputSets:lbInputSymbolId:lbOutputSymbolId:procedureIndex:signalEvents:transactionHandle:fwEnqueueDelay:memoryPoolId:") {
+        /* Reads the arrays and numbers through the runtime (they are fake_objc.c's objects). */
+        pthread_mutex_unlock(&MLOCK);
+        u64 v[8];
+        v[0] = a[0] ? inner((void *)a[0], "count", 0, 0) : 0;
+        v[1] = a[1] ? inner((void *)a[1], "count", 0, 0) : 0;
+        for (int i = 2; i < 4; i++) {
+          void *n = a[i] && inner((void *)a[i], "count", 0, 0) == 1 ? (void *)inner((void *)a[i], "objectAtIndex:", 0, 0) : NULL;
+          v[i] = n ? (u64)(int64_t)(int32_t)inner(n, "intValue", 0, 0) : (u64)-1;
+        }
+        v[4] = a[4] ? (u64)(int64_t)(int32_t)inner((void *)a[4], "intValue", 0, 0) : (u64)-1;
+        v[5] = a[5];  /* signalEvents: nil expected */
+        v[6] = a[6] ? inner((void *)a[6], "unsignedLongLongValue", 0, 0) : (u64)-1;
+        v[7] = a[7] ? inner((void *)a[7], "unsignedLongLongValue", 0, 0) : (u64)-1;
+        u64 pool = a[8] ? (u64)(int64_t)(int32_t)inner((void *)a[8], "intValue", 0, 0) : (u64)-1;
+        pthread_mutex_lock(&MLOCK);
+        MObj *o = mk(M_ChainingRequest);
+        memcpy(o->args, v, sizeof v);
+        o->ready = (int)pool;
+        *ret = (u64)mautorelease(o);
+        return 1;
+      }
+    }
     return found;
   }
   MON("retain") { *ret = (u64)mretain(self); return 1; }
@@ -523,6 +592,14 @@ static int mhandle(MObj *self, const char *s, const u64 *a, u64 *ret, int dry) {
       break;
     case M_Pipeline:
       MON("maxTotalThreadsPerThreadgroup") { *ret = 1024; return 1; }
+      break;
+    case M_OutputSetEnqueue:
+      MON("initOutputSetWithProcedureIndex:setIndex:signalValue:signalNotRequired:isOpenLoop:") {
+        memcpy(self->args, a, 5 * sizeof(u64));
+        self->ready = 1;
+        *ret = (u64)self;
+        return 1;
+      }
       break;
     case M_Queue:
       MON("commandBuffer") {
@@ -629,8 +706,65 @@ static int mhandle(MObj *self, const char *s, const u64 *a, u64 *ret, int dry) {
 #undef MON
 }
 
+/* The three §10.3–10.4 `_ANEClient` selectors (MLOCK held): YES, with what they carried in the log. */
+static u64 client_call(const char *s, const u64 *a) {
+  char line[200];
+  const MObj *o = (const MObj *)a[1];
+  int buffers = strcmp(s, "buffersReadyWithModel:inputBuffers:options:qos:error:") == 0;
+  int sets = strcmp(s, "enqueueSetsWithModel:outputSet:options:qos:error:") == 0;
+  if (buffers || sets) {
+    int want = buffers ? M_InputBuffersReady : M_OutputSetEnqueue;
+    if (a[0] == 0 || !is_metal(o) || o->kind != want || (sets && !o->ready) || a[2] != 0) {
+      mrejected++;
+      snprintf(mlast, sizeof mlast, "-[_ANEClient %s]: no model, a wrong object, or options", s);
+      return 0;
+    }
+    if (buffers) {
+      mready++;
+      snprintf(line, sizeof line, "buffersReady procedure=%u info=%llu free=%llu delay=%llu qos=%u", (unsigned)o->args[0],
+               (unsigned long long)o->args[1], (unsigned long long)o->args[2], (unsigned long long)o->args[3], (unsigned)a[3]);
+    } else {
+      menqueued++;
+      snprintf(line, sizeof line, "enqueue procedure=%u set=%u value=%llu notRequired=%d openLoop=%d qos=%u", (unsigned)o->args[0],
+               (unsigned)o->args[1], (unsigned long long)o->args[2], (int)(o->args[3] & 0xff), (int)(o->args[4] & 0xff),
+               (unsigned)a[3]);
+    }
+    mlog_line(line);
+    return 1;
+  }
+  /* prepareChainingWithModel:options:chainingReq:qos:error: */
+  const MObj *r = (const MObj *)a[2];
+  if (a[0] == 0 || a[1] == 0 || !is_metal(r) || r->kind != M_ChainingRequest) {
+    mrejected++;
+    snprintf(mlast, sizeof mlast, "-[_ANEClient %s]: no model, no options, or not a chaining request", s);
+    return 0;
+  }
+  mchains++;
+  snprintf(line, sizeof line, "chain inputs=%llu outputs=%llu lbIn=%lld lbOut=%lld procedure=%lld events=%llu txn=%llu delay=%llu pool=%d qos=%u",
+           (unsigned long long)r->args[0], (unsigned long long)r->args[1], (long long)r->args[2], (long long)r->args[3],
+           (long long)r->args[4], (unsigned long long)r->args[5], (unsigned long long)r->args[6],
+           (unsigned long long)r->args[7], r->ready, (unsigned)a[3]);
+  mlog_line(line);
+  return 1;
+}
+
 u64 objc_msgSend(void *receiver, void *op, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5, u64 a6, u64 a7, u64 a8,
                  u64 a9) {
+  if (receiver != NULL && !is_metal(receiver) && op != NULL) {
+    const char *name = *(char **)op;
+    const char *asked = strcmp(name, "respondsToSelector:") == 0 && a0 != 0 ? *(char **)a0 : NULL;
+    if (client_sig(name) != NULL || (asked != NULL && client_sig(asked) != NULL)) {
+      u64 args[5] = {a0, a1, a2, a3, a4};
+      pthread_mutex_lock(&MLOCK);
+      char line[256];
+      snprintf(line, sizeof line, "-_ANEClient %s", name);
+      mlog_line(line);
+      if (mpool_top == NULL) munpooled++;
+      u64 ret = asked != NULL ? 1 : client_call(name, args);
+      pthread_mutex_unlock(&MLOCK);
+      return ret;
+    }
+  }
   if (!is_metal(receiver)) {
     u64 ret = fake_objc_inner_msgSend(receiver, op, a0, a1, a2, a3, a4, a5, a6, a7, a8);
     port_note(receiver, op ? *(char **)op : "", ret);
@@ -638,7 +772,7 @@ u64 objc_msgSend(void *receiver, void *op, u64 a0, u64 a1, u64 a2, u64 a3, u64 a
   }
   const char *s = op ? *(char **)op : "(null)";
   MObj *self = receiver;
-  u64 args[6] = {a0, a1, a2, a3, 0, 0};
+  u64 args[10] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9};
   if (strcmp(s, "dispatchThreads:threadsPerThreadgroup:") == 0) {
 #if defined(__x86_64__)
     /* Two 24-byte structs go on the stack, after the four integer registers this prototype names. */
@@ -653,7 +787,7 @@ u64 objc_msgSend(void *receiver, void *op, u64 a0, u64 a1, u64 a2, u64 a3, u64 a
     memcpy(args, sizes, sizeof sizes);
   }
   pthread_mutex_lock(&MLOCK);
-  char line[160];
+  char line[256];
   snprintf(line, sizeof line, "%c%s %s", self->is_class ? '+' : '-', MNAMES[self->kind], s);
   mlog_line(line);
   if (mpool_top == NULL) munpooled++;
@@ -685,6 +819,7 @@ void *MTLCreateSystemDefaultDevice(void) {
 void fake_metal_reset(void) {
   pthread_mutex_lock(&MLOCK);
   mrejected = mmismatches = munpooled = mdispatches = morphans = 0;
+  mready = menqueued = mchains = 0;
   mlast[0] = 0;
   mloglen = 0;
   if (mlog) mlog[0] = 0;
@@ -704,6 +839,9 @@ long fake_metal_stat(const char *what) {
   if (strcmp(what, "unpooled") == 0) return munpooled;
   if (strcmp(what, "dispatches") == 0) return mdispatches;
   if (strcmp(what, "orphans") == 0) return morphans;
+  if (strcmp(what, "buffersReady") == 0) return mready;
+  if (strcmp(what, "enqueued") == 0) return menqueued;
+  if (strcmp(what, "chains") == 0) return mchains;
   return -1;
 }
 const char *fake_metal_last(void) { return mlast; }

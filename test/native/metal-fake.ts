@@ -21,7 +21,9 @@ export interface MetalFake {
   readonly setKernel: (kernel: ((call: KernelCall) => number) | undefined) => void
   /** Metal objects alive. */
   readonly live: () => number
-  readonly stat: (what: "rejected" | "mismatches" | "unpooled" | "dispatches" | "orphans") => number
+  readonly stat: (
+    what: "rejected" | "mismatches" | "unpooled" | "dispatches" | "orphans" | "buffersReady" | "enqueued" | "chains"
+  ) => number
   readonly last: () => string
   /** Every Metal message since the last reset ("-MTLDevice newCommandQueue"). */
   readonly log: () => ReadonlyArray<string>

@@ -10,7 +10,8 @@ import { parse } from "../mil/parser.js"
 import { type Chip, validate } from "../mil/validate.js"
 import { CompileOptions, type MilCompileOptions } from "../schema/CompileOptions.js"
 import type { Diagnostic } from "../schema/Diagnostic.js"
-import { ImportError } from "../schema/errors.js"
+import { resolveInside, writeFileNoFollow } from "../backend/weightPath.js"
+import { CompileError, ImportError } from "../schema/errors.js"
 import { convert, type ConvertOptions, type ImportMetadata, type IoSpec } from "./convert.js"
 import { supportedOnnxOps } from "./ops/index.js"
 import { decodeModel, externalReader, failer, MAX_READ_BYTES, readRegularFileSync } from "./read.js"
@@ -121,17 +122,19 @@ export const writePackage = Effect.fn("Onnx.writePackage")(function*(imported: I
   yield* Effect.try({
     try: () => {
       fs.mkdirSync(path.join(dir, "weights"), { recursive: true })
-      fs.writeFileSync(path.join(dir, "model.mil"), imported.text)
+      // No file is written through a symbolic link planted where it should be, and no weight path leaves the folder.
+      writeFileNoFollow(path.join(dir, "model.mil"), new TextEncoder().encode(imported.text))
       for (const w of imported.weights) {
-        const rel = w.path.replace(/^@model_path\//, "")
-        if (rel.startsWith("/") || rel.split("/").includes("..")) throw new Error(`weight path ${w.path} leaves the package`)
-        fs.writeFileSync(path.join(dir, rel), w.bytes)
+        const target = resolveInside(dir, w.path, { op: "Onnx.writePackage" })
+        if (target instanceof CompileError) throw new Error(target.diagnostics[0]?.message ?? `weight path ${w.path} leaves the package`)
+        writeFileNoFollow(target, w.bytes)
       }
-      fs.writeFileSync(path.join(dir, "metadata.json"), JSON.stringify(imported.metadata, null, 2) + "\n")
+      writeFileNoFollow(path.join(dir, "metadata.json"), new TextEncoder().encode(JSON.stringify(imported.metadata, null, 2) + "\n"))
     },
     catch: (cause) =>
       new ImportError({
-        op: "Onnx.writePackage", file: imported.metadata.source, reason: `cannot write the package to ${dir}`, cause
+        op: "Onnx.writePackage", file: imported.metadata.source,
+        reason: `cannot write the package to ${dir} (${cause instanceof Error ? cause.message : String(cause)})`, cause
       })
   })
 })

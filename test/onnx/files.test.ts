@@ -124,6 +124,27 @@ describe("ONNX model files", () => {
       expect((yield* importError("")).message).toContain("non-empty")
     }))
 
+  it.effect("writePackage does not write through a symbolic link planted in the package folder", () =>
+    Effect.gen(function*() {
+      const outside = tmp()
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(outside, { recursive: true, force: true })))
+      const dir = path.join(outside, "pkg")
+      fs.mkdirSync(dir)
+      fs.writeFileSync(path.join(outside, "victim.txt"), "keep")
+      fs.symlinkSync(path.join(outside, "victim.txt"), path.join(dir, "metadata.json"))
+      const imported = yield* Onnx.importBytes(modelBytes({
+        inputs: [{ name: "x", shape: [1, 4] }], outputs: [{ name: "y" }], nodes: [{ op: "Relu", inputs: ["x"], outputs: ["y"] }]
+      }))
+      const e = yield* Effect.flip(Onnx.writePackage(imported, dir))
+      expect(e).toBeInstanceOf(ImportError)
+      expect(e.message).toContain(`cannot write the package to ${dir}`)
+      expect(fs.readFileSync(path.join(outside, "victim.txt"), "utf8")).toBe("keep")
+      // Without the link, the package is written.
+      fs.unlinkSync(path.join(dir, "metadata.json"))
+      yield* Onnx.writePackage(imported, dir)
+      expect(fs.readFileSync(path.join(dir, "model.mil"), "utf8")).toBe(imported.text)
+    }).pipe(Effect.scoped))
+
   it("readRegularFileSync caps what it reads and checks the range", () => {
     const dir = tmp()
     try {

@@ -144,6 +144,16 @@ describe("named I/O on the simulator", () => {
       expect(e.op).toBe("PooledRequest.run")
     }).pipe(Effect.provide(layer)))
 
+  it.effect("after the scope closes a name, known or not, answers ClosedError", () =>
+    Effect.gen(function*() {
+      const model = yield* Effect.scoped(compile)
+      expect((yield* Effect.flip(model.readOutputF32("prob")))._tag).toBe("ClosedError")
+      expect((yield* Effect.flip(model.writeInputF32("nope", audio)))._tag).toBe("ClosedError")
+      expect((yield* Effect.flip(model.run({ audio_input: audio, state })))._tag).toBe("ClosedError")
+      // Names are fixed at compile time: looking one up needs no open model.
+      expect(yield* model.inputIndex("state")).toBe(1)
+    }).pipe(Effect.provide(layer)))
+
   it.scoped("a name that is not a string, or an index out of range, is still an InvalidArgumentError", () =>
     Effect.gen(function*() {
       const model = yield* compile

@@ -181,7 +181,8 @@ export const makeTensorIO = (
     return (ref: TensorRef, ...args: Args): Effect.Effect<A, IoError> => {
       if (typeof ref !== "string") return f(ref, ...args)
       const i = table.index(op, ref)
-      return typeof i === "number" ? f(i, ...args) : Effect.fail(i)
+      // A closed owner answers ClosedError before any argument is judged, names included.
+      return typeof i === "number" ? f(i, ...args) : isClosed(life) ? closed(op, resource) : Effect.fail(i)
     }
   }
   const index = (table: typeof ins, name: string) => {

@@ -188,6 +188,18 @@ describe("Pipeline.stream", () => {
       expect(yield* run({}, [[]])).toMatchObject({ _tag: "InvalidArgumentError", argument: "element" })
     }).pipe(Effect.provide(simLayer())))
 
+  it.scoped("runs on the stub, whose GPU does nothing: the outputs are the first model's", () =>
+    Effect.gen(function*() {
+      const ane = yield* Ane.Ane
+      const device = yield* Metal.open
+      const first = yield* ane.compile(double(1, 32))
+      const kernel = yield* device.compile(plusOne())
+      const out = yield* Stream.runCollect(Stream.make([new Float32Array(32)], [new Float32Array(32)]).pipe(
+        Pipeline.stream(device, { first, kernel, grid: 1 })
+      ))
+      expect([...out].map((o) => o[0]!.length)).toEqual([32, 32])
+    }).pipe(Effect.provide(Ane.layerNoop())))
+
   it.scoped("refuses in-memory models where the backend runs shared events for packages only", () =>
     Effect.gen(function*() {
       const ane = yield* Ane.Ane

@@ -1,7 +1,10 @@
 /** Metal.open on the simulator and the stub: event twins, no-copy buffers, kernels, dispatch checks, lifetimes. */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Layer, Schema, Scope } from "effect"
 import { float32ToFp16, fp16ToFloat32 } from "../../src/fp16/scalar.js"
+import {
+  AneErrorSchema, isAneError, MetalError, NoMetalError, SharedEventRequiresPackageError
+} from "../../src/schema/errors.js"
 import * as Ane from "../../src/services/Ane.js"
 import { Backend, layerNoop } from "../../src/services/Backend.js"
 import * as Metal from "../../src/services/Metal.js"
@@ -196,4 +199,19 @@ describe("MetalDevice on the simulator", () => {
       }))
       expect(yield* ane.liveHandles).toBe(0)
     }).pipe(sim))
+})
+
+describe("NoMetalError and MetalError", () => {
+  it("are AneErrors that say what failed, and survive the error schema", () => {
+    const none = new NoMetalError({ op: "Metal.open", reason: "no GPU" })
+    const failed = new MetalError({ op: "Metal.dispatch", resource: "kernel k", hint: "the kernel threw" })
+    expect(none.message).toBe("no Metal device available: no GPU")
+    expect(failed.message).toBe("Metal.dispatch failed for kernel k: the kernel threw")
+    expect([isAneError(none), isAneError(failed)]).toEqual([true, true])
+    const roundTrip = Schema.decodeUnknownSync(AneErrorSchema)(Schema.encodeSync(AneErrorSchema)(failed))
+    expect(roundTrip).toMatchObject({ _tag: "MetalError", resource: "kernel k" })
+    const pkg = new SharedEventRequiresPackageError({ op: "PipelinedIO.make", model: "mil:1", feature: "pipelined I/O" })
+    expect(pkg.message).toContain("pipelined I/O requires a package (.mlmodelc) model")
+    expect(new SharedEventRequiresPackageError({ op: "x", model: "mil:1" }).message).toContain("shared events require a package")
+  })
 })

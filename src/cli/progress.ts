@@ -16,7 +16,7 @@ export class ProgressOutput extends Context.Reference<ProgressOutput>()("effect-
 
 /** Redraws at most this often. */
 const REDRAW_MS = 100
-/** Work shorter than this shows nothing. */
+/** Elapsed time shows once work has taken this long. */
 const QUIET_MS = 1000
 const BAR = 24
 const CLEAR = "\r\u001b[K"
@@ -51,23 +51,24 @@ export const counter = (label: string, total: number, enabled: boolean): Effect.
     }
   })
 
-/** Runs `self`, showing `label` and the elapsed seconds once it has taken over a second (TTY only). */
+/**
+ * Runs `self` with `label` on the terminal's status line, and the elapsed seconds once it has taken over a second
+ * (TTY only). The label is drawn at once: a simulator compile or eval runs synchronously, so only what is on the
+ * line before it starts stays visible while it runs.
+ */
 export const whileRunning = (label: string, enabled: boolean) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.flatMap(ProgressOutput, (out) => {
     if (!enabled || !out.isTTY) return self
     const t0 = performance.now()
-    let drawn = false
-    const draw = Effect.sync(() => {
-      drawn = true
-      out.write(`${CLEAR}${label} ${((performance.now() - t0) / 1000).toFixed(1)} s`)
-    })
+    const draw = Effect.sync(() => out.write(`${CLEAR}${label} ${((performance.now() - t0) / 1000).toFixed(1)} s`))
     const ticker = Effect.sleep(Duration.millis(QUIET_MS)).pipe(
       Effect.zipRight(Effect.forever(Effect.zipRight(draw, Effect.sleep(Duration.millis(4 * REDRAW_MS)))))
     )
     return Effect.acquireUseRelease(
-      Effect.forkDaemon(ticker),
+      // Forked in acquire, which is uninterruptible: the ticker must be made interruptible to be stopped.
+      Effect.zipRight(Effect.sync(() => out.write(`${CLEAR}${label}…`)), Effect.forkDaemon(Effect.interruptible(ticker))),
       () => self,
-      (fiber) => Effect.zipRight(Fiber.interrupt(fiber), Effect.sync(() => drawn && out.write(CLEAR)))
+      (fiber) => Effect.zipRight(Fiber.interrupt(fiber), Effect.sync(() => out.write(CLEAR)))
     )
   })

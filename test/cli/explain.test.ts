@@ -207,6 +207,17 @@ describe("help and progress", () => {
     expect(w.replace(/\s+/g, " ").trim()).toBe("word ".repeat(30).trim())
   })
 
+  it("run shows what it is doing on a TTY's status line, then clears it; nothing with --json or off a TTY", async () => {
+    const args = ["run", linear, "--backend", "simulator", "--output", join(dir, "p1")]
+    const tty = await inProcess(args, { tty: true })
+    expect(tty.code).toBe(ExitCode.ok)
+    expect(tty.stderr).toContain("\r\u001b[Kane run: compiling…")
+    expect(tty.stderr).toContain("\r\u001b[Kane run: evaluating…")
+    expect(tty.stderr.trimEnd().endsWith("\r\u001b[K")).toBe(true)
+    expect((await inProcess([...args, "--json"], { tty: true })).stderr).toBe("")
+    expect((await inProcess(args, { tty: false })).stderr).toBe("")
+  })
+
   it("bench draws a progress bar on a TTY's stderr only, never with --json", async () => {
     const args = ["bench", linear, "--backend", "simulator", "--iterations", "30", "--warmup", "0"]
     const tty = await inProcess(args, { tty: true })
@@ -217,5 +228,8 @@ describe("help and progress", () => {
     expect(json.stderr).toBe("")
     const pipe = await inProcess(args, { tty: false })
     expect(pipe.stderr).not.toContain("\r")
+    const stream = await inProcess([...args, "--mode", "stream"], { tty: true })
+    expect(stream.code).toBe(ExitCode.ok)
+    expect(stream.stderr).toContain("\r\u001b[Kane bench: 30 evals, depth 4…")
   })
 })

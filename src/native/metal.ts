@@ -77,14 +77,14 @@ export const openNativeMetal = (env: NativeEnv, path: string = METAL_PATH): Effe
       env.live++
       return o
     }
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => rt.autoreleasePool(() => {
+    const releaseOwned = () =>
+      rt.autoreleasePool(() => {
         for (const o of owned.splice(0).reverse()) {
           rt.release(o)
           env.live--
         }
-      }))
-    )
+      })
+    yield* Effect.addFinalizer(() => Effect.sync(releaseOwned))
     const opened = yield* Effect.try({
       try: () =>
         rt.autoreleasePool(() => {
@@ -108,8 +108,12 @@ export const openNativeMetal = (env: NativeEnv, path: string = METAL_PATH): Effe
           return { device, name, queue, completion }
         }),
       catch: (cause) => new NoMetalError({ op: "Metal.open", reason: `opening the Metal device failed: ${message(cause)}`, cause })
-    })
-    if (typeof opened === "string") return yield* Effect.fail(new NoMetalError({ op: "Metal.open", reason: opened }))
+    }).pipe(Effect.tapError(() => Effect.sync(releaseOwned)))
+    // A device that cannot serve is released at once, not when the caller's scope closes.
+    if (typeof opened === "string") {
+      releaseOwned()
+      return yield* Effect.fail(new NoMetalError({ op: "Metal.open", reason: opened }))
+    }
     const { device, name, queue, completion } = opened
     let completed = 0n
 

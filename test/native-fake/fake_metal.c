@@ -114,6 +114,8 @@ static long mlive = 0, mrejected = 0, mmismatches = 0, munpooled = 0, mdispatche
 /* §10.3–10.4 calls the client answered since fake_metal_reset. */
 static long mready = 0, menqueued = 0, mchains = 0;
 static int device_available = 1;
+/* A selector Metal objects say they do not answer (fake_metal_hide), as an older OS would. */
+static char hidden_sel[160];
 static char mlast[512];
 static char *mlog = NULL;
 static size_t mloglen = 0, mlogcap = 0;
@@ -459,7 +461,7 @@ static int mhandle(MObj *self, const char *s, const u64 *a, u64 *ret, int dry) {
   MON("respondsToSelector:") {
     const char *name = *(char **)a[0];
     u64 r = 0;
-    *ret = msig_for(self, name) != NULL && mhandle(self, name, a, &r, 1);
+    *ret = msig_for(self, name) != NULL && strcmp(name, hidden_sel) != 0 && mhandle(self, name, a, &r, 1);
     return 1;
   }
   if (self->is_class) {
@@ -824,8 +826,10 @@ void fake_metal_reset(void) {
   mloglen = 0;
   if (mlog) mlog[0] = 0;
   device_available = 1;
+  hidden_sel[0] = 0;
   pthread_mutex_unlock(&MLOCK);
 }
+void fake_metal_hide(const char *sel) { snprintf(hidden_sel, sizeof hidden_sel, "%s", sel ? sel : ""); }
 void fake_metal_set_device(int on) { device_available = on; }
 void fake_metal_set_kernel(KernelCallback cb) {
   pthread_mutex_lock(&MLOCK);

@@ -17,6 +17,8 @@ export interface MetalFake {
   readonly reset: () => void
   /** Whether MTLCreateSystemDefaultDevice answers a device. */
   readonly setDevice: (on: boolean) => void
+  /** A selector Metal objects then say they do not answer (respondsToSelector: NO) until the next reset. */
+  readonly hide: (selector: string) => void
   /** The kernel run for every dispatch (0: success); undefined: dispatches do nothing. Runs on the fake GPU's thread. */
   readonly setKernel: (kernel: ((call: KernelCall) => number) | undefined) => void
   /** Metal objects alive. */
@@ -38,6 +40,7 @@ export const loadMetalFake = (): MetalFake => {
   const lib = koffi.load(fake.paths.objc)
   const reset = lib.func("fake_metal_reset", "void", [])
   const setDevice = lib.func("fake_metal_set_device", "void", ["int"])
+  const hide = lib.func("fake_metal_hide", "void", ["const char *"])
   const live = lib.func("fake_metal_live", "long", [])
   const stat = lib.func("fake_metal_stat", "long", ["const char *"])
   const last = lib.func("fake_metal_last", "const char *", [])
@@ -51,6 +54,7 @@ export const loadMetalFake = (): MetalFake => {
     fake,
     reset: () => reset(),
     setDevice: (on) => setDevice(on ? 1 : 0),
+    hide: (selector) => hide(selector),
     setKernel: (kernel) => {
       if (registered !== undefined) {
         setCb(null)

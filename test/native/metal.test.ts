@@ -121,6 +121,32 @@ describe("Metal on the hardware backend (fake runtime)", () => {
       yield* metalClean
     }).pipe(Effect.provide(aneLayer())))
 
+  it.scopedLive("a device missing a selector it needs is a NoMetalError, released at once; a missing twin SPI is a MetalError", () =>
+    Effect.gen(function*() {
+      yield* engine
+      const ane = yield* Ane.Ane
+      metal.hide("newCommandQueue")
+      const error = yield* Effect.flip(Metal.open)
+      expect(error.reason).toContain("does not answer newCommandQueue")
+      // Still inside the scope the open ran in: nothing is held until it closes.
+      expect(yield* ane.liveHandles).toBe(0)
+      expect(metal.live()).toBe(0)
+      metal.reset()
+      metal.hide("newSharedEventWithMachPort:")
+      const device = yield* Metal.open
+      const event = yield* ane.createSharedEvent
+      const twin = yield* Effect.flip(device.sharedEvent(event))
+      expect(twin).toMatchObject({ _tag: "MetalError", op: "Metal.sharedEvent" })
+      expect(twin.message).toContain("does not answer newSharedEventWithMachPort:")
+      // Without the SPI there is no completion event either: a dispatch's end is found by polling `status`.
+      metal.setKernel(() => 0)
+      const k = yield* device.compile(Metal.kernel({ name: "plus_one", msl: PLUS_ONE }))
+      yield* device.dispatch(k, { buffers: [], grid: 1 })
+      expect(metal.stat("dispatches")).toBe(1)
+      expect(metal.log()).toContain("-MTLCommandBuffer status")
+      metal.reset()
+    }).pipe(Effect.provide(aneLayer())))
+
   it.scopedLive("makes no-copy buffers only over IOSurface memory, and compiles Metal Shading Language only", () =>
     Effect.gen(function*() {
       const { packageModel } = yield* engine

@@ -4,7 +4,7 @@
  * handle released after success, failure and interruption at random points.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { float32ToFp16, fp16ToFloat32 } from "../../src/fp16/scalar.js"
 import type { SimulatorOptions } from "../../src/sim/SimBackend.js"
 import * as Ane from "../../src/services/Ane.js"
@@ -186,6 +186,24 @@ describe("Pipeline.stream", () => {
       expect(yield* run({ grid: 0 })).toMatchObject({ _tag: "InvalidArgumentError", argument: "grid" })
       expect(yield* run({}, [[new Float32Array(3)]])).toMatchObject({ _tag: "InvalidArgumentError", argument: "data" })
       expect(yield* run({}, [[]])).toMatchObject({ _tag: "InvalidArgumentError", argument: "element" })
+      // Bad options are refused before a request is mapped.
+      const before = yield* (yield* Ane.Ane).liveHandles
+      expect(yield* run({ grid: [1, 2, 3, 4] as never })).toMatchObject({ argument: "grid" })
+      expect(yield* (yield* Ane.Ane).liveHandles).toBe(before)
+      // A kernel whose scope has closed is refused, and so is one closed while the stream runs.
+      const kernelScope = yield* Scope.make()
+      const short = yield* Scope.extend(device.compile(plusOne()), kernelScope)
+      yield* Scope.close(kernelScope, Exit.void)
+      expect(yield* run({ kernel: short })).toMatchObject({ _tag: "ClosedError", resource: "kernel plus_one" })
+      const midScope = yield* Scope.make()
+      const mid = yield* Scope.extend(device.compile(plusOne()), midScope)
+      const error = yield* Effect.flip(Stream.runDrain(Stream.fromIterable(inputs(20)).pipe(
+        // One element per chunk: elements after the first emitted one start after the kernel has closed.
+        Stream.rechunk(1),
+        Pipeline.stream(device, { first, next, kernel: mid, grid: 1, depth: 1 }),
+        Stream.tap(() => Scope.close(midScope, Exit.void))
+      )))
+      expect(error).toMatchObject({ _tag: "ClosedError", resource: "kernel plus_one" })
     }).pipe(Effect.provide(simLayer())))
 
   it.scoped("runs on the stub, whose GPU does nothing: the outputs are the first model's", () =>

@@ -116,8 +116,17 @@ export const stream = (device: MetalDevice, options: StreamOptions) =>
         return yield* Effect.fail(new SharedEventRequiresPackageError({ op: OP, model: m.bm.id }))
       }
     }
-    const kernel = ownedAlive<BackendComputePipeline>(OP, "kernel", "a kernel compiled by this device", o.kernel, dev)
+    const kernelOf = () => ownedAlive<BackendComputePipeline>(OP, "kernel", "a kernel compiled by this device", o.kernel, dev)
+    const kernel = kernelOf()
     if ("_tag" in kernel) return yield* Effect.fail(kernel)
+    // Checked once, before anything is mapped: the same grid, group and params serve every element.
+    const template: DispatchOptions = {
+      buffers: [], grid: o.grid!,
+      ...(o.threadsPerThreadgroup !== undefined ? { threadsPerThreadgroup: o.threadsPerThreadgroup } : {}),
+      ...(o.params !== undefined ? { params: o.params } : {})
+    }
+    const checked = checkDispatch(OP, dev, o.kernel as ComputePipeline, template)
+    if ("_tag" in checked) return yield* Effect.fail(checked)
 
     // The buffers of a slot, in binding order: the first model's outputs, then the next model's inputs.
     const makeSlot = Effect.gen(function*() {
@@ -130,14 +139,6 @@ export const stream = (device: MetalDevice, options: StreamOptions) =>
       return slot
     })
     const slots = yield* Effect.replicateEffect(makeSlot, depth)
-    // Checked once against a real slot: the same grid, group and params serve every element.
-    const template: DispatchOptions = {
-      buffers: [], grid: o.grid!,
-      ...(o.threadsPerThreadgroup !== undefined ? { threadsPerThreadgroup: o.threadsPerThreadgroup } : {}),
-      ...(o.params !== undefined ? { params: o.params } : {})
-    }
-    const checked = checkDispatch(OP, dev, o.kernel as ComputePipeline, template)
-    if ("_tag" in checked) return yield* Effect.fail(checked)
 
     const inLayouts = first.model.inputs
     const last = next ?? first
@@ -149,6 +150,8 @@ export const stream = (device: MetalDevice, options: StreamOptions) =>
     const job = (slot: Slot, element: ReadonlyArray<Float32Array>) =>
       Effect.suspend((): Effect.Effect<ReadonlyArray<Float32Array>, PipelineStreamError> => {
         if (!alive()) return closed(OP, `pipeline over model ${first.model.id}`)
+        const k = kernelOf()
+        if ("_tag" in k) return Effect.fail(k)
         if (!Array.isArray(element) || element.length !== inLayouts.length) {
           return Effect.fail(invalid(OP, "element", `an array of ${inLayouts.length} Float32Array inputs`, describe(element)))
         }

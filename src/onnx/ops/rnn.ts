@@ -44,7 +44,12 @@ const lstm: Converter = (c) => {
   const acts = c.strList("activations")?.map((a) => activations[a] ?? c.fail(`activation ${a} is not supported`))
   if (acts !== undefined && acts.length !== 3 * D) c.fail(`activations must list ${3 * D} functions`)
   if (c.has("activation_alpha") || c.has("activation_beta")) c.fail("activation_alpha/beta are not supported")
-  const clip = c.has("clip") ? c.float("clip", 0) : undefined
+  // ONNX clips the gate pre-activations; MIL lstm's `clip` clamps the cell state after its update
+  // (spec/mil-format-errata.md §4.4), so passing it through would compute a different function.
+  if (c.has("clip")) {
+    c.fail(`clip = ${c.float("clip", 0)} is not supported: ONNX bounds the gate pre-activations, MIL lstm's clip bounds the cell state`,
+      "export the LSTM without clip")
+  }
   if (B !== undefined && (B.tag !== "const" || B.shape.join() !== [D, 8 * H].join())) c.fail("B must be a constant [D, 8H]")
   if (P !== undefined && (P.tag !== "const" || P.shape.join() !== [D, 3 * H].join())) c.fail("P must be a constant [D, 3H]")
 
@@ -95,7 +100,6 @@ const lstm: Converter = (c) => {
     args["cell_activation"] = c.b.scalar(acts[1]!, "string")
     args["activation"] = c.b.scalar(acts[2]!, "string")
   }
-  if (clip !== undefined) args["clip"] = c.b.scalar(clip, c.dtype)
   const names = [c.name().name!, c.name().name!, c.name().name!]
   const [seq, hN, cN] = c.b.opMulti("lstm", args, [
     { dtype: c.dtype, shape: [S, Bn, D * H] }, { dtype: c.dtype, shape: [Bn, D * H] }, { dtype: c.dtype, shape: [Bn, D * H] }

@@ -239,6 +239,20 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     if (!exact && v.dtype === "fp16") roundBitsToFp16(new Uint32Array(v.data.buffer, v.data.byteOffset, v.data.length))
   }
 
+  // Every tensor is stored as float32 (ops/types.ts), exact for integers within ±2^24 only: an integer constant it
+  // would change (int32(2147483647) → 2147483648) is refused rather than silently computed with another value.
+  const checkIntExact = (name: string, dtype: string, values: ArrayLike<number>, pos: { line: number; col: number }) => {
+    if (!/^u?int\d+$/.test(dtype)) return
+    for (let i = 0; i < values.length; i++) {
+      const x = values[i]!
+      if (Math.fround(x) === x) continue
+      fail("SIM-INT-PRECISION",
+        `${name}: ${dtype} value ${x}${values.length > 1 ? ` (element ${i})` : ""} cannot be held exactly: the simulator ` +
+          `stores tensors as float32, exact for integers within ±2^24, and would use ${Math.fround(x)}`,
+        pos, "type", "keep integer constants within ±16777216 for the simulator")
+    }
+  }
+
   const literalVal = (name: string, type: TypeExpr, lit: Literal, pos: { line: number; col: number }): PVal => {
     const t = typeOf({ name, type, pos })
     const nums: Array<number> = []
@@ -248,6 +262,7 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
       const v = newVal(name, t, true, strs.join(""))
       return v
     }
+    checkIntExact(name, t.dtype, nums, pos)
     const v = newVal(name, t, true)
     const n = v.data.length
     if (nums.length === n) v.data.set(nums)
@@ -277,6 +292,7 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     const v = newVal(name, t, true)
     const decoded = decodeBlob(rec)
     for (let i = 0; i < v.data.length; i++) v.data[i] = Number(decoded[i]!)
+    if (decoded instanceof Int32Array || decoded instanceof Uint32Array) checkIntExact(name, t.dtype, decoded, value.pos)
     return v
   }
 

@@ -46,6 +46,11 @@ export class WeightFile extends Schema.Class<WeightFile>("WeightFile")({
 }) {}
 
 const common = {
+  /**
+   * Darwin QoS class the engine is asked to compile, load and evaluate at (0..33; default 21, QOS_CLASS_DEFAULT). The
+   * hardware backend sends 0 (QOS_CLASS_UNSPECIFIED) as 21, as the Go package does (src/native/model.ts
+   * `effectiveQos`); the simulator does not model QoS.
+   */
   qos: Schema.optionalWith(Schema.Number, { default: () => DEFAULT_QOS }),
   perfStatsMask: Schema.optionalWith(Schema.Number, { default: () => 0 })
 }
@@ -67,7 +72,11 @@ export class PackageCompileOptions extends Schema.TaggedClass<PackageCompileOpti
 /** Either way of naming a program to compile. */
 export type CompileOptions = MilCompileOptions | PackageCompileOptions
 
-type Common = { readonly qos?: number; readonly perfStatsMask?: number }
+type Common = {
+  /** Darwin QoS class (0..33, default 21); 0 (QOS_CLASS_UNSPECIFIED) is sent as 21 on the hardware backend. */
+  readonly qos?: number
+  readonly perfStatsMask?: number
+}
 type WeightInput = { readonly path: string; readonly bytes: Uint8Array }
 
 /** Constructors and validation for {@link CompileOptions}. */

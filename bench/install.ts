@@ -1,0 +1,101 @@
+/**
+ * What a library user installs: packs this package (its own `prepack` build, run in a staging copy so the working
+ * copy's `dist/` is left alone), installs the tarball with `effect` into an empty folder from the npm registry, and
+ * compares the size of `node_modules` with that of `effect` installed alone. Target: install_mb ≤ 1.3 × effect_only_mb.
+ * Sizes are the sum of file sizes (bytes / 1e6), so they do not depend on the file system's block size.
+ */
+import { spawn } from "node:child_process"
+import { cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { round } from "./harness.js"
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+const work = join(root, "tmp", "bench-install")
+const npm = process.platform === "win32" ? "npm.cmd" : "npm"
+
+const run = (args: ReadonlyArray<string>, cwd: string): Promise<string> =>
+  new Promise((done, fail) => {
+    const child = spawn(npm, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_fund: "false", npm_config_audit: "false" } })
+    let out = "", err = ""
+    child.stdout.on("data", (d) => (out += String(d)))
+    child.stderr.on("data", (d) => (err += String(d)))
+    child.on("error", fail)
+    child.on("close", (code) => code === 0 ? done(out) : fail(new Error(`npm ${args.join(" ")} (in ${cwd}) exited ${code}: ${err.slice(-2000)}`)))
+  })
+
+/** Bytes of the regular files under `dir` (symbolic links are not followed). */
+const bytesUnder = (dir: string): number => {
+  let total = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name)
+    if (entry.isDirectory()) total += bytesUnder(p)
+    else if (entry.isFile()) total += lstatSync(p).size
+  }
+  return total
+}
+
+/** Sizes of the top-level packages in `node_modules` (scoped ones by their full name), largest first. */
+const packages = (modules: string): Array<[string, number]> => {
+  const out: Array<[string, number]> = []
+  for (const entry of readdirSync(modules, { withFileTypes: true })) {
+    if (!entry.isDirectory() || entry.name.startsWith(".")) continue
+    const p = join(modules, entry.name)
+    if (entry.name.startsWith("@")) {
+      for (const inner of readdirSync(p, { withFileTypes: true })) {
+        if (inner.isDirectory()) out.push([`${entry.name}/${inner.name}`, bytesUnder(join(p, inner.name))])
+      }
+    } else out.push([entry.name, bytesUnder(p)])
+  }
+  return out.sort((a, b) => b[1] - a[1])
+}
+
+const freshApp = (name: string): string => {
+  const dir = join(work, name)
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: `bench-${name}`, private: true, type: "module" }))
+  return dir
+}
+
+export default async (): Promise<Record<string, unknown>> => {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+    files: ReadonlyArray<string>
+    devDependencies: Record<string, string>
+  }
+  // A staging copy of what `npm pack` reads, with the repository's node_modules for the build tools.
+  const stage = join(work, "stage")
+  rmSync(stage, { recursive: true, force: true })
+  mkdirSync(stage, { recursive: true })
+  const copied = ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "scripts", ...pkg.files]
+  for (const f of copied) {
+    try {
+      cpSync(join(root, f), join(stage, f), { recursive: true, filter: (src) => !src.startsWith(join(root, "dist")) })
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e
+    }
+  }
+  symlinkSync(join(root, "node_modules"), join(stage, "node_modules"), "dir")
+  const packed = JSON.parse(await run(["pack", "--json", "--pack-destination", work], stage)) as Array<{ filename: string; size: number; unpackedSize: number }>
+  const tarball = join(work, packed[0]!.filename)
+
+  const effect = `effect@${pkg.devDependencies.effect ?? "latest"}`
+  const both = freshApp("with-package")
+  await run(["install", "--no-package-lock", tarball, effect], both)
+  const alone = freshApp("effect-only")
+  await run(["install", "--no-package-lock", effect], alone)
+
+  const installBytes = bytesUnder(join(both, "node_modules"))
+  const effectBytes = bytesUnder(join(alone, "node_modules"))
+  const biggest = packages(join(both, "node_modules")).slice(0, 8)
+  return {
+    install_mb: round(installBytes / 1e6, 1),
+    effect_only_mb: round(effectBytes / 1e6, 1),
+    install_vs_effect: round(installBytes / effectBytes, 2),
+    target: 1.3,
+    tarball_kb: round(packed[0]!.size / 1e3, 0),
+    unpacked_kb: round(packed[0]!.unpackedSize / 1e3, 0),
+    packages: packages(join(both, "node_modules")).length,
+    largest: biggest.map(([name, bytes]) => `${name} ${round(bytes / 1e6, 1)}`).join(", ")
+  }
+}

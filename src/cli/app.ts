@@ -9,6 +9,7 @@ import { command as bench } from "./bench.js"
 import { command as check } from "./check.js"
 import { command as doctor } from "./doctor.js"
 import { CommandExit, ExitCode, exitCodeHelp } from "./failure.js"
+import { command as importOnnx } from "./import.js"
 import { command as inspect } from "./inspect.js"
 import { command as probe } from "./probe.js"
 import { command as run } from "./run.js"
@@ -17,8 +18,9 @@ import { command as run } from "./run.js"
 export const HELP_COLUMNS = 100
 
 const ane = Command.make("ane").pipe(
-  Command.withDescription("Compile, check, inspect and run MIL programs on the Apple Neural Engine or its CPU simulator"),
-  Command.withSubcommands([probe, check, run, bench, inspect, doctor])
+  Command.withDescription("Compile, check, inspect and run MIL programs on the Apple Neural Engine or its CPU simulator, " +
+    "and import ONNX models as MIL"),
+  Command.withSubcommands([probe, check, run, bench, inspect, doctor, importOnnx])
 )
 
 const cli = Command.run(ane, {

@@ -84,6 +84,22 @@ export const layerBackend = (options: AneOptions = {}): Layer.Layer<Ane, NoAneEr
 /** The real engine through the private framework; fails with NoAneError where there is none. Unverified on a Mac. */
 export const layer: Layer.Layer<Ane, NoAneError> = layerBackend().pipe(Layer.provide(NativeBackend.layer))
 
+/** Options of the hardware backend (`evalThreads`, `compileLimit`, …): `NativeBackend.NativeOptions`. */
+export type HardwareOptions = NativeBackend.NativeOptions
+
+/** The hardware Backend with `options`: probed as `NativeBackend.layer` is, unless `paths` names the libraries. */
+const hardwareLayer = (options: HardwareOptions): Layer.Layer<Backend, NoAneError> =>
+  options.paths !== undefined
+    ? NativeBackend.layerWith(options)
+    : Layer.unwrapEffect(Effect.map(NativeBackend.probe, () => NativeBackend.layerWith(options)))
+
+/**
+ * {@link layer} with hardware backend options, e.g. `Ane.layerWith({ evalThreads: 16 })` for more asynchronous
+ * evaluations in flight than the default eval thread pool runs. Fails with NoAneError where there is no engine.
+ */
+export const layerWith = (options: HardwareOptions = {}, aneOptions: AneOptions = {}): Layer.Layer<Ane, NoAneError> =>
+  layerBackend(aneOptions).pipe(Layer.provide(hardwareLayer(options)))
+
 /** The CPU simulator of the engine (any OS). */
 export const layerSimulator = (
   options?: SimBackend.SimulatorOptions,
@@ -96,12 +112,13 @@ export const layerSimulator = (
  */
 export const layerAuto = (
   options?: SimBackend.SimulatorOptions,
-  aneOptions: AneOptions = {}
+  aneOptions: AneOptions = {},
+  hardwareOptions: HardwareOptions = {}
 ): Layer.Layer<Ane> =>
   Layer.scoped(
     Ane,
     Effect.gen(function*() {
-      const hardware = yield* Effect.either(Layer.build(NativeBackend.layer))
+      const hardware = yield* Effect.either(Layer.build(hardwareLayer(hardwareOptions)))
       const backend = hardware._tag === "Right"
         ? hardware.right
         : yield* Effect.zipRight(
@@ -174,6 +191,8 @@ export interface AneConfig {
   readonly backend: BackendChoice
   readonly traceEvals: boolean
   readonly simulator: SimBackend.SimulatorOptions
+  /** Hardware backend options for "hardware" and "auto" (none from the environment; default none). */
+  readonly hardware?: HardwareOptions
 }
 
 const SIM_NUMERICS_CONFIG = Config.literal("ane", "exact")("ANE_NUMERICS")
@@ -220,11 +239,11 @@ export const layerConfig = (
       const aneOptions = { traceEvals: c.traceEvals }
       switch (c.backend) {
         case "hardware":
-          return layerBackend(aneOptions).pipe(Layer.provide(NativeBackend.layer))
+          return layerWith(c.hardware, aneOptions)
         case "simulator":
           return layerSimulator(c.simulator, aneOptions)
         case "auto":
-          return layerAuto(c.simulator, aneOptions)
+          return layerAuto(c.simulator, aneOptions, c.hardware)
       }
     })
   )

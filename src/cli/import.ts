@@ -9,6 +9,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
 import { chips } from "../mil/validate.js"
 import * as Onnx from "../onnx/Onnx.js"
+import { Diagnostic } from "../schema/Diagnostic.js"
 import { ImportError, InvalidArgumentError } from "../schema/errors.js"
 import { reported } from "./failure.js"
 import { createOutputDir, kindOf, type OutputPlan, planOutputDir, reasonOf, removeCreatedDirs } from "./files.js"
@@ -130,6 +131,22 @@ export const importModel = (op: string, path: string, flags: ImportFlags) =>
     }
     return imported
   })
+
+// The result name of the op on a MIL line (`tensor<…> name = op(…)`), as Onnx.ruleReport reads it.
+const RESULT = /^\s*[^=]*?\s([A-Za-z_][A-Za-z0-9_]*)(?:,[^=]*)?\s=/
+
+/**
+ * A diagnostic of an imported program as the CLI prints it: attributed to `<model> (imported MIL)`, since its lines
+ * are those of the program `ane import` writes, and ending with the ONNX node its op came from.
+ */
+export const traceDiagnostic = (imported: Onnx.Imported, model: string, d: Diagnostic): Diagnostic => {
+  const milOp = RESULT.exec(imported.text.split("\n")[d.line - 1] ?? "")?.[1]
+  const node = milOp === undefined ? undefined
+    : imported.nodeOrigins[milOp] ?? imported.metadata.outputs.find((o) => o.milName === milOp)?.onnxName
+  return new Diagnostic({
+    ...d, file: `${model} (imported MIL)`, message: d.message + (node !== undefined ? ` (ONNX node "${node}")` : "")
+  })
+}
 
 /** The import options as `@effect/cli` options, shared by `import`, `run`, `check` and `inspect`. */
 export const importOptions = {

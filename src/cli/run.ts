@@ -1,6 +1,7 @@
 /**
- * `ane run <file.mil | dir.mlmodelc>`: compiles a program on the engine or its simulator, writes its inputs
- * (`.npy` files or seeded random values), evaluates once, writes every output as `.npy` and prints a summary.
+ * `ane run <file.mil | dir.mlmodelc | model.onnx>`: compiles a program (an ONNX model is imported in memory first) on
+ * the engine or its simulator, writes its inputs (`.npy` files or seeded random values), evaluates once, writes every
+ * output as `.npy` and prints a summary.
  */
 import { existsSync, readFileSync, statSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
@@ -10,9 +11,10 @@ import { checkBlobFilePaths, relativeWeightPath, resolveInside } from "../backen
 import type { Program, TypeExpr } from "../mil/ast.js"
 import { blobReferences } from "../mil/blob.js"
 import { parse } from "../mil/parser.js"
+import * as Onnx from "../onnx/Onnx.js"
 import * as NativeBackend from "../native/NativeBackend.js"
 import { CompileOptions } from "../schema/CompileOptions.js"
-import { formatDiagnostic } from "../schema/Diagnostic.js"
+import { type Diagnostic, formatDiagnostic } from "../schema/Diagnostic.js"
 import { CompileError, InvalidArgumentError } from "../schema/errors.js"
 import type { TensorLayout } from "../schema/TensorLayout.js"
 import { Backend } from "../services/Backend.js"
@@ -23,6 +25,7 @@ import {
   checkOutputFiles, checkProgramPath, checkWeightPath, createOutputDir, outputFileName, planOutputDir, readRegularFile,
   reasonOf, removeCreatedDirs, writeOutputFile
 } from "./files.js"
+import { type ImportFlags, importModel, importOptions, isOnnxPath, traceDiagnostic } from "./import.js"
 import { maxNpyBytes, readNpy, sameShape, writeNpy } from "./npy.js"
 import { whileRunning } from "./progress.js"
 import { checkPackageWeights } from "./weights.js"
@@ -39,6 +42,12 @@ export interface RunOptions {
   readonly rules: "error" | "warn" | "off"
   readonly json: boolean
   readonly seed: number
+  /** `.onnx` programs: `name=1,576` shapes for symbolic dims (see `ane import`). */
+  readonly shape?: ImportFlags["shape"]
+  /** `.onnx` programs: inputs fixed to values at import. */
+  readonly inputValue?: ImportFlags["inputValue"]
+  /** `.onnx` programs: import in fp32. */
+  readonly fp32?: boolean
 }
 
 /** Default directory for the output `.npy` files. */
@@ -249,14 +258,45 @@ const readInput = (layout: TensorLayout, declared: ReadonlyArray<number> | undef
     return arr.data
   })
 
+/** Input specs with ONNX input names replaced by the MIL names the imported program gives them. */
+const milInputNames = (specs: InputSpecs, imported: Onnx.Imported | undefined): InputSpecs => {
+  if (imported === undefined) return specs
+  const rename = (name: string) => Onnx.milName(imported.metadata, name, "input") ?? name
+  return {
+    files: new Map([...specs.files].map(([name, file]) => [rename(name), file])),
+    random: new Set([...specs.random].map(rename))
+  }
+}
+
+/** An `.onnx` program imported in memory; import options on anything else are refused rather than ignored. */
+const importIfOnnx = (o: RunOptions) =>
+  Effect.gen(function*() {
+    const flags = { shape: o.shape ?? [], inputValue: o.inputValue ?? [], fp32: o.fp32 ?? false }
+    if (!isOnnxPath(o.program)) {
+      const given = flags.shape.length > 0 ? "--shape" : flags.inputValue.length > 0 ? "--input-value" : flags.fp32 ? "--fp32" : undefined
+      if (given !== undefined) return yield* Effect.fail(invalid(given, "an .onnx program", o.program, `${given} applies to ONNX imports only`))
+      return undefined
+    }
+    if (Option.isSome(o.weights)) {
+      return yield* Effect.fail(invalid("--weights", "no weight file with an .onnx program (its weights come from the import)", o.weights.value))
+    }
+    return yield* importModel("ane run", o.program, flags)
+  })
+
 /** The whole command as an Effect (exported for tests): fails with typed errors, prints nothing on failure. */
 export const runCommand = (o: RunOptions) =>
   Effect.gen(function*() {
-    const specs = parseInputSpecs(o.input)
-    if (specs instanceof InvalidArgumentError) return yield* Effect.fail(specs)
+    const parsed = parseInputSpecs(o.input)
+    if (parsed instanceof InvalidArgumentError) return yield* Effect.fail(parsed)
     const dir = Option.getOrElse(o.output, () => DEFAULT_OUTPUT_DIR)
     const plan = yield* planOutputDir("ane run", dir)
-    const req = yield* loadProgram("ane run", o.program, o.weights)
+    const imported = yield* importIfOnnx(o)
+    const specs = milInputNames(parsed, imported)
+    const req = imported !== undefined
+      ? { options: imported.compileOptions as CompileOptions, text: imported.text }
+      : yield* loadProgram("ane run", o.program, o.weights)
+    // Diagnostics of an imported program name the ONNX node of their op.
+    const located = (d: Diagnostic) => (imported !== undefined ? traceDiagnostic(imported, o.program, d) : withFile(d, o.program))
     const declared = declaredShapes(parse(req.text).program)
     // Output files are checked before any work, so a bad name or path does not cost a compile and an eval.
     yield* checkOutputFiles("ane run", dir, declared.outputs)
@@ -267,10 +307,19 @@ export const runCommand = (o: RunOptions) =>
       const backend = yield* Backend
       const info = yield* backend.probe
       const t0 = performance.now()
-      const model = yield* backend.compile(req.options).pipe(whileRunning("ane run: compiling", !o.json))
+      const model = yield* backend.compile(req.options).pipe(
+        whileRunning("ane run: compiling", !o.json),
+        Effect.mapError((e) => e._tag === "CompileError" && imported !== undefined
+          ? new CompileError({
+            op: e.op, diagnostics: e.diagnostics.map(located),
+            ...(e.model !== undefined ? { model: e.model } : {}), ...(e.domain !== undefined ? { domain: e.domain } : {}),
+            ...(e.code !== undefined ? { code: e.code } : {}), ...(e.hint !== undefined ? { hint: e.hint } : {}),
+            ...(e.cause !== undefined ? { cause: e.cause } : {})
+          })
+          : e)
+      )
       const compileMs = performance.now() - t0
-      const diagnostics = ("diagnostics" in model ? (model as SimBackend.SimModel).diagnostics : [])
-        .map((d) => withFile(d, o.program))
+      const diagnostics = ("diagnostics" in model ? (model as SimBackend.SimModel).diagnostics : []).map(located)
       if (!o.json) for (const d of diagnostics) yield* Console.error(formatDiagnostic(d))
       for (const name of [...specs.files.keys(), ...specs.random]) {
         if (!model.inputs.some((l) => l.name === name)) {
@@ -345,7 +394,9 @@ export const runCommand = (o: RunOptions) =>
   })
 
 const args = {
-  program: Args.text({ name: "program" }).pipe(Args.withDescription("a .mil file or a .mlmodelc directory")),
+  program: Args.text({ name: "program" }).pipe(
+    Args.withDescription("a .mil file, a .mlmodelc directory, or an .onnx model (imported in memory first)")
+  ),
   weights: Options.text("weights").pipe(
     Options.withDescription("weight file for the program's BLOBFILE references (default: found beside the .mil)"),
     Options.optional
@@ -372,10 +423,11 @@ const args = {
     Options.withDescription("ANE rule findings refuse the program, are printed, or are ignored (default: error)")
   ),
   json: Options.boolean("json").pipe(Options.withDescription("print one JSON object, on failure too (default: off)")),
-  seed: Options.integer("seed").pipe(Options.withDescription("seed of the random inputs (default: 0)"), Options.withDefault(0))
+  seed: Options.integer("seed").pipe(Options.withDescription("seed of the random inputs (default: 0)"), Options.withDefault(0)),
+  ...importOptions
 }
 
 /** The `run` subcommand: typed failures and defects print one message and set the exit status of the table. */
 export const command = Command.make("run", args, (o) =>
   runCommand(o).pipe(reported("run", o.json, { file: o.program, rules: o.rules }))
-).pipe(Command.withDescription("Compile and evaluate a MIL program (or .mlmodelc) once, writing outputs as .npy"))
+).pipe(Command.withDescription("Compile and evaluate a MIL program (or .mlmodelc, or .onnx) once, writing outputs as .npy"))

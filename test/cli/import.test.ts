@@ -3,6 +3,8 @@ import { afterAll, describe, expect, it } from "vitest"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { readNpy, writeNpy } from "../../src/cli/npy.js"
+import { floatTensor, modelBytes } from "../onnx/graph.js"
 import { inProcess, root, spawned, STACK } from "./harness.js"
 
 const fixtures = join(root, "test", "onnx", "fixtures")
@@ -117,7 +119,64 @@ describe("ane import", () => {
   })
 })
 
+const npy = (file: string) => {
+  const a = readNpy(new Uint8Array(readFileSync(file)))
+  if (!("data" in a)) throw a
+  return a
+}
+
 describe("ane run on ONNX", () => {
+  it("runs an .onnx directly: the conv net on its fixture input matches the onnxruntime golden", async () => {
+    const out = join(dir, "convnet-out")
+    const r = await inProcess(["run", join(fixtures, "convnet.onnx"), "--backend", "simulator", "--numerics", "exact",
+      "--rules", "off", "--input", `image=${join(fixtures, "convnet.input.npy")}`, "--output", out])
+    expect(r.stderr).toBe("")
+    expect(r.code).toBe(0)
+    const got = npy(join(out, "probs.npy")).data
+    const golden = npy(join(fixtures, "convnet.golden.npy")).data
+    expect(got.length).toBe(golden.length)
+    // fp16 weights: the tolerance of test/onnx/graphs.test.ts in exact numerics.
+    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i]! - golden[i]!)).toBeLessThan(1e-3)
+  })
+
+  it("--input and --shape take ONNX names that are not MIL names (input.1 → input_1)", async () => {
+    const model = join(dir, "dotted.onnx")
+    writeFileSync(model, modelBytes({
+      inputs: [{ name: "input.1", shape: ["batch", 8] }],
+      outputs: [{ name: "out:0" }],
+      nodes: [{ op: "Mul", inputs: ["input.1", "w"], outputs: ["out:0"] }],
+      initializers: [floatTensor("w", [8], [1, 2, 3, 4, 5, 6, 7, 8])]
+    }))
+    const x = join(dir, "dotted-x.npy")
+    writeFileSync(x, writeNpy(Float32Array.of(1, 1, 1, 1, -1, -1, -1, -1), [1, 8], "<f4"))
+    const out = join(dir, "dotted-out")
+    const r = await inProcess(["run", model, "--shape", "input.1=1,8", "--input", `input.1=${x}`, "--backend", "simulator",
+      "--rules", "off", "--output", out, "--json"])
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout).inputs).toEqual([{ name: "input_1", source: x }])
+    expect([...npy(join(out, "out_0.npy")).data]).toEqual([1, 2, 3, 4, -5, -6, -7, -8])
+    const unnamed = await inProcess(["run", model, "--backend", "simulator", "--output", out])
+    expect(unnamed.code).toBe(2)
+    expect(unnamed.stderr).toMatch(/^ane run: invalid --shape: expected a fixed shape for input "input\.1", got none \(its axis 0 is the symbolic dimension "batch"\)/)
+  })
+
+  it("rule errors of an .onnx run name the ONNX node, exit 1", async () => {
+    const r = await inProcess(["run", silero, ...sileroFlags, "--backend", "simulator", "--output", join(dir, "refused")])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain("silero_vad_v6.onnx (imported MIL):")
+    expect(r.stderr).toMatch(/error ANE029: conv kernel width 256.*\(ONNX node "[^"]*\/stft\/Conv"\)/)
+    expect(r.stderr).not.toMatch(STACK)
+  })
+
+  it("import options on a MIL program, or --weights with an .onnx, are refused rather than ignored", async () => {
+    const mil = await inProcess(["run", "examples/linear.mil", "--shape", "x=1,64,1,384", "--backend", "simulator"])
+    expect(mil.code).toBe(2)
+    expect(mil.stderr).toContain("--shape applies to ONNX imports only")
+    const weights = await inProcess(["run", silero, "--weights", silero, "--backend", "simulator"])
+    expect(weights.code).toBe(2)
+    expect(weights.stderr).toContain("invalid --weights")
+  })
+
   it("runs the imported Silero package (spawned end to end)", async () => {
     const out = join(dir, "run.pkg")
     const imported = await inProcess(["import", silero, "--out", out, ...sileroFlags])

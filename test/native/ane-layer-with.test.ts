@@ -38,8 +38,11 @@ const until = (ready: () => boolean, what: string) =>
     expect(ready(), what).toBe(true)
   })
 
-/** Starts three held asynchronous evaluations on three requests, lets them go, and returns the most in flight. */
-const threeHeldEvals = Effect.gen(function*() {
+/**
+ * Starts three held asynchronous evaluations on three requests, waits until `expected` are inside the engine (and a
+ * little longer, for any thread more the pool has), lets them go, and returns how many were in flight.
+ */
+const threeHeldEvals = (expected: number) => Effect.gen(function*() {
   yield* Effect.acquireRelease(
     Effect.sync(() => {
       // The fake copies input to output without calling back into JS, so held evaluations never wait for this thread.
@@ -56,8 +59,7 @@ const threeHeldEvals = Effect.gen(function*() {
   yield* Effect.addFinalizer(() => Effect.sync(() => fake.holdEvals(false)))
   fake.holdEvals(true)
   const fibers = yield* Effect.forEach(requests, (r) => Effect.fork(r.evalAsync))
-  yield* until(() => fake.inFlight() >= 1, "an evaluation in flight")
-  // Time for any other thread the pool has to take its evaluation too.
+  yield* until(() => fake.inFlight() >= expected, `${expected} evaluation(s) in flight`)
   yield* Effect.sleep("50 millis")
   const inFlight = fake.inFlight()
   fake.holdEvals(false)
@@ -69,7 +71,7 @@ describe("Ane.layerWith", () => {
   it.scopedLive("evalThreads: 3 lets three evaluations into the engine at once", () =>
     Effect.gen(function*() {
       yield* Effect.scoped(Effect.gen(function*() {
-        const { inFlight, max } = yield* threeHeldEvals
+        const { inFlight, max } = yield* threeHeldEvals(3)
         expect(inFlight).toBe(3)
         expect(max).toBe(3)
       }))
@@ -79,7 +81,7 @@ describe("Ane.layerWith", () => {
   it.scopedLive("evalThreads: 1 runs them one at a time (the others queue)", () =>
     Effect.gen(function*() {
       yield* Effect.scoped(Effect.gen(function*() {
-        const { inFlight, max } = yield* threeHeldEvals
+        const { inFlight, max } = yield* threeHeldEvals(1)
         expect(inFlight).toBe(1)
         expect(max).toBe(1)
       }))

@@ -2,7 +2,8 @@
  * What a library user installs: packs this package (its own `prepack` build, run in a staging copy so the working
  * copy's `dist/` is left alone), installs the tarball with `effect` into an empty folder from the npm registry, and
  * compares the size of `node_modules` with that of `effect` installed alone. Target: install_mb ≤ 1.3 × effect_only_mb.
- * Sizes are the sum of file sizes (bytes / 1e6), so they do not depend on the file system's block size.
+ * `*_mb` is space on disk (allocated blocks, what `du` reports; MB = 1e6 bytes); `*_files_mb` the sum of file sizes,
+ * which does not depend on the file system's block size.
  */
 import { spawn } from "node:child_process"
 import { cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
@@ -24,16 +25,32 @@ const run = (args: ReadonlyArray<string>, cwd: string): Promise<string> =>
     child.on("close", (code) => code === 0 ? done(out) : fail(new Error(`npm ${args.join(" ")} (in ${cwd}) exited ${code}: ${err.slice(-2000)}`)))
   })
 
-/** Bytes of the regular files under `dir` (symbolic links are not followed). */
-const bytesUnder = (dir: string): number => {
-  let total = 0
+interface Size {
+  /** Allocated on disk, directories included. */
+  disk: number
+  /** Sum of the regular files' sizes. */
+  files: number
+}
+
+/** Size of everything under `dir` (symbolic links are not followed). */
+const sizeUnder = (dir: string): Size => {
+  const total: Size = { disk: lstatSync(dir).blocks * 512, files: 0 }
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, entry.name)
-    if (entry.isDirectory()) total += bytesUnder(p)
-    else if (entry.isFile()) total += lstatSync(p).size
+    if (entry.isDirectory()) {
+      const inner = sizeUnder(p)
+      total.disk += inner.disk
+      total.files += inner.files
+    } else {
+      const st = lstatSync(p)
+      total.disk += st.blocks * 512
+      if (entry.isFile()) total.files += st.size
+    }
   }
   return total
 }
+
+const bytesUnder = (dir: string): number => sizeUnder(dir).disk
 
 /** Sizes of the top-level packages in `node_modules` (scoped ones by their full name), largest first. */
 const packages = (modules: string): Array<[string, number]> => {
@@ -67,7 +84,7 @@ export default async (): Promise<Record<string, unknown>> => {
   const stage = join(work, "stage")
   rmSync(stage, { recursive: true, force: true })
   mkdirSync(stage, { recursive: true })
-  const copied = ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "scripts", ...pkg.files]
+  const copied = ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "scripts", "src", ...pkg.files]
   for (const f of copied) {
     try {
       cpSync(join(root, f), join(stage, f), { recursive: true, filter: (src) => !src.startsWith(join(root, "dist")) })
@@ -85,14 +102,17 @@ export default async (): Promise<Record<string, unknown>> => {
   const alone = freshApp("effect-only")
   await run(["install", "--no-package-lock", effect], alone)
 
-  const installBytes = bytesUnder(join(both, "node_modules"))
-  const effectBytes = bytesUnder(join(alone, "node_modules"))
+  const install = sizeUnder(join(both, "node_modules"))
+  const effectOnly = sizeUnder(join(alone, "node_modules"))
   const biggest = packages(join(both, "node_modules")).slice(0, 8)
   return {
-    install_mb: round(installBytes / 1e6, 1),
-    effect_only_mb: round(effectBytes / 1e6, 1),
-    install_vs_effect: round(installBytes / effectBytes, 2),
+    install_mb: round(install.disk / 1e6, 1),
+    effect_only_mb: round(effectOnly.disk / 1e6, 1),
+    install_vs_effect: round(install.disk / effectOnly.disk, 2),
     target: 1.3,
+    install_files_mb: round(install.files / 1e6, 1),
+    effect_only_files_mb: round(effectOnly.files / 1e6, 1),
+    install_vs_effect_files: round(install.files / effectOnly.files, 2),
     tarball_kb: round(packed[0]!.size / 1e3, 0),
     unpacked_kb: round(packed[0]!.unpackedSize / 1e3, 0),
     packages: packages(join(both, "node_modules")).length,

@@ -1,5 +1,6 @@
 /** The `ane` executable: runs the command on process.argv and exits with its status. */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Exit, FiberRef, HashSet, Logger } from "effect"
 import { runCli } from "./app.js"
 import { ExitCode } from "./failure.js"

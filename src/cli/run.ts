@@ -3,7 +3,7 @@
  * the engine or its simulator, writes its inputs (`.npy` files or seeded random values), evaluates once, writes every
  * output as `.npy` and prints a summary.
  */
-import { existsSync, readFileSync, statSync } from "node:fs"
+import { stat } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Either, Layer, Option } from "effect"
@@ -22,8 +22,8 @@ import { packSurface, type SurfaceViews, unpackSurface } from "../sim/layout.js"
 import * as SimBackend from "../sim/SimBackend.js"
 import { reported, withFile } from "./failure.js"
 import {
-  checkOutputFiles, checkProgramPath, checkWeightPath, createOutputDir, outputFileName, planOutputDir, readRegularFile,
-  reasonOf, removeCreatedDirs, writeOutputFile
+  checkOutputFiles, checkProgramPath, checkWeightPath, createOutputDir, MAX_PROGRAM_BYTES, MAX_WEIGHT_BYTES, outputFileName,
+  planOutputDir, readRegularFile, reasonOf, removeCreatedDirs, writeOutputFile
 } from "./files.js"
 import { type ImportFlags, importModel, importOptions, isOnnxPath, traceDiagnostic } from "./import.js"
 import { maxNpyBytes, readNpy, sameShape, writeNpy } from "./npy.js"
@@ -136,49 +136,64 @@ const views = (bytes: Uint8Array): SurfaceViews => ({
   f32: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2)
 })
 
-/** The compile request for a path, with the weight files found beside a `.mil` file. */
+/** `stat` of a path, or undefined where there is nothing (or nothing we may look at). */
+const statOrNone = (path: string) => Effect.promise(() => stat(path).catch(() => undefined))
+
+/**
+ * The compile request for a path, with the weight files found beside a `.mil` file. Every file is read as a regular
+ * file of bounded size (never a FIFO or device), and weights only from inside the program's folder.
+ */
 export const compileRequest = (path: string, weights: Option.Option<string>) =>
-  Effect.suspend((): Effect.Effect<{ options: CompileOptions; text: string }, InvalidArgumentError | CompileError> => {
-    if (!existsSync(path)) return Effect.fail(invalid("program", "a .mil file or a .mlmodelc directory", `${path} (not found)`))
-    if (statSync(path).isDirectory()) {
+  Effect.gen(function*() {
+    const program = { op: "ane run", argument: "program", expected: "a .mil file or a .mlmodelc directory", maxBytes: MAX_PROGRAM_BYTES }
+    const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
+    const s = yield* statOrNone(path)
+    if (s === undefined) return yield* Effect.fail(invalid("program", program.expected, `${path} (not found)`))
+    if (s.isDirectory()) {
       const mil = join(path, "model.mil")
-      const text = existsSync(mil) ? readFileSync(mil, "utf8") : ""
-      return Effect.succeed({ options: CompileOptions.package({ path }) as CompileOptions, text })
+      const text = (yield* statOrNone(mil)) === undefined ? "" : decode(yield* readRegularFile(mil, program))
+      return { options: CompileOptions.package({ path }) as CompileOptions, text }
     }
-    const text = readFileSync(path, "utf8")
+    const text = decode(yield* readRegularFile(path, program))
     // Weights come only from inside the .mil's folder, after realpath (docs/security.md).
     const site = { op: "ane run", model: path, file: path }
     const outside = checkBlobFilePaths(text, site)
-    if (outside !== undefined) return Effect.fail(outside)
-    const program = parse(text, { file: path }).program
+    if (outside !== undefined) return yield* Effect.fail(outside)
+    const parsed = parse(text, { file: path }).program
     // Each weight path once, with the position of its first BLOBFILE.
     const refs = new Map<string, { readonly line: number; readonly col: number }>()
-    for (const b of program ? blobReferences(program) : []) if (!refs.has(b.path)) refs.set(b.path, { line: b.pos.line, col: b.pos.col })
+    for (const b of parsed ? blobReferences(parsed) : []) if (!refs.has(b.path)) refs.set(b.path, { line: b.pos.line, col: b.pos.col })
     const paths = [...refs.keys()]
     const files: Array<{ path: string; bytes: Uint8Array }> = []
     if (Option.isSome(weights)) {
-      if (!existsSync(weights.value)) return Effect.fail(invalid("--weights", "an existing weight file", `${weights.value} (not found)`))
       const target = paths.length === 1 ? paths[0]! : "@model_path/weights/weight.bin"
-      files.push({ path: target, bytes: new Uint8Array(readFileSync(weights.value)) })
-    } else {
-      // Look beside the file: <dir>/<name>/<rel> then <dir>/<rel>, where rel strips "@model_path/".
-      const dir = dirname(path)
-      const stem = basename(path).replace(/\.mil$/, "")
-      for (const p of paths) {
-        const candidates = stem === "" || stem === "." || stem === ".." ? [p] : [`${stem}/${relativeWeightPath(p)}`, p]
-        let found: string | undefined
-        for (const c of candidates) {
-          const full = resolveInside(dir, c, { ...site, ...refs.get(p) })
-          if (full instanceof CompileError) return Effect.fail(full)
-          if (existsSync(full) && statSync(full).isFile()) {
-            found = full
-            break
-          }
-        }
-        if (found !== undefined) files.push({ path: p, bytes: new Uint8Array(readFileSync(found)) })
+      const bytes = yield* readRegularFile(weights.value, {
+        op: "ane run", argument: "--weights", expected: "a regular weight file", maxBytes: MAX_WEIGHT_BYTES
+      })
+      files.push({ path: target, bytes })
+      return { options: CompileOptions.mil({ text, weights: files }) as CompileOptions, text }
+    }
+    // Look beside the file: <dir>/<name>/<rel> then <dir>/<rel>, where rel strips "@model_path/".
+    const dir = dirname(path)
+    const stem = basename(path).replace(/\.mil$/, "")
+    const unreadable = (actual: string) =>
+      invalid("program", "a program whose weight files can be read", `${path} (a weight file beside it: ${actual})`)
+    for (const p of paths) {
+      const candidates = stem === "" || stem === "." || stem === ".." ? [p] : [`${stem}/${relativeWeightPath(p)}`, p]
+      for (const c of candidates) {
+        const full = resolveInside(dir, c, { ...site, ...refs.get(p) })
+        if (full instanceof CompileError) return yield* Effect.fail(full)
+        const found = yield* statOrNone(full)
+        if (found === undefined || !found.isFile()) continue
+        if (found.size > MAX_WEIGHT_BYTES) return yield* Effect.fail(unreadable(`${full}: a file over 2 GiB`))
+        const bytes = yield* readRegularFile(full, {
+          op: "ane run", argument: "program", expected: "a regular weight file", maxBytes: MAX_WEIGHT_BYTES
+        }).pipe(Effect.mapError((e) => unreadable(e.actual)))
+        files.push({ path: p, bytes })
+        break
       }
     }
-    return Effect.succeed({ options: CompileOptions.mil({ text, weights: files }) as CompileOptions, text })
+    return { options: CompileOptions.mil({ text, weights: files }) as CompileOptions, text }
   })
 
 /** Picks the backend layer; `auto` says why it chose the simulator. */

@@ -4,7 +4,9 @@
  */
 import { Command, HelpDoc, ValidationError } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
-import { Cause, Console, Effect } from "effect"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
 import { command as bench } from "./bench.js"
 import { command as check } from "./check.js"
 import { command as doctor } from "./doctor.js"

@@ -3,7 +3,10 @@
  * synchronous, asynchronous, or pipelined through RequestPool.evalStream — with percentiles and throughput.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Option, Stream } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { analyze } from "../mil/analyze.js"
 import { inspect } from "../mil/inspect.js"
 import { formatDiagnostic } from "../schema/Diagnostic.js"

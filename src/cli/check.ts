@@ -4,7 +4,9 @@
  */
 import { join } from "node:path"
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Option } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { analyze, hasErrors } from "../mil/analyze.js"
 import { blobReferences, checkProgramBlobs } from "../mil/blob.js"
 import { chips } from "../mil/validate.js"

@@ -2,7 +2,10 @@
  * How every `ane` command ends: one exit status table, one way to print a failure (a short message on stderr, or one
  * JSON object on stdout with `--json`), and no stack trace, whatever went wrong.
  */
-import { Cause, Console, Data, Effect } from "effect"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { type Diagnostic, formatDiagnostic } from "../schema/Diagnostic.js"
 import { isAneError } from "../schema/errors.js"
 

@@ -6,7 +6,7 @@
 import { constants, Stats } from "node:fs"
 import { access, lstat, mkdir, open, rmdir, stat, writeFile } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { InvalidArgumentError } from "../schema/errors.js"
 
 /** Largest MIL text read (V8 strings stop near 512 MiB; real programs are far smaller). */

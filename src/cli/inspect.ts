@@ -1,6 +1,7 @@
 /** `ane inspect <file.mil | dir.mlmodelc> [--json]`: functions, I/O, op histogram, weights, estimated FLOPs. */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
 import { formatDiagnostic } from "../schema/Diagnostic.js"
 import { formatInspectReport, inspect } from "../mil/inspect.js"
 import { parse } from "../mil/parser.js"

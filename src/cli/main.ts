@@ -1,7 +1,11 @@
 /** The `ane` executable: runs the command on process.argv and exits with its status. */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect, Exit, FiberRef, HashSet, Logger } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
+import * as Logger from "effect/Logger"
 import { runCli } from "./app.js"
 import { ExitCode } from "./failure.js"
 

@@ -1,6 +1,8 @@
 /** `ane probe`: what the engine (or the simulator standing in for it) reports, and the compile budget. */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Layer } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Ane from "../services/Ane.js"
 import { reported } from "./failure.js"
 

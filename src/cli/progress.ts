@@ -2,7 +2,10 @@
  * Progress of long CLI work on a terminal: a bar for counted work, elapsed time for the rest. It writes to stderr
  * only when stderr is a TTY, and never with `--json`, so pipes and scripts see nothing of it.
  */
-import { Context, Duration, Effect, Fiber } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 
 /** Where progress goes: a TTY flag and a raw writer (a test swaps in its own). */
 export class ProgressOutput extends Context.Reference<ProgressOutput>()("effect-ane/cli/ProgressOutput", {

@@ -1,6 +1,6 @@
 /** Reads the MIL text behind a CLI path: a `.mil` file, or a `.mlmodelc` directory holding `model.mil`. */
 import { join } from "node:path"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { InvalidArgumentError } from "../schema/errors.js"
 import { checkProgramPath, MAX_PROGRAM_BYTES, readRegularFile } from "./files.js"
 

@@ -4,7 +4,7 @@
  */
 import { realpath, stat } from "node:fs/promises"
 import { isAbsolute, relative, resolve } from "node:path"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { Program } from "../mil/ast.js"
 import { blobReferences } from "../mil/blob.js"
 import { parse } from "../mil/parser.js"

@@ -4,7 +4,7 @@
  * `BLOBFILE(offset = …)` in MIL text names the offset of the metadata record (spec/mil-format.md §3.1–§3.5,
  * mil-format-errata.md §2).
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { Block, Operation, Program, TypeExpr, Value } from "./ast.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { InvalidArgumentError } from "../schema/errors.js"

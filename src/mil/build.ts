@@ -3,7 +3,7 @@
  * of at least `weightThreshold` elements move into a weight blob, every value gets a deterministic name, and the
  * finished program is printed and checked; an invalid program fails with the checker's diagnostics.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { Literal, NamedValue, Operation, Program, TypeExpr, Value } from "./ast.js"
 import { noPos } from "./ast.js"
 import { type BlobDtype, type BlobEntry, isBlobDtype, writeBlobFile } from "./blob.js"

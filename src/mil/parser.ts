@@ -1,5 +1,5 @@
 /** MIL text parser: `parse` returns a Program or positioned syntax diagnostics and never throws. */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { CompileError } from "../schema/errors.js"
 import type { Program } from "./ast.js"

@@ -6,7 +6,9 @@
  * (test/native-fake); not verified on a Mac.
  */
 import { execFileSync } from "node:child_process"
-import { Effect, Layer, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import { compileOptionsProblem } from "../schema/CompileOptions.js"
 import { DeviceInfo } from "../schema/DeviceInfo.js"
 import {

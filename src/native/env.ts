@@ -2,7 +2,7 @@
  * What every part of the hardware backend shares: the loaded runtime, counters, the eval thread pool, and the one
  * way a synchronous native section runs (inside its own autorelease pool, typed failures only).
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ClosedError } from "../schema/errors.js"
 import type { EvalPool } from "./evalPool.js"
 import { type NativeStage, type StageErrors, thrownError } from "./errors.js"

@@ -6,7 +6,7 @@
  */
 import { createRequire } from "node:module"
 import { Worker } from "node:worker_threads"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { NSErrorInfo, ObjcPaths, Signature } from "./objc.js"
 
 /** One message for a worker to send: receiver and arguments as plain values (ids are bigints). */

@@ -3,7 +3,7 @@
  * direct evaluation first when answered), synchronously on the calling thread or on the library's eval threads
  * (./evalPool.ts); evaluation with perf stats (§13.2); locked CPU access to a request's surfaces.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ClosedError, EvalError } from "../schema/errors.js"
 import type { EvalStats, ModelDiagnostics } from "../schema/Telemetry.js"
 import type { BackendRequest } from "../services/Backend.js"

@@ -7,7 +7,8 @@
  * Exercised against the fake runtime (test/native-fake/fake_metal.c); not verified on a Mac.
  */
 import koffi from "koffi"
-import { Effect, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { MetalError, NoMetalError } from "../schema/errors.js"
 import type {
   BackendComputePipeline, BackendDispatch, BackendMetal, BackendMetalBuffer, BackendMetalEvent

@@ -7,7 +7,8 @@
  */
 import { mkdirSync } from "node:fs"
 import { basename, dirname, isAbsolute, join } from "node:path"
-import { Effect, Exit } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import { checkBlobFilePaths, resolveInside, writeFileNoFollow } from "../backend/weightPath.js"
 import type { BackendModel, BackendRequest } from "../services/Backend.js"
 import { DEFAULT_QOS, type MilCompileOptions, type PackageCompileOptions } from "../schema/CompileOptions.js"

@@ -5,7 +5,7 @@
  * `_ANEIOSurfaceObject` as inputs and output sets), which the errata think likely wrong (`_ANEBuffer` /
  * `_ANEIOSurfaceOutputSets`): UNCERTAIN, and verified against the fake runtime only.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ClosedError, EvalError } from "../schema/errors.js"
 import type { BackendChainLink, BackendModel } from "../services/Backend.js"
 import { native, type NativeEnv, Stop } from "./env.js"

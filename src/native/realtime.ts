@@ -2,7 +2,7 @@
  * Real-time tasks of the shared `_ANEClient` (spec/native-protocol.md §14.5, errata D6): `beginRealTimeTask` when
  * the scope opens, `endRealTimeTask` when it closes, and real-time evaluation of this backend's models meanwhile.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ClosedError, EvalError } from "../schema/errors.js"
 import type { BackendModel, BackendRealTimeTask } from "../services/Backend.js"
 import { thrownError } from "./errors.js"

@@ -4,7 +4,7 @@
  * mapping; also requests over caller-owned surfaces. Every optional selector is asked for before it is sent: an
  * unanswered one raises an Objective-C exception that ends the process.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { CompileStats } from "../schema/CompileStats.js"
 import { ClosedError, MapError } from "../schema/errors.js"
 import type { BackendSurface } from "../services/Backend.js"

@@ -4,7 +4,7 @@
  * eval threads. These bindings are hand-written in the Go package (errata D4), so each selector is asked for with
  * `respondsToSelector:` first.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { BackendSharedEvent } from "../services/Backend.js"
 import { ClosedError, EvalError } from "../schema/errors.js"
 import type { NativeEnv } from "./env.js"

@@ -4,7 +4,7 @@
  * map, evaluate on an eval thread (a wait event may need the JS thread to signal it), then unmap. The request is
  * kept, not released, and the model is marked so close neither unloads nor releases it (§7.7, §14.3).
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ClosedError, EvalError, SharedEventRequiresPackageError } from "../schema/errors.js"
 import type { BackendSharedEvent, SharedEventEval } from "../services/Backend.js"
 import { native, type NativeEnv, Stop } from "./env.js"

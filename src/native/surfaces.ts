@@ -3,7 +3,8 @@
  * and the framework's own `kIOSurface…` keys, CPU access under `IOSurfaceLock` (read-only for reads), and
  * standalone surfaces that several requests can share. A zero-copy view of a surface is valid only under a lock.
  */
-import { Effect, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { MapError } from "../schema/errors.js"
 import type { TensorLayout } from "../schema/TensorLayout.js"
 import type { BackendSurface, SurfaceAccessMode } from "../services/Backend.js"

@@ -3,7 +3,7 @@
  * package folder (`model.mil`, `weights/weight.bin`, `metadata.json`), with a rule report that names, for every ANE
  * rule finding, the ONNX node it came from.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { parse } from "../mil/parser.js"

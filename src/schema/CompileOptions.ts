@@ -1,5 +1,6 @@
 /** What to compile: in-memory MIL text with its weight files, or a compiled `.mlmodelc` package on disk. */
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { InvalidArgumentError } from "./errors.js"
 
 /** The path a single unnamed weight blob gets, as the engine's in-memory path expects (spec/native-protocol.md §4.1). */

@@ -1,5 +1,5 @@
 /** Wall-clock timings of one compile (spec/native-protocol.md §4.5). */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Nanosecond timings; all zero when the backend did not measure them. */
 export class CompileStats extends Schema.Class<CompileStats>("CompileStats")({

@@ -1,5 +1,5 @@
 /** What the engine (or the simulator standing in for it) reports about itself. */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Which implementation of the Backend port answers: the real engine, the CPU simulator, or a test stub. */
 export const BackendKind = Schema.Literal("hardware", "simulator", "stub")

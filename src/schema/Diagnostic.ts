@@ -1,5 +1,5 @@
 /** Positioned diagnostics produced by the MIL parser, checker and ANE validator. */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Where a diagnostic comes from: the lexer/parser, the type and shape checker, or the ANE rule set. */
 export const DiagnosticKind = Schema.Literal("syntax", "type", "ane")

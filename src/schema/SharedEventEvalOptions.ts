@@ -1,5 +1,5 @@
 /** Options of an evaluation synchronised through shared events (spec/native-protocol.md §9.2). */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Flags passed to the engine with a shared-event evaluation. */
 export class SharedEventEvalOptions extends Schema.Class<SharedEventEvalOptions>("SharedEventEvalOptions")({

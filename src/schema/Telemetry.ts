@@ -3,7 +3,7 @@
  * A field that is absent was not reported: the selector was missing or the backend does not model it. That is
  * different from a reported zero.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { DeviceInfo } from "./DeviceInfo.js"
 
 /** Metric values by name, as `reportMetrics` gives them (per operation, like a benchmark's custom metrics). */

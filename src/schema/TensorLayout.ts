@@ -1,5 +1,6 @@
 /** The byte layout of one ANE I/O tensor as the compiled model reports it, and the stride math around it. */
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { InvalidArgumentError } from "./errors.js"
 
 /** The engine's row alignment: every row of an IOSurface starts on a 64-byte boundary (spec/native-protocol.md §6.3). */

@@ -1,5 +1,5 @@
 /** Typed errors of effect-ane: every public failure is one of these tagged classes. */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { Diagnostic, formatDiagnostic } from "./Diagnostic.js"
 
 const native = {

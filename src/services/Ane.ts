@@ -1,5 +1,12 @@
 /** The ANE client service: device info, compiling programs into scoped Models, surfaces, shared events. */
-import { Config, ConfigError, Context, Effect, Either, Layer, Option, type Scope } from "effect"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as NativeBackend from "../native/NativeBackend.js"
 import type { CompileOptions } from "../schema/CompileOptions.js"
 import type { CompileStats } from "../schema/CompileStats.js"

@@ -2,7 +2,10 @@
  * The Backend port: the low-level contract the hardware driver and the CPU simulator both implement, and that a
  * test can stub. Nothing above this file knows which implementation it runs on.
  */
-import { Context, Effect, Layer, Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import type { CompileOptions } from "../schema/CompileOptions.js"
 import { CompileStats } from "../schema/CompileStats.js"
 import { DeviceInfo, type BackendKind } from "../schema/DeviceInfo.js"

@@ -3,7 +3,7 @@
  * with no float conversion (spec/native-protocol.md §14.8 CopyOutputRangeToInput), so a pipeline of programs keeps its
  * activations in the engine's own format between steps.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { ClosedError, InvalidArgumentError } from "../schema/errors.js"
 import type { TensorIO } from "./internal/io.js"
 import { describe, invalid } from "./internal/errors.js"

@@ -3,7 +3,10 @@
  * in one input surface per tile, sliced apart inside the program, so one compile serves every weight matrix of a
  * shape. Wide outputs are split into tiles of output columns; each tile is a request of its own.
  */
-import { Effect, ExecutionStrategy, Exit, Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import { dynamicMatmul as generate } from "../mil/generators/dynamic-matmul.js"
 import { CompileOptions } from "../schema/CompileOptions.js"
 import { type ClosedError, CompileError, type CompileFailure, type EvalError, InvalidArgumentError } from "../schema/errors.js"

@@ -2,7 +2,10 @@
  * The static-weight linear executor (spec/mil-format.md §4.1): `y = x·wᵀ` on the engine, with the weights baked
  * into a compiled program that is cached by shape and weight content for the life of a scope.
  */
-import { Context, type Effect, Layer, type Scope } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import type { ClosedError, CompileFailure, EvalError, InvalidArgumentError } from "../schema/errors.js"
 import type { EvalStats } from "../schema/Telemetry.js"
 import type { Ane } from "./Ane.js"

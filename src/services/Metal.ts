@@ -4,7 +4,9 @@
  * compute path (one kernel, its buffers, a grid, a shared-event wait and signal). On the simulator a kernel is a
  * TypeScript function over the buffers' bytes, the stand-in for its Metal Shading Language source.
  */
-import { type Brand, Effect, type Scope } from "effect"
+import type * as Brand from "effect/Brand"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { ClosedError, EvalError, InvalidArgumentError, MetalError, NoMetalError } from "../schema/errors.js"
 import { Ane } from "./Ane.js"
 import { Backend, type KernelArgs } from "./Backend.js"

@@ -1,5 +1,7 @@
 /** The metrics effect-ane records, declared once and tagged with the model id at use. */
-import { Metric, MetricBoundaries, MetricLabel } from "effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
 
 /** Successful compiles (cache hits do not count: they spend no budget). */
 export const compilesTotal = Metric.counter("ane_compiles_total", {

@@ -1,5 +1,7 @@
 /** A compiled and loaded program: typed I/O over its surfaces and the ways to evaluate it. */
-import { Context, type Effect, type Scope } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { CompileStats } from "../schema/CompileStats.js"
 import type { ClosedError, EvalError, InvalidArgumentError, MapError, SharedEventRequiresPackageError } from "../schema/errors.js"
 import type { SharedEventEvalOptions } from "../schema/SharedEventEvalOptions.js"

@@ -3,7 +3,12 @@
  * loaded model and spends no compile budget. Entries are reference-counted and unloaded after an idle period.
  */
 import { createHash } from "node:crypto"
-import { Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as RcMap from "effect/RcMap"
+import type * as Scope from "effect/Scope"
 import type { CompileOptions } from "../schema/CompileOptions.js"
 import { CompileOptions as CompileOptionsApi } from "../schema/CompileOptions.js"
 import type { CompileFailure } from "../schema/errors.js"

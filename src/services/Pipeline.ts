@@ -4,7 +4,9 @@
  * no CPU round trip. Plus a Stream stage that runs ANE → GPU (→ ANE) per element with consecutive elements
  * overlapping.
  */
-import type { Effect, Scope, Stream } from "effect"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type { ClosedError, EvalError, InvalidArgumentError, MapError, MetalError } from "../schema/errors.js"
 import * as internal from "./internal/pipeline.js"
 import type { ComputePipeline, DispatchOptions, Extent, MetalDevice, MetalSharedEvent } from "./Metal.js"

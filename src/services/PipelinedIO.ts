@@ -3,7 +3,7 @@
  * a procedure's inputs are ready, enqueueing output sets, and preparing a chain of loopback links. In-memory MIL
  * models are refused with SharedEventRequiresPackageError, as the engine's daemon refuses them.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ClosedError, EvalError, type InvalidArgumentError, SharedEventRequiresPackageError } from "../schema/errors.js"
 import type { BackendChainLink, BackendModel } from "./Backend.js"
 import { closed, describe, invalid, isClosed } from "./internal/errors.js"

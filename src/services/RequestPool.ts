@@ -2,7 +2,9 @@
  * A ring of extra mapped requests, each with its own surfaces, for overlapping evaluations of one model, and the
  * pipelined Stream evaluation built on it.
  */
-import type { Effect, Scope, Stream } from "effect"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type { ClosedError, EvalError, InvalidArgumentError, MapError } from "../schema/errors.js"
 import type { EvalStats } from "../schema/Telemetry.js"
 import type { TensorIO } from "./internal/io.js"

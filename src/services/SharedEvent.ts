@@ -1,5 +1,7 @@
 /** CPU↔engine synchronisation points (IOSurfaceSharedEvent on hardware) as scoped resources. */
-import { Effect, type Duration, type Scope } from "effect"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { ClosedError, EvalError, InvalidArgumentError } from "../schema/errors.js"
 import { Ane } from "./Ane.js"
 import type { BackendSharedEvent } from "./Backend.js"

@@ -2,7 +2,7 @@
  * Position bookkeeping for a model's KV state (programs using read_state / coreml_update_state): the engine owns
  * the buffer, this tracks how much of it is used. Out-of-range moves fail; nothing is clamped silently.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { ClosedError, InvalidArgumentError } from "../schema/errors.js"
 import { closed, describe, invalid, isClosed } from "./internal/errors.js"
 import { ModelTypeId } from "./internal/model.js"

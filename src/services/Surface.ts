@@ -1,5 +1,6 @@
 /** Standalone shared-memory surfaces (IOSurfaces on hardware) as scoped resources. */
-import { Effect, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { ClosedError, InvalidArgumentError, MapError } from "../schema/errors.js"
 import { Ane } from "./Ane.js"
 import type { BackendSurface } from "./Backend.js"

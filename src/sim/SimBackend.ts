@@ -6,7 +6,11 @@
 import { createHash } from "node:crypto"
 import { existsSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
-import { Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { blobFilePaths, checkBlobFilePaths, outsideModel, resolveInside } from "../backend/weightPath.js"
 import { Backend } from "../services/Backend.js"
 import type {

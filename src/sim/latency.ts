@@ -3,7 +3,7 @@
  * driver time), plus the program's FLOPs over the chip's throughput, which queues on the one engine. Waiting is
  * deadline-based on a shared poller, so it neither blocks the event loop nor rounds up to timer granularity.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { Chip } from "./layout.js"
 
 /** Per-chip figures (spec/ane-field-facts.md §4.1 measured fp16 throughput, §4.2 dispatch floors). */

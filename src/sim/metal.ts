@@ -5,7 +5,8 @@
  * Shading Language kernel, which the simulator cannot run. Dispatches run one at a time, in the order they become
  * ready, each taking `dispatchUs` of modelled GPU time.
  */
-import { Effect, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { MetalError } from "../schema/errors.js"
 import type {
   BackendComputePipeline, BackendDispatch, BackendKernel, BackendMetal, BackendMetalBuffer, BackendMetalEvent,

@@ -3,7 +3,7 @@
  * and has no firmware queue to drive, so it checks what the engine would (an open model, the procedure index, the
  * loopback indices) and accepts.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ClosedError, EvalError } from "../schema/errors.js"
 import type { BackendModel } from "../services/Backend.js"
 

@@ -3,7 +3,7 @@
  * weights, program, inputs, outputs }` (text + weights go straight into `CompileOptions.mil`). Plain functions throw
  * the typed `InvalidArgumentError` on bad sizes; `GeneratorsEffect` wraps each one as an Effect.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { CompileError, InvalidArgumentError } from "../../schema/errors.js"
 import { attention, sdpa } from "./attention.js"
 import { conv2d } from "./conv.js"

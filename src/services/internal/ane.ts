@@ -1,5 +1,5 @@
 /** The Ane client over a Backend: validation, budget, metrics, spans, lifetimes. @internal */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { CompileOptions } from "../../schema/CompileOptions.js"
 import type { CompileStats } from "../../schema/CompileStats.js"
 import {

@@ -1,5 +1,8 @@
 /** The dynamic linear executor: one DynamicMatmul per shape, weights supplied per call. @internal */
-import { Deferred, Effect, Exit, Scope } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import type { Ane } from "../Ane.js"
 import * as DynamicMatmul from "../DynamicMatmul.js"
 import type {

@@ -1,5 +1,5 @@
 /** Builders for the typed errors the services raise, so messages stay uniform. @internal */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ClosedError, InvalidArgumentError } from "../../schema/errors.js"
 
 /** @internal */

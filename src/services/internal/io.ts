@@ -2,7 +2,7 @@
  * Typed, checked I/O over one request's surfaces, shared by Model and pooled requests. Every argument is checked
  * before a byte is touched; a released owner answers ClosedError. @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { ClosedError, InvalidArgumentError } from "../../schema/errors.js"
 import type { TensorLayout } from "../../schema/TensorLayout.js"
 import type { BackendRequest } from "../Backend.js"

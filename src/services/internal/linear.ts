@@ -1,5 +1,8 @@
 /** The static-weight linear executor: argument checks, the content-keyed kernel cache, the eval path. @internal */
-import { Effect, ExecutionStrategy, Exit, Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import { linear as generateLinear } from "../../mil/generators/linear.js"
 import { CompileOptions, DEFAULT_QOS } from "../../schema/CompileOptions.js"
 import { ClosedError, CompileError, InvalidArgumentError } from "../../schema/errors.js"

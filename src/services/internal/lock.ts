@@ -10,7 +10,10 @@
  * itself the holder takes the lock again (single calls never nest, so that hold was abandoned). `use` runs user code
  * for as long as it likes, so it takes the mask and always releases at once. @internal
  */
-import { type Cause, Effect, Fiber, FiberRef } from "effect"
+import type * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 
 type AnyFiber = Fiber.RuntimeFiber<any, any>
 

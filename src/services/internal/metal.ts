@@ -3,7 +3,8 @@
  * scoped resource; a buffer is usable only while its device, its own scope and the model or surface it was made
  * over are all open. @internal
  */
-import { Effect, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { ClosedError, type EvalError, InvalidArgumentError, MetalError, NoMetalError } from "../../schema/errors.js"
 import type {
   Backend, BackendComputePipeline, BackendDispatch, BackendMetal, BackendMetalBuffer, BackendMetalEvent,

@@ -1,5 +1,6 @@
 /** The Model implementation over a BackendModel: lifetimes, metrics, optional spans. @internal */
-import { Effect, type MetricLabel } from "effect"
+import * as Effect from "effect/Effect"
+import type * as MetricLabel from "effect/MetricLabel"
 import { type ClosedError, EvalError, SharedEventRequiresPackageError } from "../../schema/errors.js"
 import { SharedEventEvalOptions } from "../../schema/SharedEventEvalOptions.js"
 import { EvalStats, EvalTelemetry, EventTiming, type ModelDiagnostics } from "../../schema/Telemetry.js"

@@ -4,7 +4,11 @@
  * its own counter, so one element's GPU step overlaps the next one's ANE step without either overwriting the
  * other's data or signalling out of order. @internal
  */
-import { Chunk, Effect, Fiber, type Scope, Stream } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import {
   ClosedError, type EvalError, type InvalidArgumentError, type MetalError, SharedEventRequiresPackageError
 } from "../../schema/errors.js"

@@ -1,5 +1,7 @@
 /** RequestPool implementation: a queue of idle mapped requests. @internal */
-import { Effect, Queue, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 import type { BackendRequest } from "../Backend.js"
 import type { Model } from "../Model.js"
 import type { PooledRequest, RequestPool } from "../RequestPool.js"

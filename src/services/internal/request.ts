@@ -2,7 +2,7 @@
  * One request as the public API sees it (a model's own, a bound or a pooled one): checked I/O and metered evals,
  * each single call holding the request's lock, plus `run` and `use` for whole sequences. @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { type ClosedError, type EvalError, InvalidArgumentError } from "../../schema/errors.js"
 import type { TensorLayout } from "../../schema/TensorLayout.js"
 import type { BackendRequest } from "../Backend.js"

@@ -1,5 +1,7 @@
 /** Scoped wrappers of backend surfaces and shared events. @internal */
-import { Duration, Effect, type Scope } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { ClosedError, EvalError, InvalidArgumentError, MapError } from "../../schema/errors.js"
 import type { Backend } from "../Backend.js"
 import type { SharedEvent } from "../SharedEvent.js"

@@ -5,7 +5,13 @@
  * evaluation, completed heads harvested in order. Upstream is prefetched on a fiber so a slow source never holds
  * back finished results. @internal
  */
-import { Cause, Chunk, Effect, Exit, Fiber, Option, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { ClosedError, type InvalidArgumentError } from "../../schema/errors.js"
 import type { Model } from "../Model.js"
 import type { EvalStreamError, EvalStreamOptions } from "../RequestPool.js"

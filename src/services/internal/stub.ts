@@ -2,7 +2,8 @@
  * The Backend behind `Ane.layerStub`: models of the shapes a test declares, whose evaluation runs the test's own
  * function over the inputs, with live-handle counting and working shared events. @internal
  */
-import { Effect, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { CompileOptions } from "../../schema/CompileOptions.js"
 import { CompileStats } from "../../schema/CompileStats.js"
 import { type CompileFailure, CompileError, EvalError, isAneError } from "../../schema/errors.js"

@@ -3,7 +3,7 @@
  * a 1×1 stride-1 unpadded conv is a plain matmul; anything else goes through an im2col (col2im for the transpose)
  * scratch buffer that the plan allocates once.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { gemm, gemmPacked, packB, type PackedB } from "./gemm.js"
 import { checkShape, invalid, type Shape, showShape, sizeOf } from "./shape.js"

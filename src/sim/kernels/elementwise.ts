@@ -3,7 +3,7 @@
  * unary math. Results are written into typed arrays, so storing into a Float32Array rounds each result to fp32
  * once (exact fp32 arithmetic for + − × ÷); comparisons and logical ops write 0/1.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { broadcastShapes, broadcastStrides, checkShape, type NumArray, type Shape, sizeOf } from "./shape.js"
 

@@ -6,7 +6,7 @@
  * {@link packB} and stays in the kernel memory. Large products are split by rows across worker threads
  * (gemm-workers.ts) that share that memory.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import { InvalidArgumentError } from "../../schema/errors.js"
 import { wasmBase64 as fmaTilesBase64 } from "./gemm-tiles-fma.wasm.js"
 import { wasmBase64 as tilesBase64 } from "./gemm-tiles.wasm.js"

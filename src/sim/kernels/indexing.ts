@@ -2,7 +2,7 @@
  * Indexing kernels: concat/split (incl. interleave), gather (with batch_dims), gather_along_axis, topk, range_1d
  * and one_hot. Elements move without arithmetic, so any typed array works.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { checkShape, invalid, normAxis, type NumArray, type Shape, showShape, sizeOf } from "./shape.js"
 

@@ -3,7 +3,7 @@
  * depth_to_space/space_to_depth/pixel_shuffle. They move elements only (no arithmetic), so any typed array works;
  * each has a plan step that checks shapes and precomputes the index geometry once.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { invalid, type NumArray, type Shape, showShape, sizeOf, stridesOf } from "./shape.js"
 

@@ -3,7 +3,7 @@
  * spec/mil-format-errata.md §4.4), peepholes i, f, o, cell clip after the update, output gate peeping at the new c.
  * Input projections for all steps run as one GEMM; each step adds h·W_hhᵀ with a second one.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { gemm, gemmPacked, packB, type PackedB } from "./gemm.js"
 import { checkShape, invalid, type Shape, showShape } from "./shape.js"

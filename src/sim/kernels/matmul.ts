@@ -1,5 +1,5 @@
 /** matmul with numpy batch broadcasting and transpose flags, and linear (x·Wᵀ + b), over the fp32 GEMM. */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { gemm, gemmPacked, packB, type PackedB } from "./gemm.js"
 import { broadcastShapes, checkShape, invalid, type Shape, showShape, sizeOf, stridesOf } from "./shape.js"

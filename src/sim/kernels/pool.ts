@@ -1,5 +1,5 @@
 /** Max and average pooling over 1–3 spatial dims of channels-first data (x [n, C, *D]). */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { checkShape, invalid, type Shape, showShape } from "./shape.js"
 

@@ -2,7 +2,7 @@
  * Reductions over arbitrary axes and the normalisations built on them (softmax, layer/batch/instance/l2/rms norm).
  * Every sum runs in fp32 (one rounding per addition, in index order), as the engine accumulates.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { checkShape, invalid, normAxes, normAxis, type NumArray, type Shape, showShape, stridesOf } from "./shape.js"
 

@@ -1,5 +1,5 @@
 /** Shape arithmetic shared by the kernels: sizes, row-major strides, axis normalisation, numpy broadcasting. */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import { InvalidArgumentError } from "../../schema/errors.js"
 
 /** A tensor shape: dims, outermost first (row-major). */

@@ -1,5 +1,5 @@
 /** Less common ops the checker knows: conv_transpose, instance_norm, prelu, l2_pool, space_to_depth, fill, neg. */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import { convTranspose, planConvTranspose, planSpaceToDepth, stridedCopy } from "../kernels/index.js"
 import type { OpImpl } from "./types.js"
 import { OpError } from "./types.js"

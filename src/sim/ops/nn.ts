@@ -2,7 +2,7 @@
  * Convolution, matmul/linear (on the fp32 GEMM kernels of ../kernels), pooling, LSTM and attention. The fp16
  * output rounding and the matmul cliff are applied by the planner.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import {
   conv as convKernel, linear as linearKernel, type LstmActivation, type LstmOptions, type LstmWeights,
   lstm as lstmKernel, matmul as matmulKernel, packConvWeight, packLinearWeight, packLstmWeights, packMatmulY,

@@ -1,5 +1,5 @@
 /** Shape arithmetic shared by the simulator's ops. */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { InvalidArgumentError } from "../../schema/errors.js"
 import { sizeOf, stridesOf } from "../kernels/shape.js"
 import { type OpCtx, OpError } from "./types.js"

@@ -2,11 +2,10 @@
  * The `ane` command as one Effect from argv to an exit status: parsing, the subcommands, usage errors, help text
  * without colour where colour is unwanted, and a last guard that turns any defect into one line.
  */
-import { Command, HelpDoc, ValidationError } from "@effect/cli"
-import type { CliApp } from "@effect/cli"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import { Command, helpText, parse, UsageError } from "./args.js"
 import { command as bench } from "./bench.js"
 import { command as check } from "./check.js"
 import { command as doctor } from "./doctor.js"
@@ -25,11 +24,10 @@ const ane = Command.make("ane").pipe(
   Command.withSubcommands([probe, check, run, bench, inspect, doctor, importOnnx])
 )
 
-const cli = Command.run(ane, {
-  name: "ane",
-  version: "0.1.0",
-  footer: HelpDoc.blocks([HelpDoc.h1("EXIT STATUS"), ...exitCodeHelp.map((line) => HelpDoc.p(line))])
-})
+/** The version `ane --version` prints. */
+const VERSION = "0.1.0"
+
+const footer = { title: "EXIT STATUS", lines: exitCodeHelp }
 
 // Colour and cursor escapes (CSI sequences).
 const ANSI = /\u001b\[[0-9;?]*[A-Za-z]/g
@@ -88,35 +86,47 @@ const defaultColor = (): boolean => colorWanted(process.stdout.isTTY === true, p
 export const runCli = (
   argv: ReadonlyArray<string>,
   options: RunCliOptions = {}
-): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
+): Effect.Effect<number> =>
   Effect.gen(function*() {
     const base = yield* Effect.console
     const color = options.color ?? defaultColor()
-    // Help is printed for --help, and for a bare `ane`.
-    const help = argv.length <= 2 || argv.slice(2).some((a) => a === "--help" || a === "-h")
-    const fix = (stream: "out" | "err") => (a: unknown) => {
-      if (typeof a !== "string") return a
-      const plain = color ? a : stripAnsi(a)
-      // @effect/cli ends its messages with a blank line; one message is one line.
-      return stream === "err" ? plain.trimEnd() : help ? wrapLines(plain, HELP_COLUMNS) : plain
-    }
+    const plain = (a: unknown) => typeof a === "string" && !color ? stripAnsi(a) : a
     const console: Console.Console = {
       ...base,
-      log: (...args: ReadonlyArray<unknown>) => base.log(...args.map(fix("out"))),
-      error: (...args: ReadonlyArray<unknown>) => base.error(...args.map(fix("err")))
+      log: (...args: ReadonlyArray<unknown>) => base.log(...args.map(plain)),
+      error: (...args: ReadonlyArray<unknown>) => base.error(...args.map(plain))
     }
     const json = argv.includes("--json")
-    return yield* cli(argv).pipe(
+    const program = Effect.gen(function*() {
+      const parsed = yield* parse(ane, argv.slice(2))
+      switch (parsed._tag) {
+        case "Help":
+          return yield* Console.log(helpText("ane", ane, parsed.command, footer, { color, width: HELP_COLUMNS }))
+        case "Version":
+          return yield* Console.log(`ane ${VERSION}`)
+        case "Run":
+          return yield* parsed.run
+      }
+    })
+    return yield* program.pipe(
       Effect.as(ExitCode.ok as number),
       Effect.catchAll((e): Effect.Effect<number> => {
         if (e instanceof CommandExit) return Effect.succeed(e.code)
-        if (ValidationError.isValidationError(e)) {
-          // @effect/cli has printed the message; with --json, stdout still gets its one object.
-          if (!json) return Effect.succeed(ExitCode.usage)
-          const doc = (e as { readonly error?: HelpDoc.HelpDoc }).error
-          const text = doc !== undefined ? stripAnsi(HelpDoc.toAnsiText(doc)).trim() : e._tag
-          return Effect.as(Console.log(JSON.stringify({ ok: false, error: text, errorTag: e._tag, exitCode: ExitCode.usage })),
-            ExitCode.usage)
+        if (e instanceof UsageError) {
+          const where = e.command === undefined ? "ane" : `ane ${e.command}`
+          const hint = `${where} --help lists the arguments`
+          return Effect.as(
+            json
+              ? Console.log(JSON.stringify({
+                ok: false,
+                ...(e.command !== undefined ? { command: e.command } : {}),
+                error: e.message,
+                errorTag: e._tag,
+                exitCode: ExitCode.usage
+              }))
+              : Console.error(`${where}: ${e.message} (${hint})`),
+            ExitCode.usage
+          )
         }
         return Effect.as(Console.error(`ane: internal error: ${String(e).split("\n")[0]}`), ExitCode.internal)
       }),

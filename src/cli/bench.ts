@@ -2,7 +2,7 @@
  * `ane bench <file.mil | dir.mlmodelc>`: compiles a program through the Ane service and times its evaluations —
  * synchronous, asynchronous, or pipelined through RequestPool.evalStream — with percentiles and throughput.
  */
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, Options } from "./args.js"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"

@@ -3,7 +3,7 @@
  * check every BLOBFILE against its weight file (present, well-formed, the declared dtype and size).
  */
 import { join } from "node:path"
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, Options } from "./args.js"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"

@@ -7,7 +7,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { release, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import { Command, Options } from "@effect/cli"
+import { Command, Options } from "./args.js"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Context from "effect/Context"

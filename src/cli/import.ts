@@ -5,7 +5,7 @@
  */
 import { lstat, readdir, stat } from "node:fs/promises"
 import { join } from "node:path"
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, Options } from "./args.js"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -150,7 +150,7 @@ export const traceDiagnostic = (imported: Onnx.Imported, model: string, d: Diagn
   })
 }
 
-/** The import options as `@effect/cli` options, shared by `import`, `run`, `check` and `inspect`. */
+/** The import options as command-line options, shared by `import`, `run`, `check` and `inspect`. */
 export const importOptions = {
   shape: Options.text("shape").pipe(
     Options.withDescription("ONNX models: name=1,576 fixes the shape of an input with symbolic dims (repeatable)"),

@@ -1,5 +1,5 @@
 /** `ane inspect <file.mil | dir.mlmodelc> [--json]`: functions, I/O, op histogram, weights, estimated FLOPs. */
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, Options } from "./args.js"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { formatDiagnostic } from "../schema/Diagnostic.js"

@@ -1,5 +1,5 @@
 /** `ane probe`: what the engine (or the simulator standing in for it) reports, and the compile budget. */
-import { Command, Options } from "@effect/cli"
+import { Command, Options } from "./args.js"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

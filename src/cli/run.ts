@@ -5,7 +5,7 @@
  */
 import { stat } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, Options } from "./args.js"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"

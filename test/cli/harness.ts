@@ -2,7 +2,6 @@
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { NodeContext } from "@effect/platform-node"
 import { Console, Effect } from "effect"
 import { runCli } from "../../src/cli/app.js"
 import { ProgressOutput } from "../../src/cli/progress.js"
@@ -45,7 +44,7 @@ export const inProcess = (args: ReadonlyArray<string>, options: InProcessOptions
     )
     const lines = (xs: Array<string>) => xs.map((s) => `${s}\n`).join("")
     return { code, stdout: lines(out), stderr: lines(err), ms: performance.now() - t0 }
-  }).pipe(Effect.provide(NodeContext.layer), Effect.runPromise)
+  }).pipe(Effect.runPromise)
 
 /** `node bin/ane.js ...args` as a child process, killed after `limitMs` (then `code` is null). */
 export const spawned = (args: ReadonlyArray<string>, limitMs = 30_000, env: NodeJS.ProcessEnv = process.env) =>

@@ -35,38 +35,6 @@ const ANSI = /\u001b\[[0-9;?]*[A-Za-z]/g
 /** Text without ANSI escapes. */
 export const stripAnsi = (s: string): string => s.replace(ANSI, "")
 
-/** One line broken at spaces to `width` columns; continuation lines are indented by `more`. */
-const wrapLine = (line: string, width: number, more: string): Array<string> => {
-  if (stripAnsi(line).length <= width) return [line]
-  const indent = /^\s*/.exec(line)![0]
-  const out: Array<string> = []
-  let current = ""
-  for (const word of line.trimStart().split(/ +/)) {
-    const candidate = current === "" ? (out.length === 0 ? indent : more) + word : `${current} ${word}`
-    if (stripAnsi(candidate).length > width && current.trim() !== "") {
-      out.push(current)
-      current = more + word
-    } else current = candidate
-  }
-  out.push(current)
-  return out
-}
-
-/**
- * Help text fitted to `width` columns: long lines wrap at spaces, and a row of the commands table (`- usage  text`,
- * padded to the widest usage) becomes the usage, then its description indented below it.
- */
-export const wrapLines = (text: string, width: number): string =>
-  text.split("\n").flatMap((raw) => {
-    const line = raw.trimEnd()
-    const indent = /^\s*/.exec(line)![0]
-    const row = /^(\s*- \S.*?\S)\s{2,}(\S.*)$/.exec(line)
-    if (row !== null && stripAnsi(line).length > width) {
-      return [...wrapLine(row[1]!, width, `${indent}    `), ...wrapLine(`${indent}    ${row[2]!}`, width, `${indent}    `)]
-    }
-    return wrapLine(line, width, indent + (line.trimStart().startsWith("$ ") ? "    " : ""))
-  }).join("\n")
-
 /** Options of {@link runCli}: whether to colour, and nothing else yet. */
 export interface RunCliOptions {
   /** ANSI colour in help and messages (default: stdout is a TTY and `NO_COLOR` is unset or empty). */

@@ -194,7 +194,7 @@ const optionUsage = (o: Option_<unknown>): string =>
   o.kind === "boolean" ? `--${o.name}` : `--${o.name} ${o.kind === "choice" ? o.choices.join("|") : `<${o.kind}>`}`
 
 /** `text` broken at spaces into lines of at most `width` columns: the first starts with `first`, the rest with `rest`. */
-const wrap = (text: string, width: number, first: string, rest: string): Array<string> => {
+export const wrap = (text: string, width: number, first: string, rest: string): Array<string> => {
   const out: Array<string> = []
   let line = first
   for (const word of text.split(/ +/).filter((w) => w !== "")) {

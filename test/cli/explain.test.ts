@@ -6,7 +6,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { colorWanted, HELP_COLUMNS, wrapLines } from "../../src/cli/app.js"
+import { colorWanted, HELP_COLUMNS } from "../../src/cli/app.js"
+import { wrap } from "../../src/cli/args.js"
 import { ExitCode, RULES_HINT } from "../../src/cli/failure.js"
 import { inProcess, spawned, STACK } from "./harness.js"
 
@@ -202,7 +203,7 @@ describe("help and progress", () => {
   })
 
   it("wrapping keeps words whole and indents continuation lines", () => {
-    const w = wrapLines(`  ${"word ".repeat(30).trim()}`, 40)
+    const w = wrap("word ".repeat(30).trim(), 40, "  ", "  ").join("\n")
     expect(w.split("\n").every((l) => l.length <= 40 && l.startsWith("  word"))).toBe(true)
     expect(w.replace(/\s+/g, " ").trim()).toBe("word ".repeat(30).trim())
   })

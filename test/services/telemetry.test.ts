@@ -128,7 +128,7 @@ describe("telemetry on the simulator", () => {
       // Poll rather than sleep a fixed time: on a loaded host the third fiber may start late.
       let inFlight = 0
       for (let i = 0; i < 5_000 && inFlight !== 3; i++) {
-        inFlight = (yield* model.diagnostics).asyncRequestsInFlight
+        inFlight = (yield* model.diagnostics).asyncRequestsInFlight ?? 0
         if (inFlight !== 3) yield* Effect.sleep(1)
       }
       expect(inFlight).toBe(3)

@@ -15,6 +15,7 @@ import * as Ane from "../services/Ane.js"
 import * as RequestPool from "../services/RequestPool.js"
 import type { SimulatorOptions } from "../sim/SimBackend.js"
 import { reported } from "./failure.js"
+import * as CommonOptions from "./options.js"
 import { counter, whileRunning } from "./progress.js"
 import { loadProgram, seededRandom } from "./run.js"
 import { engineTime } from "./timing.js"
@@ -207,23 +208,14 @@ const args = {
     Options.withDescription(`requests in flight, with --mode stream only (default: ${DEFAULT_DEPTH})`),
     Options.optional
   ),
-  backend: Options.choice("backend", ["auto", "hardware", "simulator"] as const).pipe(
-    Options.withDefault("auto" as const),
-    Options.withDescription("auto: the engine when present, else the simulator (default: auto)")
-  ),
-  numerics: Options.choice("numerics", ["ane", "exact"] as const).pipe(
-    Options.withDefault("ane" as const),
-    Options.withDescription("simulator: fp16 between ops like the engine, or float32 throughout (default: ane)")
-  ),
-  rules: Options.choice("rules", ["error", "warn", "off"] as const).pipe(
-    Options.withDefault("error" as const),
-    Options.withDescription("ANE rule findings refuse the program, are printed, or are ignored (default: error)")
-  ),
+  backend: CommonOptions.backend,
+  numerics: CommonOptions.numerics,
+  rules: CommonOptions.rules,
   latency: Options.choice("latency", ["model", "off"] as const).pipe(
     Options.withDefault("model" as const),
     Options.withDescription("simulator only: apply the chip's latency model to async and stream evals, or not (default: model)")
   ),
-  json: Options.boolean("json").pipe(Options.withDescription("print one JSON object, on failure too (default: off)"))
+  json: CommonOptions.json
 }
 
 /** The `bench` subcommand: typed failures and defects print one message and set the exit status of the table. */

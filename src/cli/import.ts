@@ -14,6 +14,7 @@ import * as Onnx from "../onnx/Onnx.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { ImportError, InvalidArgumentError } from "../schema/errors.js"
 import { reported } from "./failure.js"
+import * as CommonOptions from "./options.js"
 import { createOutputDir, kindOf, type OutputPlan, planOutputDir, reasonOf, removeCreatedDirs } from "./files.js"
 
 /** An `.onnx` path (by its extension, any case): `ane run`, `check` and `inspect` import it first. */
@@ -283,7 +284,7 @@ export const command = Command.make(
       Options.withDescription("chip family whose limits the rule report applies (default: the strictest of all)"),
       Options.optional
     ),
-    json: Options.boolean("json").pipe(Options.withDescription("print one JSON object, on failure too (default: off)"))
+    json: CommonOptions.json
   },
   (o) => importCommand(o).pipe(reported("import", o.json, { file: o.model }))
 ).pipe(Command.withDescription(

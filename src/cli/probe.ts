@@ -5,12 +5,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ane from "../services/Ane.js"
 import { reported } from "./failure.js"
+import * as CommonOptions from "./options.js"
 
 const backend = Options.choice("backend", ["auto", "hardware", "simulator"]).pipe(
   Options.withDefault("auto" as const),
   Options.withDescription("which backend answers: auto picks the engine when present, else the simulator (default: auto)")
 )
-const json = Options.boolean("json").pipe(Options.withDescription("print one JSON object, on failure too (default: off)"))
+const json = CommonOptions.json
 
 const layerFor = (choice: "auto" | "hardware" | "simulator") =>
   choice === "hardware" ? Ane.layer : choice === "simulator" ? Ane.layerSimulator() : Ane.layerAuto()

@@ -25,6 +25,7 @@ import { Backend } from "../services/Backend.js"
 import { packSurface, type SurfaceViews, unpackSurface } from "../sim/layout.js"
 import * as SimBackend from "../sim/SimBackend.js"
 import { reported, withFile } from "./failure.js"
+import * as CommonOptions from "./options.js"
 import {
   checkOutputFiles, checkProgramPath, checkWeightPath, createOutputDir, MAX_PROGRAM_BYTES, MAX_WEIGHT_BYTES, outputFileName,
   planOutputDir, readRegularFile, reasonOf, removeCreatedDirs, writeOutputFile
@@ -429,19 +430,10 @@ const args = {
     Options.withDescription(`directory for the output .npy files (default: ${DEFAULT_OUTPUT_DIR})`),
     Options.optional
   ),
-  backend: Options.choice("backend", ["auto", "hardware", "simulator"] as const).pipe(
-    Options.withDefault("auto" as const),
-    Options.withDescription("auto: the engine when present, else the simulator (default: auto)")
-  ),
-  numerics: Options.choice("numerics", ["ane", "exact"] as const).pipe(
-    Options.withDefault("ane" as const),
-    Options.withDescription("simulator: fp16 between ops like the engine, or float32 throughout (default: ane)")
-  ),
-  rules: Options.choice("rules", ["error", "warn", "off"] as const).pipe(
-    Options.withDefault("error" as const),
-    Options.withDescription("ANE rule findings refuse the program, are printed, or are ignored (default: error)")
-  ),
-  json: Options.boolean("json").pipe(Options.withDescription("print one JSON object, on failure too (default: off)")),
+  backend: CommonOptions.backend,
+  numerics: CommonOptions.numerics,
+  rules: CommonOptions.rules,
+  json: CommonOptions.json,
   seed: Options.integer("seed").pipe(Options.withDescription("seed of the random inputs (default: 0)"), Options.withDefault(0)),
   ...importOptions
 }

@@ -52,14 +52,14 @@ for (;;) {
   if (Atomics.load(ctl, ${STOP}) === 1) break
   const a = ${ARGS}
   const M = ctl[a], N = ctl[a + 1], K = ctl[a + 2], A = ctl[a + 3], lda = ctl[a + 4], bp = ctl[a + 5]
-  const C = ctl[a + 6], ldc = ctl[a + 7], acc = ctl[a + 8], ex = ctl[a + 9] === 1 ? fused : plain, chunk = ctl[a + 10]
+  const C = ctl[a + 6], ldc = ctl[a + 7], acc = ctl[a + 8], ex = ctl[a + 9] === 1 ? fused : plain, parts = ctl[a + 10]
   const tag = BigInt(seq >>> 0) << 32n
   for (;;) {
     const cur = Atomics.load(claim, 0)
     if ((cur & ~0xffffffffn) !== tag) break
     const i0 = Number(cur & 0xffffffffn)
     if (i0 >= M) break
-    const i1 = Math.min(M, i0 + chunk)
+    const i1 = Math.min(M, i0 + Math.max(6, Math.ceil((M - i0) / parts / 6) * 6))
     if (Atomics.compareExchange(claim, 0, cur, tag | BigInt(i1)) !== cur) continue
     try {
       ex.gemm_packed(i0, i1, N, K, A, lda, bp, C, ldc, acc, tile)
@@ -190,13 +190,14 @@ export const runSplit = (
     return
   }
   splits++
-  // Whole 4-row tiles, about eight chunks per thread so that a slow thread holds up little.
-  const chunk = Math.max(4, Math.ceil(M / (threads * 8) / 4) * 4)
+  // Each claim takes 1/parts of the rows left, in whole 6-row tiles: at most about an eighth of a thread's share,
+  // so a slow thread holds up little, and chunks shrink towards the end so the threads finish together.
+  const parts = threads * 8
   const seq = (Atomics.load(ctl, SEQ) + 1) | 0
   const tag = BigInt(seq >>> 0) << 32n
   const p = ARGS
   ctl[p] = M; ctl[p + 1] = N; ctl[p + 2] = K; ctl[p + 3] = a; ctl[p + 4] = lda; ctl[p + 5] = bp
-  ctl[p + 6] = c; ctl[p + 7] = ldc; ctl[p + 8] = accumulate; ctl[p + 9] = fused ? 1 : 0; ctl[p + 10] = chunk
+  ctl[p + 6] = c; ctl[p + 7] = ldc; ctl[p + 8] = accumulate; ctl[p + 9] = fused ? 1 : 0; ctl[p + 10] = parts
   Atomics.store(ctl, ERR, 0)
   Atomics.store(ctl, DONE, 0)
   Atomics.store(cl, 0, tag)
@@ -206,7 +207,7 @@ export const runSplit = (
     const cur = Atomics.load(cl, 0)
     const i0 = Number(cur & 0xffffffffn)
     if (i0 >= M) break
-    const i1 = Math.min(M, i0 + chunk)
+    const i1 = Math.min(M, i0 + Math.max(6, Math.ceil((M - i0) / parts / 6) * 6))
     if (Atomics.compareExchange(cl, 0, cur, tag | BigInt(i1)) !== cur) continue
     ex.gemm_packed(i0, i1, N, K, a, lda, bp, c, ldc, accumulate, tileOf(0))
     Atomics.add(ctl, DONE, i1 - i0)

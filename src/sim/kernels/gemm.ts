@@ -153,10 +153,10 @@ export const setKernelBackend = (
   return Either.right(backend)
 }
 
-// ---- the kernel memory: [scratch, 8 KiB per thread][allocations…] ---------------------------------------------
+// ---- the kernel memory: [scratch, 16 KiB per thread][allocations…] ---------------------------------------------
 
 /** Scratch per thread (the caller's is 0, worker w's is w + 1): the edge tile of C and the rows of A in use. */
-export const TILE_BYTES = 8192
+export const TILE_BYTES = 16384
 /** Threads that can take part in one product, the caller included. */
 export const MAX_THREADS = 64
 const HEAP_BASE = TILE_BYTES * MAX_THREADS

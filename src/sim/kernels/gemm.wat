@@ -1,5 +1,5 @@
 ;; Blocked fp32 GEMM driver for the simulator: C[rows i0..i1 × N] (+)= A · B with B packed beforehand (pack_b) into
-;; 8-column panels per 256-row block of k, so constant weights are packed once and threads share one packed copy.
+;; 8-column panels per 512-row block of k, so constant weights are packed once and threads share one packed copy.
 ;; Rows of A go 6 (or 4) at a time through a per-thread scratch where they sit at a fixed stride, so the tiles'
 ;; inner loop advances one A pointer and one B pointer.
 ;; The multiply-add tiles are imported (gemm-tiles.wat: f32x4 mul then add; gemm-tiles-fma.wat: relaxed fused
@@ -8,14 +8,14 @@
 ;; this same code over disjoint row ranges of C.
 (module
   (import "env" "memory" (memory 1 65536 shared))
-  ;; 6 (4) rows × 8 columns: A rows at pa + 1024·r (4 bytes per k), panel bp (32 bytes per k), kc, C at c (row
+  ;; 6 (4) rows × 8 columns: A rows at pa + 2048·r (4 bytes per k), panel bp (32 bytes per k), kc, C at c (row
   ;; stride ldc bytes), accumulate.
   (import "kern" "k6x8" (func $k6x8 (param i32 i32 i32 i32 i32 i32)))
   (import "kern" "k4x8" (func $k4x8 (param i32 i32 i32 i32 i32 i32)))
   ;; 1 row × 8 columns: row a (4 bytes per k), panel bp, C at c.
   (import "kern" "k1x8" (func $k1x8 (param i32 i32 i32 i32 i32)))
 
-  ;; Packs B[K × N] (byte strides sk, sn) at dst: per 256-row block k0 (kc rows), ceil(N/8) panels of kc×8 floats,
+  ;; Packs B[K × N] (byte strides sk, sn) at dst: per 512-row block k0 (kc rows), ceil(N/8) panels of kc×8 floats,
   ;; block k0 at dst + k0·N8·4 and its panel j0 at + j0·kc·4 (N8 = N rounded up to 8); columns ≥ N are zero.
   (func (export "pack_b") (param $b i32) (param $sk i32) (param $sn i32) (param $K i32) (param $N i32) (param $dst i32)
     (local $k0 i32) (local $kc i32) (local $j0 i32) (local $k i32) (local $j i32) (local $cols i32)
@@ -24,7 +24,7 @@
     (block $done_blocks (loop $blocks
       (br_if $done_blocks (i32.ge_s (local.get $k0) (local.get $K)))
       (local.set $kc (i32.sub (local.get $K) (local.get $k0)))
-      (if (i32.gt_s (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
+      (if (i32.gt_s (local.get $kc) (i32.const 512)) (then (local.set $kc (i32.const 512))))
       (local.set $d (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $k0) (local.get $n8)) (i32.const 2))))
       (local.set $j0 (i32.const 0))
       (block $done_panels (loop $panels
@@ -83,8 +83,8 @@
         (br $rs))))
 
   ;; Rows i0..i1 of C (+)= A·B, B packed by pack_b. Sizes in elements, strides in bytes; tile: TILE_BYTES of
-  ;; per-thread scratch (the edge tile of C at +0, the rows of A being multiplied at +256, 1024 bytes apart).
-  ;; K = 0 is the caller's (an empty sum). Per 256-row block of k, columns go in 256-wide groups (a 256 KiB slice of
+  ;; per-thread scratch (the edge tile of C at +0, the rows of A being multiplied at +256, 2048 bytes apart).
+  ;; K = 0 is the caller's (an empty sum). Per 512-row block of k, columns go in 256-wide groups (a 512 KiB slice of
   ;; packed B stays in L2 while every row passes over it).
   (func (export "gemm_packed") (param $i0 i32) (param $i1 i32) (param $N i32) (param $K i32)
                                (param $a i32) (param $lda i32) (param $bp i32)
@@ -97,7 +97,7 @@
     (block $done_k (loop $ks
       (br_if $done_k (i32.ge_s (local.get $k0) (local.get $K)))
       (local.set $kc (i32.sub (local.get $K) (local.get $k0)))
-      (if (i32.gt_s (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
+      (if (i32.gt_s (local.get $kc) (i32.const 512)) (then (local.set $kc (i32.const 512))))
       (local.set $acc (i32.or (local.get $accumulate) (i32.gt_s (local.get $k0) (i32.const 0))))
       (local.set $block (i32.add (local.get $bp) (i32.shl (i32.mul (local.get $k0) (local.get $n8)) (i32.const 2))))
       (local.set $abase (i32.add (local.get $a) (i32.shl (local.get $k0) (i32.const 2))))
@@ -117,11 +117,11 @@
           (local.set $a0 (i32.add (local.get $abase) (i32.mul (local.get $i) (local.get $lda))))
           (if (i32.ge_s (local.get $rows) (i32.const 4))
             (then
-              ;; The rows' k-block goes to the scratch, 1024 bytes apart, so the tile reads them from one pointer.
+              ;; The rows' k-block goes to the scratch, 2048 bytes apart, so the tile reads them from one pointer.
               (local.set $r (i32.const 0))
               (block $done_copy (loop $copy
                 (br_if $done_copy (i32.ge_s (local.get $r) (local.get $rows)))
-                (memory.copy (i32.add (local.get $pa) (i32.shl (local.get $r) (i32.const 10)))
+                (memory.copy (i32.add (local.get $pa) (i32.shl (local.get $r) (i32.const 11)))
                              (i32.add (local.get $a0) (i32.mul (local.get $r) (local.get $lda)))
                              (i32.shl (local.get $kc) (i32.const 2)))
                 (local.set $r (i32.add (local.get $r) (i32.const 1)))

@@ -46,7 +46,7 @@ const reference = (
 describe.each(["wasm", "js"] as const)("gemm with a packed B on %s", (backend) => {
   it.each([
     [1, 1, 1, false], [3, 7, 5, true], [4, 8, 16, false], [5, 13, 300, true], [9, 258, 256, false], [2, 512, 128, true],
-    // Row tiles of 6, then 4, then single rows; k blocks of 256 with a short last one.
+    // Row tiles of 6, then 4, then single rows; k blocks of 512 with a short last one.
     [6, 11, 257, true], [11, 9, 3, false], [16, 20, 513, false]
   ] as const)("%i×%i, K=%i (B transposed: %s) gives the unfused summation order exactly", (M, N, K, transB) => {
     ok(setKernelBackend(backend))

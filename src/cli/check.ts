@@ -1,6 +1,7 @@
 /**
- * `ane check <file.mil | dir.mlmodelc> [--chip X] [--json]`: parse, type-check and ANE-validate, compiler style, and
- * check every BLOBFILE against its weight file (present, well-formed, the declared dtype and size).
+ * `ane check <file.mil | dir.mlmodelc | model.onnx> [--chip X] [--json]`: parse, type-check and ANE-validate, compiler
+ * style, and check every BLOBFILE against its weight file (present, well-formed, the declared dtype and size). An ONNX
+ * model is imported in memory first; its findings name the ONNX node they came from.
  */
 import { join } from "node:path"
 import { Args, Command, Options } from "./args.js"
@@ -10,8 +11,12 @@ import * as Option from "effect/Option"
 import { analyze, hasErrors } from "../mil/analyze.js"
 import { blobReferences, checkProgramBlobs } from "../mil/blob.js"
 import { chips } from "../mil/validate.js"
+import type * as Onnx from "../onnx/Onnx.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
+import { InvalidArgumentError } from "../schema/errors.js"
 import { CommandExit, ExitCode, reported } from "./failure.js"
+import { type ImportFlags, importModel, importOptions, isOnnxPath, traceDiagnostic } from "./import.js"
+import * as CommonOptions from "./options.js"
 import { loadProgram } from "./run.js"
 import { loadMil } from "./source.js"
 import { packageWeights } from "./weights.js"
@@ -30,7 +35,7 @@ export const renderDiagnostic = (d: Diagnostic, lines: ReadonlyArray<string>): s
   return out.join("\n")
 }
 
-const jsonOf = (ds: ReadonlyArray<Diagnostic>) =>
+const jsonOf = (ds: ReadonlyArray<Diagnostic>, nodes: ReadonlyMap<Diagnostic, string>) =>
   ds.map((d) => ({
     kind: d.kind,
     severity: d.severity,
@@ -38,8 +43,40 @@ const jsonOf = (ds: ReadonlyArray<Diagnostic>) =>
     message: d.message,
     line: d.line,
     col: d.col,
-    ...(d.hint !== undefined ? { hint: d.hint } : {})
+    ...(d.hint !== undefined ? { hint: d.hint } : {}),
+    ...(nodes.has(d) ? { onnxNode: nodes.get(d)! } : {})
   }))
+
+const NODE_SUFFIX = / \(ONNX node "(.*)"\)$/
+
+/** The diagnostics of an imported program, each traced to its ONNX node (kept apart too, for `--json`). */
+const traced = (imported: Onnx.Imported, model: string, ds: ReadonlyArray<Diagnostic>) => {
+  const nodes = new Map<Diagnostic, string>()
+  const out = ds.map((d) => {
+    const t = traceDiagnostic(imported, model, d)
+    const node = t.message.length > d.message.length ? NODE_SUFFIX.exec(t.message)?.[1] : undefined
+    if (node !== undefined) nodes.set(t, node)
+    return t
+  })
+  return { diagnostics: out, nodes }
+}
+
+/** Import options are refused on a MIL program or package rather than ignored. */
+const refuseImportFlags = (path: string, flags: ImportFlags): InvalidArgumentError | undefined => {
+  const given = flags.shape.length > 0 ? "--shape" : flags.inputValue.length > 0 ? "--input-value" : flags.fp32 ? "--fp32" : undefined
+  return given === undefined ? undefined : new InvalidArgumentError({
+    op: "ane check", argument: given, expected: "an .onnx program", actual: path, hint: `${given} applies to ONNX imports only`
+  })
+}
+
+/** An `.onnx` model: imported, then its program analyzed and its BLOBFILEs checked against the imported weights. */
+const checkOnnx = (path: string, flags: ImportFlags, chip: Option.Option<(typeof chips)[number]>) =>
+  Effect.gen(function*() {
+    const imported = yield* importModel("ane check", path, flags)
+    const r = analyze(imported.text, Option.isSome(chip) ? { chip: chip.value } : {})
+    const blobs = r.program !== null ? checkProgramBlobs(r.program, imported.weights) : []
+    return { text: imported.text, file: `${path} (imported MIL)`, ...traced(imported, path, [...r.diagnostics, ...blobs]) }
+  })
 
 type WeightFiles = ReadonlyArray<{ readonly path: string; readonly bytes: Uint8Array }>
 
@@ -62,10 +99,23 @@ export const command = Command.make(
       Options.withDescription("chip family whose limits apply (default: the strictest of all)"),
       Options.optional
     ),
-    json: Options.boolean("json").pipe(Options.withDescription("print one JSON object instead of text (default: off)"))
+    json: CommonOptions.json,
+    ...importOptions
   },
-  ({ chip, json, path, weights }) =>
+  ({ chip, json, path, weights, ...flags }) =>
     Effect.gen(function*() {
+      if (isOnnxPath(path)) {
+        if (Option.isSome(weights)) {
+          return yield* Effect.fail(new InvalidArgumentError({
+            op: "ane check", argument: "--weights", expected: "no weight file with an .onnx program (its weights come from the import)",
+            actual: weights.value
+          }))
+        }
+        const c = yield* checkOnnx(path, flags, chip)
+        return yield* report(c.file, c.text, c.diagnostics, c.nodes, json)
+      }
+      const refused = refuseImportFlags(path, flags)
+      if (refused !== undefined) return yield* Effect.fail(refused)
       const { file, text, kind } = yield* loadMil("ane check", path)
       const r = analyze(text, { file, ...(Option.isSome(chip) ? { chip: chip.value } : {}) })
       let blobs: ReadonlyArray<Diagnostic> = []
@@ -84,16 +134,27 @@ export const command = Command.make(
             : d
         )]
       }
-      const diagnostics = [...r.diagnostics, ...blobs].sort((a, b) => a.line - b.line || a.col - b.col)
-      const ok = !hasErrors(diagnostics)
-      if (json) yield* Console.log(JSON.stringify({ ok, diagnostics: jsonOf(diagnostics) }))
-      else {
-        const lines = text.split(/\r?\n/)
-        const count = (s: string) => diagnostics.filter((d) => d.severity === s).length
-        const body = diagnostics.map((d) => renderDiagnostic(d, lines))
-        const summary = `${file}: ${count("error")} error(s), ${count("warning")} warning(s), ${count("info")} note(s)`
-        yield* Console.log([...body, summary].join("\n\n"))
-      }
-      if (!ok) return yield* Effect.fail(new CommandExit({ code: ExitCode.failed }))
+      return yield* report(file, text, [...r.diagnostics, ...blobs], new Map(), json)
     }).pipe(reported("check", json, { file: path }))
-).pipe(Command.withDescription("Parse, type-check and validate a MIL program against the ANE's rules, and its weight files"))
+).pipe(Command.withDescription(
+  "Parse, type-check and validate a MIL program (or an .onnx model, imported first) against the ANE's rules, and its " +
+  "weight files"
+))
+
+/** Prints the findings, sorted by position; any error ends the command with exit 1. */
+const report = (
+  file: string, text: string, found: ReadonlyArray<Diagnostic>, nodes: ReadonlyMap<Diagnostic, string>, json: boolean
+) =>
+  Effect.gen(function*() {
+    const diagnostics = [...found].sort((a, b) => a.line - b.line || a.col - b.col)
+    const ok = !hasErrors(diagnostics)
+    if (json) yield* Console.log(JSON.stringify({ ok, diagnostics: jsonOf(diagnostics, nodes) }))
+    else {
+      const lines = text.split(/\r?\n/)
+      const count = (s: string) => diagnostics.filter((d) => d.severity === s).length
+      const body = diagnostics.map((d) => renderDiagnostic(d, lines))
+      const summary = `${file}: ${count("error")} error(s), ${count("warning")} warning(s), ${count("info")} note(s)`
+      yield* Console.log([...body, summary].join("\n\n"))
+    }
+    if (!ok) return yield* Effect.fail(new CommandExit({ code: ExitCode.failed }))
+  })

@@ -22,14 +22,30 @@ export interface GemmJob {
   readonly accumulate: number
 }
 
+/** B to pack before a product's rows (gemm.wat's pack_b arguments): its threads pack it in parallel. */
+export interface PackJob {
+  readonly b: number
+  readonly sk: number
+  readonly sn: number
+  readonly K: number
+  readonly N: number
+  readonly dst: number
+}
+
+// Packing is split into units of one 512-row block of k by PACK_COLS columns, each a pack_b call of its own that
+// writes exactly the floats the whole call would.
+const PACK_COLS = 64
+const KC = 512
+
 /** Multiply-adds below which a product stays on the calling thread: waking a worker costs tens of microseconds. */
 export const SPLIT_MIN_WORK = 1 << 21
 
-// Control block (int32): the job's sequence number, rows done, stop flag, error flag, its arguments, then one
-// ready flag per worker. The claim word (int64, its own buffer) holds the sequence number of the job its rows
-// belong to (high half) and the next unclaimed row (low half), so a worker that wakes late for a finished job can
-// never take rows of the next one with arguments it read before.
-const SEQ = 0, DONE = 1, STOP = 2, ERR = 3, ARGS = 4, READY = 16
+// Control block (int32): the job's sequence number, rows done, stop flag, error flag, pack units done (plus one
+// once the caller has copied A in), its arguments, then one ready flag per worker. The claim words (int64, their
+// own buffer) hold the sequence number of the job their rows (word 0) or pack units (word 1) belong to (high half)
+// and the next unclaimed one (low half), so a worker that wakes late for a finished job can never take work of
+// the next one with arguments it read before.
+const SEQ = 0, DONE = 1, STOP = 2, ERR = 3, PREP = 4, ARGS = 5, READY = 32
 const MAX_WORKERS = 63
 
 // The worker's whole program: plain JavaScript, so it runs the same from source, from dist and under test runners.
@@ -53,7 +69,25 @@ for (;;) {
   const a = ${ARGS}
   const M = ctl[a], N = ctl[a + 1], K = ctl[a + 2], A = ctl[a + 3], lda = ctl[a + 4], bp = ctl[a + 5]
   const C = ctl[a + 6], ldc = ctl[a + 7], acc = ctl[a + 8], ex = ctl[a + 9] === 1 ? fused : plain, parts = ctl[a + 10]
+  const units = ctl[a + 11], pb = ctl[a + 12], sk = ctl[a + 13], sn = ctl[a + 14], pdst = ctl[a + 15]
   const tag = BigInt(seq >>> 0) << 32n
+  const groups = Math.ceil(N / ${PACK_COLS}), n8 = (N + 7) & ~7
+  for (;;) {
+    const cur = Atomics.load(claim, 1)
+    if ((cur & ~0xffffffffn) !== tag) break
+    const u = Number(cur & 0xffffffffn)
+    if (u >= units) break
+    if (Atomics.compareExchange(claim, 1, cur, cur + 1n) !== cur) continue
+    const k0 = Math.floor(u / groups) * ${KC}, j0 = (u % groups) * ${PACK_COLS}, kc = Math.min(${KC}, K - k0)
+    try {
+      plain.pack_b(pb + k0 * sk + j0 * sn, sk, sn, kc, Math.min(${PACK_COLS}, N - j0), pdst + (k0 * n8 + j0 * kc) * 4)
+    } catch (e) {
+      Atomics.store(ctl, ${ERR}, 1)
+    }
+    Atomics.add(ctl, ${PREP}, 1)
+  }
+  // Rows start once B is packed and the caller has copied A in (or the job is over: its tag is gone).
+  while (Atomics.load(ctl, ${PREP}) < units + 1 && (Atomics.load(claim, 0) & ~0xffffffffn) === tag) {}
   for (;;) {
     const cur = Atomics.load(claim, 0)
     if ((cur & ~0xffffffffn) !== tag) break
@@ -144,7 +178,7 @@ export const retainGemmWorkers = (n?: number): (() => void) => {
 const spawn = (modules: GemmModules, tileOf: (slot: number) => number): void => {
   if (control === undefined || claim === undefined) {
     control = new Int32Array(new SharedArrayBuffer((READY + MAX_WORKERS) * 4))
-    claim = new BigInt64Array(new SharedArrayBuffer(8))
+    claim = new BigInt64Array(new SharedArrayBuffer(16))
   }
   while (workers.length < threads - 1) {
     const slot = workers.length
@@ -167,42 +201,77 @@ const spawn = (modules: GemmModules, tileOf: (slot: number) => number): void => 
   }
 }
 
+const packUnit = (ex: DriverExports, p: PackJob, u: number): void => {
+  const groups = Math.ceil(p.N / PACK_COLS), n8 = (p.N + 7) & ~7
+  const k0 = Math.floor(u / groups) * KC, j0 = (u % groups) * PACK_COLS, kc = Math.min(KC, p.K - k0)
+  ex.pack_b(p.b + k0 * p.sk + j0 * p.sn, p.sk, p.sn, kc, Math.min(PACK_COLS, p.N - j0), p.dst + (k0 * n8 + j0 * kc) * 4)
+}
+
 /**
  * Runs `job` with `ex` (gemm.wat over the shared memory), split by chunks of rows across the caller and the ready
- * workers when it is large enough; returns when every row is done. `modules` gives what a new worker instantiates.
+ * workers when it is large enough; returns when every row is done. `prepare` (copying A in) runs on the caller
+ * first, while the workers wake and pack `pack` (if given) in parallel; rows start once both are done.
+ * `modules` gives what a new worker instantiates.
  */
 export const runSplit = (
   ex: DriverExports, fused: boolean, job: GemmJob, modules: () => GemmModules | undefined,
-  tileOf: (slot: number) => number
+  tileOf: (slot: number) => number, prepare: () => void, pack?: PackJob
 ): void => {
   const { M, N, K, a, lda, bp, c, ldc, accumulate } = job
-  if (threads <= 1 || M < 8 || M * N * K < SPLIT_MIN_WORK) {
+  const alone = () => {
+    prepare()
+    if (pack !== undefined) ex.pack_b(pack.b, pack.sk, pack.sn, pack.K, pack.N, pack.dst)
     ex.gemm_packed(0, M, N, K, a, lda, bp, c, ldc, accumulate, tileOf(0))
-    return
   }
+  if (threads <= 1 || M < 8 || M * N * K < SPLIT_MIN_WORK) return alone()
   if (workers.length < threads - 1) {
     const m = modules()
     if (m !== undefined) spawn(m, tileOf)
   }
   const ctl = control, cl = claim
-  if (ctl === undefined || cl === undefined || readyGemmWorkers() === 0) {
-    ex.gemm_packed(0, M, N, K, a, lda, bp, c, ldc, accumulate, tileOf(0))
-    return
-  }
+  if (ctl === undefined || cl === undefined || readyGemmWorkers() === 0) return alone()
   splits++
   // Each claim takes 1/parts of the rows left, in whole 6-row tiles: at most about an eighth of a thread's share,
   // so a slow thread holds up little, and chunks shrink towards the end so the threads finish together.
   const parts = threads * 8
+  const units = pack === undefined ? 0 : Math.ceil(pack.K / KC) * Math.ceil(pack.N / PACK_COLS)
   const seq = (Atomics.load(ctl, SEQ) + 1) | 0
   const tag = BigInt(seq >>> 0) << 32n
   const p = ARGS
   ctl[p] = M; ctl[p + 1] = N; ctl[p + 2] = K; ctl[p + 3] = a; ctl[p + 4] = lda; ctl[p + 5] = bp
   ctl[p + 6] = c; ctl[p + 7] = ldc; ctl[p + 8] = accumulate; ctl[p + 9] = fused ? 1 : 0; ctl[p + 10] = parts
+  ctl[p + 11] = units; ctl[p + 12] = pack?.b ?? 0; ctl[p + 13] = pack?.sk ?? 0; ctl[p + 14] = pack?.sn ?? 0
+  ctl[p + 15] = pack?.dst ?? 0
   Atomics.store(ctl, ERR, 0)
   Atomics.store(ctl, DONE, 0)
+  Atomics.store(ctl, PREP, 0)
+  Atomics.store(cl, 1, tag)
   Atomics.store(cl, 0, tag)
   Atomics.store(ctl, SEQ, seq)
   Atomics.notify(ctl, SEQ)
+  // The protocol runs to its end even if copying A in fails, so no worker is left on this job's rows.
+  let failure: unknown = undefined
+  try {
+    prepare()
+  } catch (e) {
+    failure = e ?? new Error("gemm: copying the operands in failed")
+  }
+  Atomics.add(ctl, PREP, 1)
+  if (pack !== undefined) {
+    for (;;) {
+      const cur = Atomics.load(cl, 1)
+      const u = Number(cur & 0xffffffffn)
+      if (u >= units) break
+      if (Atomics.compareExchange(cl, 1, cur, cur + 1n) !== cur) continue
+      try {
+        packUnit(ex, pack, u)
+      } catch (e) {
+        failure ??= e ?? new Error("gemm: packing B failed")
+      }
+      Atomics.add(ctl, PREP, 1)
+    }
+    while (Atomics.load(ctl, PREP) < units + 1) { /* the last units are being packed by workers */ }
+  }
   for (;;) {
     const cur = Atomics.load(cl, 0)
     const i0 = Number(cur & 0xffffffffn)
@@ -217,5 +286,6 @@ export const runSplit = (
     if (done === M) break
     Atomics.wait(ctl, DONE, done, 1000)
   }
+  if (failure !== undefined) throw failure
   if (Atomics.load(ctl, ERR) !== 0) throw new Error("gemm: a worker thread failed its part of the product")
 }

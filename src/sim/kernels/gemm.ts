@@ -11,7 +11,7 @@ import { InvalidArgumentError } from "../../schema/errors.js"
 import { wasmBase64 as fmaTilesBase64 } from "./gemm-tiles-fma.wasm.js"
 import { wasmBase64 as tilesBase64 } from "./gemm-tiles.wasm.js"
 import { wasmBase64 as driverBase64 } from "./gemm.wasm.js"
-import { type GemmJob, runSplit } from "./gemm-workers.js"
+import { type GemmJob, type PackJob, runSplit } from "./gemm-workers.js"
 
 /** Which implementation runs the contractions. */
 export type KernelBackend = "wasm" | "js"
@@ -338,9 +338,11 @@ export const gemm = (
     const bytes = packedBytes(K, N)
     const at = layoutScratch(M, N, K, bytes + align64(span * 4 + 64))
     if (at !== undefined) {
+      // B is copied in here and packed by the threads of the product (run) while A is copied in.
       const h = refreshViews()
-      packInto(K, N, b, bOff, ldb, transB, at.free, at.b, h)
-      return run(M, N, K, a, aOff, lda, transA, at.b, c, cOff, ldc, false, accumulate, at, h)
+      h.set(b.subarray(bOff, bOff + span), at.free >> 2)
+      const pack: PackJob = { b: at.free, sk: transB ? 4 : ldb * 4, sn: transB ? ldb * 4 : 4, K, N, dst: at.b }
+      return run(M, N, K, a, aOff, lda, transA, at.b, c, cOff, ldc, false, accumulate, at, h, undefined, pack)
     }
   }
   gemmJs(M, N, K, a, aOff, lda, transA, b, bOff, ldb, transB, c, cOff, ldc, false, accumulate)
@@ -390,35 +392,37 @@ const layoutScratch = (M: number, N: number, K: number, extra: number): Scratch 
 const run = (
   M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number, transA: boolean, bp: number,
   c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean, at: Scratch, h: Float32Array,
-  rowInit?: Float32Array
+  rowInit?: Float32Array, pack?: PackJob
 ): void => {
-  // A goes in row-major and compact (a transposed A is transposed here: O(MK) against O(MNK) flops; a transposed
-  // single row with unit stride is already compact).
-  const a0 = at.a >> 2
-  if (!transA || (M === 1 && lda === 1)) {
-    if (lda === K) h.set(a.subarray(aOff, aOff + M * K), a0)
-    else for (let i = 0; i < M; i++) h.set(a.subarray(aOff + i * lda, aOff + i * lda + K), a0 + i * K)
-  } else {
-    for (let i = 0; i < M; i++) {
-      const row = a0 + i * K
-      for (let k = 0; k < K; k++) h[row + k] = a[aOff + k * lda + i]!
-    }
-  }
   const c0 = at.c >> 2
-  if (rowInit !== undefined) {
-    const init = rowInit.subarray(0, N)
-    for (let i = 0; i < M; i++) h.set(init, c0 + i * N)
-  } else if (accumulate) {
-    if (transC) {
-      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) h[c0 + i * N + j] = c[cOff + j * ldc + i]!
-    } else if (ldc === N) h.set(c.subarray(cOff, cOff + M * N), c0)
-    else for (let i = 0; i < M; i++) h.set(c.subarray(cOff + i * ldc, cOff + i * ldc + N), c0 + i * N)
+  const prepare = () => {
+    // A goes in row-major and compact (a transposed A is transposed here: O(MK) against O(MNK) flops; a transposed
+    // single row with unit stride is already compact).
+    const a0 = at.a >> 2
+    if (!transA || (M === 1 && lda === 1)) {
+      if (lda === K) h.set(a.subarray(aOff, aOff + M * K), a0)
+      else for (let i = 0; i < M; i++) h.set(a.subarray(aOff + i * lda, aOff + i * lda + K), a0 + i * K)
+    } else {
+      for (let i = 0; i < M; i++) {
+        const row = a0 + i * K
+        for (let k = 0; k < K; k++) h[row + k] = a[aOff + k * lda + i]!
+      }
+    }
+    if (rowInit !== undefined) {
+      const init = rowInit.subarray(0, N)
+      for (let i = 0; i < M; i++) h.set(init, c0 + i * N)
+    } else if (accumulate) {
+      if (transC) {
+        for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) h[c0 + i * N + j] = c[cOff + j * ldc + i]!
+      } else if (ldc === N) h.set(c.subarray(cOff, cOff + M * N), c0)
+      else for (let i = 0; i < M; i++) h.set(c.subarray(cOff + i * ldc, cOff + i * ldc + N), c0 + i * N)
+    }
   }
   const job: GemmJob = {
     M, N, K, a: at.a, lda: K * 4, bp, c: at.c, ldc: N * 4, accumulate: accumulate || rowInit !== undefined ? 1 : 0
   }
   const fused = fma && wasm!.fused !== undefined
-  runSplit(fused ? wasm!.fused! : wasm!.plain, fused, job, gemmModules, tileOf)
+  runSplit(fused ? wasm!.fused! : wasm!.plain, fused, job, gemmModules, tileOf, prepare, pack)
   if (transC && M === 1 && ldc === 1) c.set(h.subarray(c0, c0 + N), cOff)
   else if (transC) {
     for (let j = 0; j < N; j++) {

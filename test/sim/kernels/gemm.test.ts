@@ -142,6 +142,35 @@ describe("products split across worker threads", () => {
     expect(runningGemmWorkers()).toBe(0)
   })
 
+  it("pack B across threads and match the single-thread result bit for bit (k blocks, column edges, B^T, C+=)", async () => {
+    ok(setKernelBackend("wasm"))
+    const release = retainGemmWorkers(2)
+    const M = 40, N = 203, K = 1100 // three k blocks, a ragged last panel, 8.9 M multiply-adds
+    const a = rand(M * K, 21), b = rand(N * K, 22), c0 = rand(M * N, 23)
+    const runBoth = (threads: number) => {
+      setGemmThreads(threads)
+      const plain = c0.slice(), packed = c0.slice()
+      gemm(M, N, K, a, 0, K, false, b, 0, K, true, plain, 0, N, true)
+      const pb = packB(K, N, b, 0, K, true)
+      gemmPacked(M, a, 0, K, false, pb, packed, 0, N, false, true)
+      pb.dispose()
+      return [plain, packed] as const
+    }
+    for (const fused of [false, true]) {
+      setFma(fused)
+      const [single, singlePacked] = runBoth(1)
+      runBoth(2) // starts the worker
+      for (let i = 0; i < 200 && readyGemmWorkers() < 1; i++) await sleep(10)
+      const before = splitProducts()
+      const [split, splitPacked] = runBoth(2)
+      expect(splitProducts()).toBe(before + 2)
+      expect(Array.from(split)).toEqual(Array.from(single))
+      expect(Array.from(splitPacked)).toEqual(Array.from(singlePacked))
+      expect(Array.from(split)).toEqual(Array.from(splitPacked))
+    }
+    release()
+  })
+
   it("never keep the process alive", async () => {
     const script = [
       "import { gemm, setGemmThreads } from './src/sim/kernels/index.ts'",

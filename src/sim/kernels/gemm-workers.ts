@@ -20,6 +20,8 @@ export interface GemmJob {
   readonly c: number
   readonly ldc: number
   readonly accumulate: number
+  /** Int32 per row of C: a finished chunk [i0, i1) stores i1 at i0, so the caller copies C out as rows finish. */
+  readonly flags: number
 }
 
 /** B to pack before a product's rows (gemm.wat's pack_b arguments): its threads pack it in parallel. */
@@ -59,6 +61,7 @@ const fused = fmaTiles ? make(fmaTiles) : plain
 const ctl = new Int32Array(control)
 const claim = new BigInt64Array(claimBuffer)
 let seen = 0
+let i32 = new Int32Array(memory.buffer)
 Atomics.store(ctl, ${READY} + slot, 1)
 for (;;) {
   Atomics.wait(ctl, ${SEQ}, seen)
@@ -70,6 +73,8 @@ for (;;) {
   const M = ctl[a], N = ctl[a + 1], K = ctl[a + 2], A = ctl[a + 3], lda = ctl[a + 4], bp = ctl[a + 5]
   const C = ctl[a + 6], ldc = ctl[a + 7], acc = ctl[a + 8], ex = ctl[a + 9] === 1 ? fused : plain, parts = ctl[a + 10]
   const units = ctl[a + 11], pb = ctl[a + 12], sk = ctl[a + 13], sn = ctl[a + 14], pdst = ctl[a + 15]
+  const flags = ctl[a + 16] >> 2
+  if (i32.length * 4 !== memory.buffer.byteLength) i32 = new Int32Array(memory.buffer)
   const tag = BigInt(seq >>> 0) << 32n
   const groups = Math.ceil(N / ${PACK_COLS}), n8 = (N + 7) & ~7
   for (;;) {
@@ -100,7 +105,9 @@ for (;;) {
     } catch (e) {
       Atomics.store(ctl, ${ERR}, 1)
     }
-    if (Atomics.add(ctl, ${DONE}, i1 - i0) + (i1 - i0) === M) Atomics.notify(ctl, ${DONE})
+    Atomics.store(i32, flags + i0, i1)
+    Atomics.add(ctl, ${DONE}, i1 - i0)
+    Atomics.notify(ctl, ${DONE})
   }
 }
 `
@@ -215,21 +222,22 @@ const packUnit = (ex: DriverExports, p: PackJob, u: number): void => {
  */
 export const runSplit = (
   ex: DriverExports, fused: boolean, job: GemmJob, modules: () => GemmModules | undefined,
-  tileOf: (slot: number) => number, prepare: () => void, pack?: PackJob
+  tileOf: (slot: number) => number, prepare: () => void, finish: (i0: number, i1: number) => void, pack?: PackJob
 ): void => {
   const { M, N, K, a, lda, bp, c, ldc, accumulate } = job
   const alone = () => {
     prepare()
     if (pack !== undefined) ex.pack_b(pack.b, pack.sk, pack.sn, pack.K, pack.N, pack.dst)
     ex.gemm_packed(0, M, N, K, a, lda, bp, c, ldc, accumulate, tileOf(0))
+    finish(0, M)
   }
   if (threads <= 1 || M < 8 || M * N * K < SPLIT_MIN_WORK) return alone()
   if (workers.length < threads - 1) {
     const m = modules()
     if (m !== undefined) spawn(m, tileOf)
   }
-  const ctl = control, cl = claim
-  if (ctl === undefined || cl === undefined || readyGemmWorkers() === 0) return alone()
+  const ctl = control, cl = claim, mem = modules()?.memory
+  if (ctl === undefined || cl === undefined || mem === undefined || readyGemmWorkers() === 0) return alone()
   splits++
   // Each claim takes 1/parts of the rows left, in whole 6-row tiles: at most about an eighth of a thread's share,
   // so a slow thread holds up little, and chunks shrink towards the end so the threads finish together.
@@ -241,7 +249,10 @@ export const runSplit = (
   ctl[p] = M; ctl[p + 1] = N; ctl[p + 2] = K; ctl[p + 3] = a; ctl[p + 4] = lda; ctl[p + 5] = bp
   ctl[p + 6] = c; ctl[p + 7] = ldc; ctl[p + 8] = accumulate; ctl[p + 9] = fused ? 1 : 0; ctl[p + 10] = parts
   ctl[p + 11] = units; ctl[p + 12] = pack?.b ?? 0; ctl[p + 13] = pack?.sk ?? 0; ctl[p + 14] = pack?.sn ?? 0
-  ctl[p + 15] = pack?.dst ?? 0
+  ctl[p + 15] = pack?.dst ?? 0; ctl[p + 16] = job.flags
+  const i32 = new Int32Array(mem.buffer)
+  const flags = job.flags >> 2
+  i32.fill(0, flags, flags + M)
   Atomics.store(ctl, ERR, 0)
   Atomics.store(ctl, DONE, 0)
   Atomics.store(ctl, PREP, 0)
@@ -272,6 +283,14 @@ export const runSplit = (
     }
     while (Atomics.load(ctl, PREP) < units + 1) { /* the last units are being packed by workers */ }
   }
+  // C goes out in row order as chunks finish: between the caller's own chunks, then while it waits for the last.
+  let out = 0
+  const drain = () => {
+    for (let end = Atomics.load(i32, flags + out); out < M && end > out; end = Atomics.load(i32, flags + out)) {
+      finish(out, end)
+      out = end
+    }
+  }
   for (;;) {
     const cur = Atomics.load(cl, 0)
     const i0 = Number(cur & 0xffffffffn)
@@ -279,11 +298,14 @@ export const runSplit = (
     const i1 = Math.min(M, i0 + Math.max(6, Math.ceil((M - i0) / parts / 6) * 6))
     if (Atomics.compareExchange(cl, 0, cur, tag | BigInt(i1)) !== cur) continue
     ex.gemm_packed(i0, i1, N, K, a, lda, bp, c, ldc, accumulate, tileOf(0))
+    Atomics.store(i32, flags + i0, i1)
     Atomics.add(ctl, DONE, i1 - i0)
+    drain()
   }
   for (;;) {
     const done = Atomics.load(ctl, DONE)
-    if (done === M) break
+    drain()
+    if (out >= M) break
     Atomics.wait(ctl, DONE, done, 1000)
   }
   if (failure !== undefined) throw failure

@@ -374,19 +374,22 @@ export const gemmPacked = (
 interface Scratch {
   readonly a: number
   readonly c: number
+  readonly flags: number
   readonly b: number
   /** Start of the extra bytes asked for past the packed B. */
   readonly free: number
 }
 
-// Scratch for A (M×K) and C (M×N), then `extra` bytes (packed B and its staging copy for an unpacked product).
+// Scratch for A (M×K), C (M×N) and C's row flags, then `extra` bytes (packed B and its staging copy for an unpacked product).
 const layoutScratch = (M: number, N: number, K: number, extra: number): Scratch | undefined => {
   const aBytes = align64(M * K * 4)
   const cBytes = align64(M * N * 4)
+  const fBytes = align64(M * 4)
   const bPacked = extra === 0 ? 0 : align64(packedBytes(K, N))
-  const base = scratch(aBytes + cBytes + extra + 64)
+  const base = scratch(aBytes + cBytes + fBytes + extra + 64)
   if (base === undefined) return undefined
-  return { a: base, c: base + aBytes, b: base + aBytes + cBytes, free: base + aBytes + cBytes + bPacked }
+  const b = base + aBytes + cBytes + fBytes
+  return { a: base, c: base + aBytes, flags: base + aBytes + cBytes, b, free: b + bPacked }
 }
 
 const run = (
@@ -419,18 +422,22 @@ const run = (
     }
   }
   const job: GemmJob = {
-    M, N, K, a: at.a, lda: K * 4, bp, c: at.c, ldc: N * 4, accumulate: accumulate || rowInit !== undefined ? 1 : 0
+    M, N, K, a: at.a, lda: K * 4, bp, c: at.c, ldc: N * 4, accumulate: accumulate || rowInit !== undefined ? 1 : 0,
+    flags: at.flags
   }
   const fused = fma && wasm!.fused !== undefined
-  runSplit(fused ? wasm!.fused! : wasm!.plain, fused, job, gemmModules, tileOf, prepare, pack)
-  if (transC && M === 1 && ldc === 1) c.set(h.subarray(c0, c0 + N), cOff)
-  else if (transC) {
-    for (let j = 0; j < N; j++) {
-      const o = cOff + j * ldc
-      for (let i = 0; i < M; i++) c[o + i] = h[c0 + i * N + j]!
-    }
-  } else if (ldc === N) c.set(h.subarray(c0, c0 + M * N), cOff)
-  else for (let i = 0; i < M; i++) c.set(h.subarray(c0 + i * N, c0 + (i + 1) * N), cOff + i * ldc)
+  // Rows [i0, i1) of C go out to the caller's array.
+  const finish = (i0: number, i1: number): void => {
+    if (transC && M === 1 && ldc === 1) c.set(h.subarray(c0, c0 + N), cOff)
+    else if (transC) {
+      for (let j = 0; j < N; j++) {
+        const o = cOff + j * ldc
+        for (let i = i0; i < i1; i++) c[o + i] = h[c0 + i * N + j]!
+      }
+    } else if (ldc === N) c.set(h.subarray(c0 + i0 * N, c0 + i1 * N), cOff + i0 * N)
+    else for (let i = i0; i < i1; i++) c.set(h.subarray(c0 + i * N, c0 + (i + 1) * N), cOff + i * ldc)
+  }
+  runSplit(fused ? wasm!.fused! : wasm!.plain, fused, job, gemmModules, tileOf, prepare, finish, pack)
 }
 
 const fround = Math.fround

@@ -142,7 +142,7 @@ describe("products split across worker threads", () => {
     expect(runningGemmWorkers()).toBe(0)
   })
 
-  it("pack B across threads and match the single-thread result bit for bit (k blocks, column edges, B^T, C+=)", async () => {
+  it("pack B and copy C out across threads, matching the single-thread result bit for bit", async () => {
     ok(setKernelBackend("wasm"))
     const release = retainGemmWorkers(2)
     const M = 40, N = 203, K = 1100 // three k blocks, a ragged last panel, 8.9 M multiply-adds
@@ -153,17 +153,24 @@ describe("products split across worker threads", () => {
       gemm(M, N, K, a, 0, K, false, b, 0, K, true, plain, 0, N, true)
       const pb = packB(K, N, b, 0, K, true)
       gemmPacked(M, a, 0, K, false, pb, packed, 0, N, false, true)
+      // C transposed into a wider buffer, and row-major with a row stride past N: C goes out in pieces both ways.
+      const wide = new Float32Array(N * (M + 3)).fill(7), strided = new Float32Array(M * (N + 5)).fill(7)
+      gemmPacked(M, a, 0, K, false, pb, wide, 0, M + 3, true, false)
+      gemmPacked(M, a, 0, K, false, pb, strided, 0, N + 5, false, false)
       pb.dispose()
-      return [plain, packed] as const
+      return [plain, packed, wide, strided] as const
     }
     for (const fused of [false, true]) {
       setFma(fused)
-      const [single, singlePacked] = runBoth(1)
+      const [single, singlePacked, singleWide, singleStrided] = runBoth(1)
       runBoth(2) // starts the worker
       for (let i = 0; i < 200 && readyGemmWorkers() < 1; i++) await sleep(10)
       const before = splitProducts()
-      const [split, splitPacked] = runBoth(2)
-      expect(splitProducts()).toBe(before + 2)
+      const [split, splitPacked, splitWide, splitStrided] = runBoth(2)
+      expect(splitProducts()).toBe(before + 4)
+      expect(Array.from(splitWide)).toEqual(Array.from(singleWide))
+      expect(Array.from(splitStrided)).toEqual(Array.from(singleStrided))
+      expect(splitStrided[N]).toBe(7)
       expect(Array.from(split)).toEqual(Array.from(single))
       expect(Array.from(splitPacked)).toEqual(Array.from(singlePacked))
       expect(Array.from(split)).toEqual(Array.from(splitPacked))

@@ -4,13 +4,14 @@
  * keeps fp16 storage between ops, counts compiles against a budget, models latency, and can inject native faults.
  */
 import { createHash } from "node:crypto"
-import { existsSync, readFileSync, statSync } from "node:fs"
+import { existsSync, statSync } from "node:fs"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
+import { readRegularFileSync } from "../backend/files.js"
 import { blobFilePaths, checkBlobFilePaths, outsideModel, resolveInside } from "../backend/weightPath.js"
 import { Backend } from "../services/Backend.js"
 import type {
@@ -170,13 +171,13 @@ class SimEvent implements BackendSharedEvent {
 
 const hashId = (text: string): string => createHash("sha256").update(text).digest("hex").slice(0, 12)
 
+/** Largest weight file or program the simulator reads in one piece (a JS typed array's practical limit). */
+const MAX_FILE_BYTES = 2 ** 31 - 1
+
 /** The bytes of a regular file, or undefined (missing, a FIFO or device, unreadable, too large to hold). */
 const readRegularFile = (path: string): Uint8Array | undefined => {
-  try {
-    return statSync(path).isFile() ? new Uint8Array(readFileSync(path)) : undefined
-  } catch {
-    return undefined
-  }
+  const r = readRegularFileSync(path, MAX_FILE_BYTES)
+  return typeof r === "string" ? undefined : r
 }
 
 /** Builds one simulator backend instance (its compile budget, handle count and fault counters are its own). */
@@ -254,7 +255,8 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
       const site = { op: "compile", model: o.path, file: milPath }
       const realMil = existsSync(o.path) && statSync(o.path).isDirectory() ? resolveInside(o.path, "model.mil", site) : undefined
       if (realMil instanceof CompileError) return realMil
-      if (realMil === undefined || !existsSync(realMil) || !statSync(realMil).isFile()) {
+      const milBytes = realMil === undefined ? undefined : readRegularFile(realMil)
+      if (milBytes === undefined) {
         return new CompileError({
           op: "compile", model: o.path,
           hint: "a .mlmodelc package is a directory holding model.mil (and weights/ when it has BLOBFILE weights)",
@@ -264,7 +266,7 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           })]
         })
       }
-      const text = readFileSync(realMil, "utf8")
+      const text = Buffer.from(milBytes.buffer, milBytes.byteOffset, milBytes.byteLength).toString("utf8")
       const outside = checkBlobFilePaths(text, site)
       if (outside !== undefined) return outside
       const weights = new Map<string, Uint8Array | undefined>()

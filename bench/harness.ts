@@ -58,3 +58,14 @@ export const roundRatios = <K extends string>(
 
 /** Rounds for printing. */
 export const round = (x: number, digits = 3): number => Number(x.toFixed(digits))
+
+/** Deterministic values in [-0.5, 0.5) (an LCG): the same inputs in every run and every bench. */
+export const random = (n: number, seed: number): Float32Array => {
+  const a = new Float32Array(n)
+  let s = seed >>> 0
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    a[i] = s / 2 ** 32 - 0.5
+  }
+  return a
+}

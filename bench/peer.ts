@@ -17,7 +17,7 @@ import { CompileOptions } from "../src/schema/CompileOptions.js"
 import { Backend } from "../src/services/Backend.js"
 import { gemmThreads, matmul, planMatmul, setGemmThreads } from "../src/sim/kernels/index.js"
 import * as Sim from "../src/sim/SimBackend.js"
-import { round } from "./harness.js"
+import { random, round } from "./harness.js"
 import { SILERO_PACKAGE, warmThreads } from "./sim.js"
 
 // The members of onnxruntime-node used here.
@@ -100,16 +100,6 @@ const elapsed = <E, R>(n: number, once: Effect.Effect<unknown, E, R>): Effect.Ef
     for (let i = 0; i < n; i++) yield* once
     return Number(process.hrtime.bigint() - t0)
   })
-
-const random = (n: number, seed: number): Float32Array => {
-  const a = new Float32Array(n)
-  let s = seed >>> 0
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    a[i] = s / 2 ** 32 - 0.5
-  }
-  return a
-}
 
 const option = (args: ReadonlyArray<string>, name: string): string | undefined => {
   const i = args.indexOf(name)

@@ -16,7 +16,7 @@ import {
 import { roundArrayToFp16 } from "../src/sim/numerics.js"
 import * as Sim from "../src/sim/SimBackend.js"
 import { corpusPath } from "../test/corpus/corpus.js"
-import { medianNs, round } from "./harness.js"
+import { medianNs, random, round } from "./harness.js"
 
 /** The corpus package the silero figures time (test/corpus, or the folder named by MIL_CORPUS). */
 export const SILERO_PACKAGE = corpusPath(
@@ -55,16 +55,6 @@ export const warmThreads = async (): Promise<void> => {
   const plan = Either.getOrThrow(planMatmul([n, n], [n, n]))
   matmul(plan, a, a, c)
   for (let i = 0; i < 300 && readyGemmWorkers() < gemmThreads() - 1; i++) await sleep(10)
-}
-
-const random = (n: number, seed: number): Float32Array => {
-  const a = new Float32Array(n)
-  let s = seed >>> 0
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    a[i] = s / 2 ** 32 - 0.5
-  }
-  return a
 }
 
 // The baseline: the obvious i-j-k loop a first implementation would write.

@@ -314,6 +314,11 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
           return yield* Effect.fail(new CompileError({ op: "compile", model: id, diagnostics: [...fe.diagnostics, ...planned] }))
         }
         const p: Plan = planned
+        // A compile that fails from here gives the plan's kernel memory back at once.
+        const discard = <E>(e: E) => Effect.suspend(() => {
+          p.dispose()
+          return Effect.fail(e)
+        })
         const t1 = process.hrtime.bigint()
 
         // Layouts, in the engine's binding order.
@@ -325,27 +330,30 @@ export const make = (options: SimulatorOptions = {}): Effect.Effect<Backend["Typ
         for (const i of inOrder) {
           const v = p.inputs[i]!
           const l = layoutFor(v.name, v.shape, v.dtype, chip, "input", maxTensorBytes)
-          if (l instanceof UnsupportedLayoutError) return yield* Effect.fail(l)
+          if (l instanceof UnsupportedLayoutError) return yield* discard(l)
           inputs.push(l)
         }
         for (const i of outOrder) {
           const v = p.outputs[i]!
           const l = layoutFor(outNames[i]!, v.shape, v.dtype, chip, "output", maxTensorBytes)
-          if (l instanceof UnsupportedLayoutError) return yield* Effect.fail(l)
+          if (l instanceof UnsupportedLayoutError) return yield* discard(l)
           outputs.push(l)
         }
         const diagnostics = fe.diagnostics
 
         const loadFault = fault("load")
         if (loadFault !== undefined) {
-          return yield* Effect.fail(new ModelLoadError({ op: "load", model: id, ...loadFault, hint: "injected load failure" }))
+          return yield* discard(new ModelLoadError({ op: "load", model: id, ...loadFault, hint: "injected load failure" }))
         }
         const t2 = process.hrtime.bigint()
 
         const inVals = inOrder.map((i) => p.inputs[i]!)
         const outVals = outOrder.map((i) => p.outputs[i]!)
         const state = { closed: false }
-        yield* Scope.extend(handle(Effect.void, () => (state.closed = true)), scope)
+        yield* Scope.extend(handle(Effect.void, () => {
+          state.closed = true
+          p.dispose()
+        }), scope)
 
         const closedError = (op: string) => new ClosedError({ op, resource: `model ${id}` })
         const run = (req: Request): EvalError | undefined => {

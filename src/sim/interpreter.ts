@@ -8,6 +8,7 @@ import type { Binding, Literal, MilFunction, NamedValue, Program, TypeExpr, Valu
 import { decodeBlob, readBlobAt } from "../mil/blob.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { InvalidArgumentError } from "../schema/errors.js"
+import { type KernelArena, kernelArena } from "./kernels/gemm.js"
 import { roundBitsToFp16 } from "./numerics.js"
 import { OpError, ops, statefulOps } from "./ops/index.js"
 import type { OpCtx, OutType, Run, Val } from "./ops/index.js"
@@ -55,6 +56,11 @@ export interface Plan {
   readonly resetState: () => void
   /** The op (name and line) of the step that ran last: the one that threw, after a failed `run`. */
   readonly lastStep: () => { readonly op: string; readonly line: number } | undefined
+  /**
+   * Gives back the buffers held in the GEMM kernels' memory at once (they are otherwise given back when the plan
+   * is collected); `run` fails after it.
+   */
+  readonly dispose: () => void
 }
 
 /** How the planner resolves BLOBFILE paths and rounds. */
@@ -136,15 +142,23 @@ const flopsOf = (op: string, ins: Map<string, Val>, outs: ReadonlyArray<Val>): n
 
 /** Plans `program` (throws only PlanError internally; the result is a Plan or diagnostics). */
 export const plan = (program: Program, options: PlanOptions): Plan | ReadonlyArray<Diagnostic> => {
+  const arena = kernelArena()
   try {
-    return planOrThrow(program, options)
+    return planOrThrow(program, options, arena)
   } catch (e) {
+    arena.dispose()
     if (e instanceof PlanError) return [e.diagnostic]
     throw e
   }
 }
 
-const planOrThrow = (program: Program, options: PlanOptions): Plan => {
+/**
+ * Run-time buffers from this size up live in the GEMM kernels' memory, so a contraction reads and writes them in
+ * place instead of copying them in and out; smaller ones are ordinary arrays.
+ */
+export const KERNEL_BUFFER_MIN_BYTES = 64 * 1024
+
+const planOrThrow = (program: Program, options: PlanOptions, arena: KernelArena): Plan => {
   const file = options.file
   const exact = options.numerics === "exact"
   const fail = (code: string, message: string, pos: { line: number; col: number }, kind: "type" | "ane" = "type", hint?: string): never => {
@@ -164,8 +178,11 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
   let bufferCount = 0
   const maxBytes = options.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES
   let where: { line: number; col: number } = fn.pos
-  /** A zeroed buffer of `n` float32s, refused (typed) above the limit before anything is allocated. */
-  const buffer = (name: string, n: number): Float32Array => {
+  /**
+   * A zeroed buffer of `n` float32s, refused (typed) above the limit before anything is allocated; a large run-time
+   * one (`kernel`) in the kernel memory when there is room.
+   */
+  const buffer = (name: string, n: number, kernel = false): Float32Array => {
     if (!Number.isSafeInteger(n) || n < 0 || 4 * n > maxBytes) {
       const bytes = Number.isSafeInteger(n) && n >= 0 ? `${4 * n} bytes` : "more bytes than can be counted"
       fail("SIM-TENSOR-TOO-LARGE", `${name}: needs ${bytes}, above the simulator's limit of ${maxBytes} bytes per tensor`,
@@ -173,10 +190,10 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     }
     bufferBytes += 4 * n
     bufferCount++
-    return new Float32Array(n)
+    return (kernel && 4 * n >= KERNEL_BUFFER_MIN_BYTES ? arena.array(n) : undefined) ?? new Float32Array(n)
   }
   const newVal = (name: string, t: OutType, isConst: boolean, str?: string): PVal => {
-    const data = buffer(`${name}: ${t.dtype} [${t.shape.join(", ")}]`, sizeOfChecked(t.shape))
+    const data = buffer(`${name}: ${t.dtype} [${t.shape.join(", ")}]`, sizeOfChecked(t.shape), !isConst)
     return { name, shape: t.shape, dtype: t.dtype, data, isConst, ...(str !== undefined ? { str } : {}) }
   }
 
@@ -548,6 +565,7 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     inputs,
     outputs,
     run: () => {
+      if (arena.disposed()) throw new Error("the plan was disposed")
       for (let i = 0; i < n; i++) {
         at = i
         runSteps[i]!()
@@ -559,6 +577,7 @@ const planOrThrow = (program: Program, options: PlanOptions): Plan => {
     stepCount: n,
     bufferBytes,
     bufferCount,
-    resetState: () => states.forEach((s) => s.data.fill(0))
+    resetState: () => states.forEach((s) => s.data.fill(0)),
+    dispose: arena.dispose
   }
 }

@@ -49,6 +49,8 @@ export const SPLIT_MIN_WORK = 1 << 21
 // the next one with arguments it read before.
 const SEQ = 0, DONE = 1, STOP = 2, ERR = 3, PREP = 4, ARGS = 5, READY = 32
 const MAX_WORKERS = 63
+/** How long a worker (or the caller waiting for the last rows) spins before it sleeps on a futex. */
+const SPIN_MS = 0.2
 
 // The worker's whole program: plain JavaScript, so it runs the same from source, from dist and under test runners.
 const workerSource = `
@@ -64,7 +66,15 @@ let seen = 0
 let i32 = new Int32Array(memory.buffer)
 Atomics.store(ctl, ${READY} + slot, 1)
 for (;;) {
-  Atomics.wait(ctl, ${SEQ}, seen)
+  // Products often come back to back (the ops of one evaluation): spin a little before sleeping, since waking
+  // from a wait costs tens of microseconds.
+  const until = performance.now() + ${SPIN_MS}
+  for (let n = 0; Atomics.load(ctl, ${SEQ}) === seen; n++) {
+    if ((n & 255) === 255 && performance.now() > until) {
+      Atomics.wait(ctl, ${SEQ}, seen)
+      break
+    }
+  }
   const seq = Atomics.load(ctl, ${SEQ})
   if (seq === seen) continue
   seen = seq
@@ -73,7 +83,7 @@ for (;;) {
   const M = ctl[a], N = ctl[a + 1], K = ctl[a + 2], A = ctl[a + 3], lda = ctl[a + 4], bp = ctl[a + 5]
   const C = ctl[a + 6], ldc = ctl[a + 7], acc = ctl[a + 8], ex = ctl[a + 9] === 1 ? fused : plain, parts = ctl[a + 10]
   const units = ctl[a + 11], pb = ctl[a + 12], sk = ctl[a + 13], sn = ctl[a + 14], pdst = ctl[a + 15]
-  const flags = ctl[a + 16] >> 2
+  const flags = ctl[a + 16] >>> 2
   if (i32.length * 4 !== memory.buffer.byteLength) i32 = new Int32Array(memory.buffer)
   const tag = BigInt(seq >>> 0) << 32n
   const groups = Math.ceil(N / ${PACK_COLS}), n8 = (N + 7) & ~7
@@ -251,7 +261,7 @@ export const runSplit = (
   ctl[p + 11] = units; ctl[p + 12] = pack?.b ?? 0; ctl[p + 13] = pack?.sk ?? 0; ctl[p + 14] = pack?.sn ?? 0
   ctl[p + 15] = pack?.dst ?? 0; ctl[p + 16] = job.flags
   const i32 = new Int32Array(mem.buffer)
-  const flags = job.flags >> 2
+  const flags = job.flags >>> 2
   i32.fill(0, flags, flags + M)
   Atomics.store(ctl, ERR, 0)
   Atomics.store(ctl, DONE, 0)
@@ -302,11 +312,13 @@ export const runSplit = (
     Atomics.add(ctl, DONE, i1 - i0)
     drain()
   }
-  for (;;) {
+  // The last rows are at most a chunk away: spin for them a while rather than pay a futex wake-up.
+  const until = performance.now() + SPIN_MS
+  for (let n = 0; ; n++) {
     const done = Atomics.load(ctl, DONE)
     drain()
     if (out >= M) break
-    Atomics.wait(ctl, DONE, done, 1000)
+    if ((n & 255) === 255 && performance.now() > until) Atomics.wait(ctl, DONE, done, 1000)
   }
   if (failure !== undefined) throw failure
   if (Atomics.load(ctl, ERR) !== 0) throw new Error("gemm: a worker thread failed its part of the product")

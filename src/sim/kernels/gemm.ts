@@ -4,7 +4,8 @@
  * plain-JS fallback that sums in the same order with fp32 rounding at every step, so it agrees with the unfused
  * tiles bit for bit. B is packed into panels before the multiply; a constant B (a weight) is packed once with
  * {@link packB} and stays in the kernel memory. Large products are split by rows across worker threads
- * (gemm-workers.ts) that share that memory.
+ * (gemm-workers.ts) that share that memory. Operands that already live there (arrays of a {@link KernelArena}: the
+ * simulator's large run-time tensors) are read and written in place; others are copied in and out.
  */
 import * as Either from "effect/Either"
 import { InvalidArgumentError } from "../../schema/errors.js"
@@ -163,13 +164,22 @@ const HEAP_BASE = TILE_BYTES * MAX_THREADS
 
 let heap = wasm !== undefined ? new Float32Array(wasm.memory.buffer) : new Float32Array(0)
 let top = HEAP_BASE
+// Every buffer object the kernel memory has had (a grown shared memory hands out a new one over the same bytes).
+const kernelBuffers = new WeakSet<object>()
+if (wasm !== undefined) kernelBuffers.add(heap.buffer)
 // Free blocks [start, bytes], sorted by start and coalesced.
 const free: Array<[number, number]> = []
 
 const refreshViews = (): Float32Array => {
-  if (heap.buffer.byteLength !== wasm!.memory.buffer.byteLength) heap = new Float32Array(wasm!.memory.buffer)
+  if (heap.buffer.byteLength !== wasm!.memory.buffer.byteLength) {
+    heap = new Float32Array(wasm!.memory.buffer)
+    kernelBuffers.add(heap.buffer)
+  }
   return heap
 }
+
+/** Byte offset of `x`'s first element in the kernel memory, or -1 when `x` lies elsewhere. */
+export const kernelOffset = (x: Float32Array): number => kernelBuffers.has(x.buffer) ? x.byteOffset : -1
 
 // A block of `bytes` (64-byte aligned) in the kernel memory, or undefined past the engine's limit.
 const alloc = (bytes: number): number | undefined => {
@@ -279,7 +289,7 @@ const packInto = (
   h: Float32Array
 ): void => {
   const span = transB ? (N - 1) * ldb + K : (K - 1) * ldb + N
-  h.set(b.subarray(bOff, bOff + span), at >> 2)
+  h.set(b.subarray(bOff, bOff + span), at >>> 2)
   const sk = transB ? 4 : ldb * 4
   const sn = transB ? ldb * 4 : 4
   wasm!.plain.pack_b(at, sk, sn, K, N, dst)
@@ -319,6 +329,75 @@ export const packB = (
   return packed
 }
 
+// ---- arrays in the kernel memory -------------------------------------------------------------------------------
+
+/**
+ * Arrays the simulator allocates in the kernel memory: a product whose operands already live there reads A and B
+ * and writes C in place, with no copy in or out (the worker threads see the same bytes). Each array keeps its
+ * arena alive, and an arena's blocks go back when it is disposed or, failing that, collected.
+ */
+export interface KernelArena {
+  /** `n` zeroed floats in the kernel memory, or undefined (no WebAssembly, {@link ARENA_LIMIT_BYTES} reached, no room). */
+  readonly array: (n: number) => Float32Array | undefined
+  /** Bytes held now. */
+  readonly bytes: () => number
+  readonly disposed: () => boolean
+  /** Gives every block back: the arrays must not be used after. */
+  readonly dispose: () => void
+}
+
+/** Bytes all arenas may hold together; past it, callers use ordinary arrays (and products copy them in and out). */
+export const ARENA_LIMIT_BYTES = 1024 * 1024 * 1024
+let arenaTotal = 0
+
+interface ArenaBlocks {
+  readonly blocks: Array<[number, number]>
+  done: boolean
+}
+
+const freeArena = (held: ArenaBlocks): void => {
+  if (held.done) return
+  held.done = true
+  for (const [ptr, bytes] of held.blocks) {
+    arenaTotal -= bytes
+    release(ptr, bytes)
+  }
+  held.blocks.length = 0
+}
+
+const arenaRegistry = typeof FinalizationRegistry === "function" ? new FinalizationRegistry<ArenaBlocks>(freeArena) : undefined
+// array → its arena: an arena is collected only once no array of it is reachable.
+const arenaOf = new WeakMap<Float32Array, KernelArena>()
+
+/** A new, empty arena (see {@link KernelArena}). */
+export const kernelArena = (): KernelArena => {
+  const held: ArenaBlocks = { blocks: [], done: false }
+  const arena: KernelArena = {
+    array: (n) => {
+      if (wasm === undefined || held.done || !Number.isSafeInteger(n) || n <= 0) return undefined
+      const bytes = Math.max(64, Math.ceil((n * 4) / 64) * 64)
+      if (arenaTotal + bytes > ARENA_LIMIT_BYTES) return undefined
+      const ptr = alloc(bytes)
+      if (ptr === undefined) return undefined
+      arenaTotal += bytes
+      held.blocks.push([ptr, bytes])
+      const view = new Float32Array(refreshViews().buffer, ptr, n)
+      // A block from the free list holds old data.
+      view.fill(0)
+      arenaOf.set(view, arena)
+      return view
+    },
+    bytes: () => held.blocks.reduce((s, [, b]) => s + b, 0),
+    disposed: () => held.done,
+    dispose: () => {
+      arenaRegistry?.unregister(arena)
+      freeArena(held)
+    }
+  }
+  arenaRegistry?.register(arena, held, arena)
+  return arena
+}
+
 // ---- products -----------------------------------------------------------------------------------------------------
 
 /**
@@ -335,14 +414,19 @@ export const gemm = (
   if (M <= 0 || N <= 0) return
   if (backend === "wasm" && K > 0) {
     const span = transB ? (N - 1) * ldb + K : (K - 1) * ldb + N
-    const bytes = packedBytes(K, N)
-    const at = layoutScratch(M, N, K, bytes + align64(span * 4 + 64))
+    const d = operands(M, N, K, a, aOff, lda, transA, c, cOff, ldc, false)
+    // B already in the kernel memory is packed from where it is; anything else is copied in first.
+    const bk = kernelOffset(b)
+    const staged = bk < 0 ? align64(span * 4 + 64) : 0
+    const at = layoutScratch(M, N, K, d, packedBytes(K, N), staged)
     if (at !== undefined) {
-      // B is copied in here and packed by the threads of the product (run) while A is copied in.
       const h = refreshViews()
-      h.set(b.subarray(bOff, bOff + span), at.free >> 2)
-      const pack: PackJob = { b: at.free, sk: transB ? 4 : ldb * 4, sn: transB ? ldb * 4 : 4, K, N, dst: at.b }
-      return run(M, N, K, a, aOff, lda, transA, at.b, c, cOff, ldc, false, accumulate, at, h, undefined, pack)
+      if (bk < 0) h.set(b.subarray(bOff, bOff + span), at.free >>> 2)
+      // The threads of the product pack B (run) while A is copied in.
+      const pack: PackJob = {
+        b: bk < 0 ? at.free : bk + bOff * 4, sk: transB ? 4 : ldb * 4, sn: transB ? ldb * 4 : 4, K, N, dst: at.b
+      }
+      return run(M, N, K, a, aOff, lda, transA, at.b, c, cOff, ldc, false, accumulate, d, at, h, undefined, pack)
     }
   }
   gemmJs(M, N, K, a, aOff, lda, transA, b, bOff, ldb, transB, c, cOff, ldc, false, accumulate)
@@ -360,9 +444,10 @@ export const gemmPacked = (
   const { K, N, source: s } = B
   if (M <= 0 || N <= 0) return
   if (backend === "wasm" && K > 0 && B.ptr >= 0) {
-    const at = layoutScratch(M, N, K, 0)
+    const d = operands(M, N, K, a, aOff, lda, transA, c, cOff, ldc, transC)
+    const at = layoutScratch(M, N, K, d, 0, 0)
     if (at !== undefined) {
-      return run(M, N, K, a, aOff, lda, transA, B.ptr, c, cOff, ldc, transC, accumulate, at, refreshViews(), rowInit)
+      return run(M, N, K, a, aOff, lda, transA, B.ptr, c, cOff, ldc, transC, accumulate, d, at, refreshViews(), rowInit)
     }
   }
   if (rowInit !== undefined) {
@@ -371,22 +456,46 @@ export const gemmPacked = (
   gemmJs(M, N, K, a, aOff, lda, transA, s.b, s.off, s.ld, s.trans, c, cOff, ldc, transC, accumulate || rowInit !== undefined)
 }
 
+/** Where the kernels read A and write C: in place (byte offset and row stride) when they can, else -1. */
+interface Operands {
+  readonly a: number
+  readonly lda: number
+  readonly c: number
+  readonly ldc: number
+}
+
+// A is read in place when it lies in the kernel memory row-major (or is one contiguous row), and C written in place
+// when it lies there untransposed; if both would overlap, A is copied in first (threads must not read rows of A
+// that others have already overwritten as C).
+const operands = (
+  M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number, transA: boolean,
+  c: Float32Array, cOff: number, ldc: number, transC: boolean
+): Operands => {
+  const ak = kernelOffset(a), ck = kernelOffset(c)
+  const a0 = ak + aOff * 4, a1 = a0 + (transA ? K : (M - 1) * lda + K) * 4
+  const c0 = ck + cOff * 4, c1 = c0 + ((M - 1) * ldc + N) * 4
+  const inC = ck >= 0 && !transC
+  const inA = ak >= 0 && (!transA || (M === 1 && lda === 1)) && !(inC && c0 < a1 && a0 < c1)
+  return { a: inA ? a0 : -1, lda: transA ? K * 4 : lda * 4, c: inC ? c0 : -1, ldc: ldc * 4 }
+}
+
 interface Scratch {
   readonly a: number
   readonly c: number
   readonly flags: number
   readonly b: number
-  /** Start of the extra bytes asked for past the packed B. */
+  /** Start of the staging bytes past the packed B. */
   readonly free: number
 }
 
-// Scratch for A (M×K), C (M×N) and C's row flags, then `extra` bytes (packed B and its staging copy for an unpacked product).
-const layoutScratch = (M: number, N: number, K: number, extra: number): Scratch | undefined => {
-  const aBytes = align64(M * K * 4)
-  const cBytes = align64(M * N * 4)
+// Scratch for A (M×K) and C (M×N) unless they are used in place, C's row flags, the packed B of an unpacked
+// product (`packed` bytes) and B's staging copy (`staged` bytes).
+const layoutScratch = (M: number, N: number, K: number, d: Operands, packed: number, staged: number): Scratch | undefined => {
+  const aBytes = d.a >= 0 ? 0 : align64(M * K * 4)
+  const cBytes = d.c >= 0 ? 0 : align64(M * N * 4)
   const fBytes = align64(M * 4)
-  const bPacked = extra === 0 ? 0 : align64(packedBytes(K, N))
-  const base = scratch(aBytes + cBytes + fBytes + extra + 64)
+  const bPacked = align64(packed)
+  const base = scratch(aBytes + cBytes + fBytes + bPacked + staged + 64)
   if (base === undefined) return undefined
   const b = base + aBytes + cBytes + fBytes
   return { a: base, c: base + aBytes, flags: base + aBytes + cBytes, b, free: b + bPacked }
@@ -394,15 +503,17 @@ const layoutScratch = (M: number, N: number, K: number, extra: number): Scratch 
 
 const run = (
   M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number, transA: boolean, bp: number,
-  c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean, at: Scratch, h: Float32Array,
-  rowInit?: Float32Array, pack?: PackJob
+  c: Float32Array, cOff: number, ldc: number, transC: boolean, accumulate: boolean, d: Operands, at: Scratch,
+  h: Float32Array, rowInit?: Float32Array, pack?: PackJob
 ): void => {
-  const c0 = at.c >> 2
+  const inA = d.a >= 0, inC = d.c >= 0
+  const c0 = at.c >>> 2
   const prepare = () => {
     // A goes in row-major and compact (a transposed A is transposed here: O(MK) against O(MNK) flops; a transposed
     // single row with unit stride is already compact).
-    const a0 = at.a >> 2
-    if (!transA || (M === 1 && lda === 1)) {
+    const a0 = at.a >>> 2
+    if (inA) { /* read in place */ }
+    else if (!transA || (M === 1 && lda === 1)) {
       if (lda === K) h.set(a.subarray(aOff, aOff + M * K), a0)
       else for (let i = 0; i < M; i++) h.set(a.subarray(aOff + i * lda, aOff + i * lda + K), a0 + i * K)
     } else {
@@ -413,8 +524,9 @@ const run = (
     }
     if (rowInit !== undefined) {
       const init = rowInit.subarray(0, N)
-      for (let i = 0; i < M; i++) h.set(init, c0 + i * N)
-    } else if (accumulate) {
+      if (inC) for (let i = 0; i < M; i++) c.set(init, cOff + i * ldc)
+      else for (let i = 0; i < M; i++) h.set(init, c0 + i * N)
+    } else if (accumulate && !inC) {
       if (transC) {
         for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) h[c0 + i * N + j] = c[cOff + j * ldc + i]!
       } else if (ldc === N) h.set(c.subarray(cOff, cOff + M * N), c0)
@@ -422,12 +534,13 @@ const run = (
     }
   }
   const job: GemmJob = {
-    M, N, K, a: at.a, lda: K * 4, bp, c: at.c, ldc: N * 4, accumulate: accumulate || rowInit !== undefined ? 1 : 0,
-    flags: at.flags
+    M, N, K, a: inA ? d.a : at.a, lda: inA ? d.lda : K * 4, bp, c: inC ? d.c : at.c, ldc: inC ? d.ldc : N * 4,
+    accumulate: accumulate || rowInit !== undefined ? 1 : 0, flags: at.flags
   }
   const fused = fma && wasm!.fused !== undefined
-  // Rows [i0, i1) of C go out to the caller's array.
+  // Rows [i0, i1) of C go out to the caller's array (nothing to do when C was written in place).
   const finish = (i0: number, i1: number): void => {
+    if (inC) return
     if (transC && M === 1 && ldc === 1) c.set(h.subarray(c0, c0 + N), cOff)
     else if (transC) {
       for (let j = 0; j < N; j++) {

@@ -10,6 +10,7 @@
  * rounds, so a busy spell on the shared host slows both sides of a ratio.
  */
 import { Effect, Either } from "effect"
+import { spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
 import { join, resolve } from "node:path"
@@ -18,7 +19,7 @@ import { writeF32 } from "../src/fp16/index.js"
 import { CompileOptions } from "../src/schema/CompileOptions.js"
 import { Backend } from "../src/services/Backend.js"
 import { kernelArena } from "../src/sim/kernels/gemm.js"
-import { gemmThreads, matmul, planMatmul, setGemmThreads } from "../src/sim/kernels/index.js"
+import { fmaActive, fmaAvailable, gemmThreads, matmul, planMatmul, setGemmThreads } from "../src/sim/kernels/index.js"
 import * as Sim from "../src/sim/SimBackend.js"
 import { random, round } from "./harness.js"
 import { SILERO_PACKAGE, warmThreads } from "./sim.js"
@@ -104,6 +105,24 @@ const elapsed = <E, R>(n: number, once: Effect.Effect<unknown, E, R>): Effect.Ef
     return Number(process.hrtime.bigint() - t0)
   })
 
+// The matmul ratio again in a child process that turns on relaxed SIMD, or undefined where the flag does not.
+const relaxedSimdRatio = (args: ReadonlyArray<string>): number | undefined => {
+  const passOn = ["--ort-dir", "--threads"].flatMap((o) => {
+    const v = option(args, o)
+    return v === undefined ? [] : [o, v]
+  })
+  const child = spawnSync(process.execPath, [
+    ...process.execArgv, "--experimental-wasm-relaxed-simd", process.argv[1]!, "peer", "--json", "--matmul-only", ...passOn
+  ], { encoding: "utf8", timeout: 600_000 })
+  try {
+    const line = child.stdout.trim().split("\n").pop() ?? ""
+    const out = JSON.parse(line) as { fma?: boolean; matmul_vs_ort?: number }
+    return out.fma === true && typeof out.matmul_vs_ort === "number" ? out.matmul_vs_ort : undefined
+  } catch {
+    return undefined
+  }
+}
+
 const option = (args: ReadonlyArray<string>, name: string): string | undefined => {
   const i = args.indexOf(name)
   return i >= 0 ? args[i + 1] : undefined
@@ -133,7 +152,7 @@ export default async (args: ReadonlyArray<string>): Promise<Record<string, unkno
   })
   const simMatmul = timed(ka, kb, kc), simCopied = timed(a, b, c)
   const flops = 2 * n ** 3
-  const figures: Record<string, unknown> = { threads: gemmThreads() }
+  const figures: Record<string, unknown> = { threads: gemmThreads(), fma: fmaActive() }
   if (ort === undefined) {
     const ns = (await Effect.runPromise(simMatmul(20))) / 20
     const copiedNs = (await Effect.runPromise(simCopied(20))) / 20
@@ -155,6 +174,11 @@ export default async (args: ReadonlyArray<string>): Promise<Record<string, unkno
   figures["matmul_ort_gflops"] = round(flops / mm.ortNs, 2)
   figures["matmul_vs_ort"] = round(mm.ratio, 2)
   figures["matmul_copy_vs_ort"] = round(copied.ratio, 2)
+  if (args.includes("--matmul-only")) return figures
+  if (!fmaAvailable()) {
+    const relaxed = relaxedSimdRatio(args)
+    if (relaxed !== undefined) figures["matmul_vs_ort_relaxed_simd"] = relaxed
+  }
 
   if (onnx === undefined) return { ...figures, silero: "give --onnx <silero_vad_v6.onnx> to compare" }
   if (!existsSync(SILERO_PACKAGE)) return { ...figures, silero: `missing ${SILERO_PACKAGE}` }

@@ -6,7 +6,7 @@
  * thread: the command buffer also signals a completion event of the device's own, which a pool thread waits on.
  * Exercised against the fake runtime (test/native-fake/fake_metal.c); not verified on a Mac.
  */
-import koffi from "koffi"
+import { koffi, type LibraryHandle } from "./koffi.js"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { MetalError, NoMetalError } from "../schema/errors.js"
@@ -32,14 +32,15 @@ const DEVICE_SELECTORS = [
 ] as const
 
 /** `MTLSize`: three NSUIntegers, passed by value. */
-const MTLSize = koffi.struct("MTLSize", { width: "uint64_t", height: "uint64_t", depth: "uint64_t" })
+let mtlSize: ReturnType<ReturnType<typeof koffi>["struct"]> | undefined
+const MTLSize = () => (mtlSize ??= koffi().struct("MTLSize", { width: "uint64_t", height: "uint64_t", depth: "uint64_t" }))
 
-const libraries = new Map<string, ReturnType<typeof koffi.load>>()
+const libraries = new Map<string, LibraryHandle>()
 // A library stays loaded for the life of the process, as in objc.ts.
 const load = (path: string) => {
   let lib = libraries.get(path)
   if (lib === undefined) {
-    lib = koffi.load(path, { global: true })
+    lib = koffi().load(path, { global: true })
     libraries.set(path, lib)
   }
   return lib
@@ -51,7 +52,7 @@ const dispatchCasts = new WeakMap<Objc, DispatchCast>()
 const dispatchCast = (rt: Objc): DispatchCast => {
   let fn = dispatchCasts.get(rt)
   if (fn === undefined) {
-    const f = rt.libs.objc.func("objc_msgSend", "void", ["void *", "void *", MTLSize, MTLSize])
+    const f = rt.libs.objc.func("objc_msgSend", "void", ["void *", "void *", MTLSize(), MTLSize()])
     fn = (receiver, sel, grid, group) => void f(receiver, sel, grid, group)
     dispatchCasts.set(rt, fn)
   }

@@ -3,7 +3,7 @@
  * `objc_msgSend` cast per C signature (spec/native-protocol.md Appendix A), Foundation/CoreFoundation/IOSurface
  * wrappers and autorelease-pool discipline (§14.1). The same code drives the real runtime and the C fake in tests.
  */
-import koffi from "koffi"
+import { koffi, type LibraryHandle } from "./koffi.js"
 
 /** An Objective-C object, class or CF object pointer; `0n` is nil. */
 export type Id = bigint
@@ -86,7 +86,7 @@ const koffiType: Record<CType, string> = {
   uint64: "uint64_t"
 }
 
-type KoffiFn = ReturnType<ReturnType<typeof koffi.load>["func"]>
+type KoffiFn = ReturnType<LibraryHandle["func"]>
 
 const parseSignature = (signature: Signature): { readonly ret: CType; readonly args: ReadonlyArray<CType> } => {
   const m = /^(\w+)\(([\w,]*)\)$/.exec(signature)
@@ -134,11 +134,11 @@ export class Objc {
 
   constructor(
     readonly libs: {
-      readonly objc: ReturnType<typeof koffi.load>
-      readonly foundation: ReturnType<typeof koffi.load>
-      readonly cf: ReturnType<typeof koffi.load>
-      readonly io: ReturnType<typeof koffi.load>
-      readonly ane: ReturnType<typeof koffi.load>
+      readonly objc: LibraryHandle
+      readonly foundation: LibraryHandle
+      readonly cf: LibraryHandle
+      readonly io: LibraryHandle
+      readonly ane: LibraryHandle
     },
     private readonly options: ObjcOptions = {}
   ) {
@@ -189,7 +189,7 @@ export class Objc {
   constant(name: string): Id {
     try {
       const address = toId(this.libs.ane.symbol(name))
-      return address === nil ? nil : toId(koffi.decode(address, "void *"))
+      return address === nil ? nil : toId(koffi().decode(address, "void *"))
     } catch {
       return nil
     }
@@ -415,7 +415,7 @@ export class Objc {
     let key = this.surfaceKeys.get(name)
     if (key === undefined) {
       const address = toId(this.libs.io.symbol(name))
-      key = address === nil ? nil : toId(koffi.decode(address, "void *"))
+      key = address === nil ? nil : toId(koffi().decode(address, "void *"))
       if (key === nil) throw new Error(`IOSurface.framework exports no ${name}`)
       this.surfaceKeys.set(name, key)
     }
@@ -465,17 +465,17 @@ export class Objc {
 
   /** A zero-copy byte view of native memory (`koffi.view`). */
   view(address: Id, length: number): Uint8Array {
-    return new Uint8Array(koffi.view(address, length))
+    return new Uint8Array(koffi().view(address, length))
   }
 }
 
-const loaded = new Map<string, ReturnType<typeof koffi.load>>()
+const loaded = new Map<string, LibraryHandle>()
 
 // A library stays loaded for the life of the process: unloading under live functions would crash (koffi load.md).
 const load = (path: string) => {
   let lib = loaded.get(path)
   if (lib === undefined) {
-    lib = koffi.load(path, { global: true })
+    lib = koffi().load(path, { global: true })
     loaded.set(path, lib)
   }
   return lib

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer } from "effect"
-import koffi from "koffi"
+import { koffi as loadKoffi } from "../../src/native/koffi.js"
 import { diagnose, doctorProgram, type DoctorReport, exitCodeOfReport, formatReport, STEPS } from "../../src/cli/doctor.js"
 import { ExitCode } from "../../src/cli/failure.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
@@ -14,6 +14,9 @@ import * as Ane from "../../src/services/Ane.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { attributeOf, checkAfterEach, fakeLayer, loadFake } from "../native/fake.js"
 import { inProcess, spawned } from "./harness.js"
+
+// The library's own koffi instance, so types and handles are shared with it.
+const koffi = loadKoffi()
 
 const packageVersion = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version
 

@@ -8,9 +8,12 @@ import { existsSync, mkdtempSync, readFileSync, renameSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import koffi from "koffi"
+import { koffi as loadKoffi } from "../../src/native/koffi.js"
 import { type Id, nil, type Objc, type ObjcPaths, openObjc } from "../../src/native/objc.js"
 import type { TensorLayout } from "../../src/schema/TensorLayout.js"
+
+// The library's own koffi instance, so types and handles are shared with it.
+const koffi = loadKoffi()
 
 const source = join(dirname(fileURLToPath(import.meta.url)), "fake_objc.c")
 /** Fake Metal, linked in: it takes over these entry points and hands every non-Metal message to fake_objc.c's. */

@@ -3,7 +3,7 @@ import { join } from "node:path"
 import { tmpdir } from "node:os"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
-import koffi from "koffi"
+import { koffi as loadKoffi } from "../../src/native/koffi.js"
 import * as NativeBackend from "../../src/native/NativeBackend.js"
 import { Backend, type BackendModel } from "../../src/services/Backend.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
@@ -11,6 +11,9 @@ import { SharedEventEvalOptions } from "../../src/schema/SharedEventEvalOptions.
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { doubleText, pattern } from "../services/programs.js"
 import { attributeOf, type AttributeTensor, checkAfterEach, expectClean, fakeLayer, loadFake, readOutput, writeInput } from "./fake.js"
+
+// The library's own koffi instance, so types and handles are shared with it.
+const koffi = loadKoffi()
 
 const fake = loadFake()
 checkAfterEach(fake)

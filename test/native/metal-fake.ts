@@ -1,6 +1,9 @@
 /** Controls of the fake Metal (test/native-fake/fake_metal.c), linked into the fake runtime's library. */
-import koffi from "koffi"
+import { koffi as loadKoffi } from "../../src/native/koffi.js"
 import { type Fake, loadFake } from "./fake.js"
+
+// The library's own koffi instance, so types and handles are shared with it.
+const koffi = loadKoffi()
 
 /** What a dispatched kernel gets: its buffers' memory, the parameter bytes and the grid. */
 export interface KernelCall {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope, Stream } from "effect"
-import koffi from "koffi"
+import { koffi as loadKoffi } from "../../src/native/koffi.js"
 import { float32ToFp16, fp16ToFloat32 } from "../../src/fp16/scalar.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import * as Ane from "../../src/services/Ane.js"
@@ -19,6 +19,9 @@ import * as SimBackend from "../../src/sim/SimBackend.js"
 import { doubleText, pattern } from "../services/programs.js"
 import { attributeOf, checkAfterEach, fakeLayer, loadFake } from "./fake.js"
 import { type KernelCall, loadMetalFake } from "./metal-fake.js"
+
+// The library's own koffi instance, so types and handles are shared with it.
+const koffi = loadKoffi()
 
 const fake = loadFake()
 const metal = loadMetalFake()

@@ -1,8 +1,11 @@
 import { spawn } from "node:child_process"
-import koffi from "koffi"
+import { koffi as loadKoffi } from "../../src/native/koffi.js"
 import { describe, expect, it } from "vitest"
 import { type IOSurfaceKey, nil, toId } from "../../src/native/objc.js"
 import { checkAfterEach, loadFake } from "./fake.js"
+
+// The library's own koffi instance, so types and handles are shared with it.
+const koffi = loadKoffi()
 
 describe("Objective-C binding over the fake runtime", () => {
   const fake = loadFake()

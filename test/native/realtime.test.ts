@@ -3,7 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Logger, Scope } from "effect"
-import koffi from "koffi"
+import { koffi as loadKoffi } from "../../src/native/koffi.js"
 import * as NativeBackend from "../../src/native/NativeBackend.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { DeviceInfo } from "../../src/schema/DeviceInfo.js"
@@ -11,6 +11,9 @@ import { Backend, stubModel } from "../../src/services/Backend.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { doubleText, pattern } from "../services/programs.js"
 import { attributeOf, checkAfterEach, expectClean, fakeLayer, loadFake, readOutput, writeInput } from "./fake.js"
+
+// The library's own koffi instance, so types and handles are shared with it.
+const koffi = loadKoffi()
 
 const fake = loadFake()
 checkAfterEach(fake)

@@ -1,11 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
-import koffi from "koffi"
+import { koffi as loadKoffi } from "../../src/native/koffi.js"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { Backend, type BackendModel, type BackendSurface } from "../../src/services/Backend.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
 import { doubleText, pattern } from "../services/programs.js"
 import { attributeOf, checkAfterEach, expectClean, fakeLayer, loadFake, readOutput, readSurface, writeInput, writeSurface } from "./fake.js"
+
+// The library's own koffi instance, so types and handles are shared with it.
+const koffi = loadKoffi()
 
 const fake = loadFake()
 checkAfterEach(fake)

@@ -10,7 +10,7 @@ import type { EvalStats } from "../schema/Telemetry.js"
 import type { TensorIO } from "./internal/io.js"
 import * as internal from "./internal/pool.js"
 import * as stream from "./internal/stream.js"
-import type { Exclusive, Model } from "./Model.js"
+import type { Exclusive, Model, NamedTensors } from "./Model.js"
 
 /** The engine's hardware queue limit: at most this many requests per pool (spec/native-protocol.md §10.1). */
 export const MAX_DEPTH = 127
@@ -62,3 +62,16 @@ export const evalStream: (
 ) => <E, R>(
   inputs: Stream.Stream<ReadonlyArray<Float32Array>, E, R>
 ) => Stream.Stream<ReadonlyArray<Float32Array>, E | EvalStreamError, R> = stream.evalStream
+
+/**
+ * {@link evalStream} by name: each element is a record of the model's inputs keyed by input name (every input once),
+ * each output element a record keyed by output name (an output without a name of its own by its index, `"0"`, …),
+ * as `model.run` takes and returns them. A record naming an unknown input, or missing one, fails the stream with an
+ * `InvalidArgumentError` that names it.
+ */
+export const evalStreamNamed: (
+  model: Model,
+  options: EvalStreamOptions
+) => <E, R>(
+  inputs: Stream.Stream<NamedTensors, E, R>
+) => Stream.Stream<NamedTensors, E | EvalStreamError, R> = stream.evalStreamNamed

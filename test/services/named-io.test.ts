@@ -1,6 +1,6 @@
 /** Inputs and outputs by name on Model, BoundRequest and PooledRequest: simulator, stub and a hardware-like fake. */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Chunk, Effect, Layer, Stream } from "effect"
 import { CompileOptions } from "../../src/schema/CompileOptions.js"
 import { InvalidArgumentError } from "../../src/schema/errors.js"
 import { TensorLayout } from "../../src/schema/TensorLayout.js"
@@ -228,5 +228,52 @@ describe("named I/O over engine-reported names", () => {
       expect(out).toEqual({ logits_ane: x, mask_out: new Float32Array(8) })
       const e = invalidOf(yield* Effect.flip(model.inputIndex("input_2")))
       expect(e.message).toContain(`"input_1_ane", "mask"`)
+    }).pipe(Effect.provide(layer)))
+})
+
+describe("RequestPool.evalStreamNamed", () => {
+  const layer = Ane.layerSimulator({ latency: "off" })
+  const scaled = (k: number) => ({ audio_input: audio.map((v) => v * k), state })
+
+  it.scoped("takes and gives records by name, in order, whatever order the keys come in", () =>
+    Effect.gen(function*() {
+      const model = yield* compile
+      const elements = [1, 2, 3, 4, 5, 6, 7].map((k) => k % 2 === 0 ? scaled(k) : { state, audio_input: audio.map((v) => v * k) })
+      const out = Chunk.toReadonlyArray(yield* Stream.runCollect(
+        Stream.fromIterable(elements).pipe(RequestPool.evalStreamNamed(model, { depth: 3 }))
+      ))
+      expect(out.length).toBe(7)
+      out.forEach((rec, i) => {
+        const k = i + 1
+        expect(Object.keys(rec).sort()).toEqual(["next_state", "prob"])
+        expect(rec["prob"]).toEqual(audio.map((v, j) => v * k + state[j]!))
+        expect(rec["next_state"]).toEqual(audio.map((v, j) => v * k - state[j]!))
+      })
+      // The same as evalStream over arrays in binding order.
+      const arrays = Chunk.toReadonlyArray(yield* Stream.runCollect(
+        Stream.fromIterable(elements.map((e) => [e.audio_input, e.state])).pipe(RequestPool.evalStream(model, { depth: 3 }))
+      ))
+      expect(arrays.map((ys) => ({ next_state: ys[0], prob: ys[1] }))).toEqual(out)
+    }).pipe(Effect.provide(layer)))
+
+  it.scoped("an unknown or missing input, or an element that is not a record, fails the stream naming it", () =>
+    Effect.gen(function*() {
+      const model = yield* compile
+      const run = (elements: ReadonlyArray<unknown>) => Effect.flip(Stream.runCollect(
+        Stream.fromIterable(elements as ReadonlyArray<Record<string, Float32Array>>).pipe(
+          RequestPool.evalStreamNamed(model, { depth: 2 })
+        )
+      ))
+      const unknown = invalidOf(yield* run([scaled(1), { audio_input: audio, stat: state }]))
+      expect(unknown.op).toBe("RequestPool.evalStreamNamed")
+      expect(unknown.message).toContain(`"stat"`)
+      expect(unknown.message).toContain(`"audio_input", "state"`)
+      const missing = invalidOf(yield* run([{ audio_input: audio }]))
+      expect(missing.message).toContain(`"state"`)
+      const notRecord = invalidOf(yield* run([[audio, state]]))
+      expect(notRecord.message).toContain("record")
+      const short = invalidOf(yield* run([{ audio_input: audio.subarray(1), state }]))
+      expect(short.op).toBe("RequestPool.evalStreamNamed")
+      expect(short.message).toContain("element.audio_input")
     }).pipe(Effect.provide(layer)))
 })

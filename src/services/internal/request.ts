@@ -50,8 +50,8 @@ export const lockTensorIO = (io: TensorIO, lock: RequestLock): TensorIO => ({
   surfaces: io.surfaces
 })
 
-/** A record of inputs by name as an array in binding order, or the error naming the unknown or missing input. */
-const fromRecord = (
+/** A record of inputs by name as an array in binding order, or the error naming the unknown or missing input. @internal */
+export const fromRecord = (
   op: string,
   names: NameTable,
   count: number,
@@ -75,7 +75,8 @@ const fromRecord = (
   return list
 }
 
-const isRecord = (u: unknown): u is NamedTensors =>
+/** @internal */
+export const isRecord = (u: unknown): u is NamedTensors =>
   typeof u === "object" && u !== null && !Array.isArray(u) && !ArrayBuffer.isView(u)
 
 /**

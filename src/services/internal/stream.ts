@@ -13,13 +13,15 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { ClosedError, type InvalidArgumentError } from "../../schema/errors.js"
-import type { Model } from "../Model.js"
+import type { Model, NamedTensors } from "../Model.js"
 import type { EvalStreamError, EvalStreamOptions } from "../RequestPool.js"
 import { readF32, writeF32 } from "./codec.js"
 import { describe, invalid, isClosed, lifetime } from "./errors.js"
 import { checkF32, withInput, withOutput } from "./io.js"
 import { ModelTypeId } from "./model.js"
+import { nameTable } from "./names.js"
 import { checkDepth, mapSlots, type Slot } from "./pool.js"
+import { fromRecord, isRecord } from "./request.js"
 
 const OP = "RequestPool.evalStream"
 /**
@@ -393,3 +395,38 @@ export const evalStream = (model: Model, options: EvalStreamOptions) =>
   }))
 
 const closedError = (model: Model) => new ClosedError({ op: OP, resource: `model ${model.id}` })
+
+const OP_NAMED = "RequestPool.evalStreamNamed"
+
+/** {@link evalStream} with each element's inputs and outputs as records keyed by name. @internal */
+export const evalStreamNamed = (model: Model, options: EvalStreamOptions) =>
+<E, R>(
+  inputs: Stream.Stream<NamedTensors, E, R>
+): Stream.Stream<NamedTensors, E | EvalStreamError, R> => {
+  const ins = nameTable("input", model.inputs)
+  const keys = nameTable("output", model.outputs).keys
+  const n = model.inputs.length
+  const toList = (chunk: Chunk.Chunk<NamedTensors>): Effect.Effect<Chunk.Chunk<ReadonlyArray<Float32Array>>, InvalidArgumentError> => {
+    const out: Array<ReadonlyArray<Float32Array>> = []
+    for (const rec of chunk) {
+      if (!isRecord(rec)) {
+        return Effect.fail(invalid(OP_NAMED, "element", `a record of ${n} Float32Array input(s) by input name`, describe(rec)))
+      }
+      const list = fromRecord(OP_NAMED, ins, n, rec)
+      if (!Array.isArray(list)) return Effect.fail(list as InvalidArgumentError)
+      for (let k = 0; k < n; k++) {
+        const x = list[k]
+        if (x instanceof Float32Array && x.length === model.inputs[k]!.logicalElements) continue
+        return Effect.fail(checkF32(OP_NAMED, "input", model.inputs, k, x, `element.${ins.keys[k]}`)!)
+      }
+      out.push(list)
+    }
+    return Effect.succeed(Chunk.unsafeFromArray(out))
+  }
+  const toRecord = (ys: ReadonlyArray<Float32Array>): NamedTensors => {
+    const rec: Record<string, Float32Array> = {}
+    for (let i = 0; i < ys.length; i++) rec[keys[i]!] = ys[i]!
+    return rec
+  }
+  return inputs.pipe(Stream.mapChunksEffect(toList), evalStream(model, options), Stream.map(toRecord))
+}

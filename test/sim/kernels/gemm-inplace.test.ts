@@ -1,4 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
+import { dirname, join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import { afterAll, afterEach } from "vitest"
 import { ARENA_LIMIT_BYTES, kernelArena, kernelMemoryInUse, kernelOffset } from "../../../src/sim/kernels/gemm.js"
 import {
@@ -80,6 +83,32 @@ describe("GEMM operands in the kernel memory", () => {
     expect(y.every((v) => v === 0)).toBe(true)
     again.dispose()
   })
+
+  it("an arena dropped without dispose gives its memory back when collected", () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), "../../..")
+    const gemmUrl = pathToFileURL(join(root, "src/sim/kernels/gemm.ts")).href
+    const script = `
+const { kernelArena, kernelMemoryInUse } = await import(${JSON.stringify(gemmUrl)})
+const before = kernelMemoryInUse()
+const kept = kernelArena()
+const live = kept.array(50000)
+;(() => { const dropped = kernelArena(); dropped.array(100000); dropped.array(7) })()
+const held = kernelMemoryInUse() - before
+for (let i = 0; i < 20 && kernelMemoryInUse() - before > 200000 + 64; i++) {
+  globalThis.gc()
+  await new Promise((r) => setTimeout(r, 10))
+}
+console.log(JSON.stringify({ held, after: kernelMemoryInUse() - before, live: live.length }))
+`
+    const out = execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: root, encoding: "utf8", timeout: 60_000
+    })
+    const r = JSON.parse(out.trim().split("\n").pop()!) as { held: number; after: number; live: number }
+    expect(r.held).toBeGreaterThanOrEqual(4 * 150007)
+    // The kept arena's array is still held; the dropped one's blocks are back.
+    expect(r.after).toBe(200000)
+    expect(r.live).toBe(50000)
+  }, 90_000)
 
   it("refuses what it cannot hold instead of throwing", () => {
     const arena = kernelArena()

@@ -9,7 +9,7 @@ import { decodeBlob, readBlobAt } from "../mil/blob.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { InvalidArgumentError } from "../schema/errors.js"
 import { type KernelArena, kernelArena } from "./kernels/gemm.js"
-import { roundBitsToFp16 } from "./numerics.js"
+import { roundArrayToFp16 } from "./numerics.js"
 import { OpError, ops, statefulOps } from "./ops/index.js"
 import type { OpCtx, OutType, Run, Val } from "./ops/index.js"
 import { sizeOf } from "./ops/util.js"
@@ -253,7 +253,7 @@ const planOrThrow = (program: Program, options: PlanOptions, arena: KernelArena)
     else inputs.push(v)
   }
   const fp16Round = (v: PVal) => {
-    if (!exact && v.dtype === "fp16") roundBitsToFp16(new Uint32Array(v.data.buffer, v.data.byteOffset, v.data.length))
+    if (!exact && v.dtype === "fp16") roundArrayToFp16(v.data)
   }
 
   // Every tensor is stored as float32 (ops/types.ts), exact for integers within ±2^24 only: an integer constant it
@@ -494,10 +494,10 @@ const planOrThrow = (program: Program, options: PlanOptions, arena: KernelArena)
     }
     const produced = outs as Array<PVal>
     // fp16 storage between ops: every fp16 output is rounded after its op (aliases already are).
-    const rounders: Array<Uint32Array> = []
+    const rounders: Array<Float32Array> = []
     if (!exact) {
       produced.forEach((o, i) => {
-        if (!aliased.has(i) && o.dtype === "fp16") rounders.push(new Uint32Array(o.data.buffer, o.data.byteOffset, o.data.length))
+        if (!aliased.has(i) && o.dtype === "fp16") rounders.push(o.data)
       })
     }
     const cliff = !exact && (op.op === "matmul" || op.op === "linear" || op.op === "conv") && produced[0]!.dtype === "fp16"
@@ -515,7 +515,7 @@ const planOrThrow = (program: Program, options: PlanOptions, arena: KernelArena)
       const full: Run = rounders.length === 0 && cliff === undefined ? clear : () => {
         clear()
         if (cliff !== undefined) applyMatmulCliff(cliff)
-        for (let i = 0; i < rounders.length; i++) roundBitsToFp16(rounders[i]!)
+        for (let i = 0; i < rounders.length; i++) roundArrayToFp16(rounders[i]!)
       }
       if (foldable) {
         try {

@@ -16,6 +16,8 @@
  * pre-A16 width-offset slice clamp at |x| > 4094, and `round`'s errors for |x| ≥ 1024 (no rule is documented).
  */
 
+import { kernelInPlace } from "./kernels/gemm.js"
+
 /** How the simulator rounds: `"ane"` rounds op outputs to fp16 with the engine's cliffs, `"exact"` keeps fp32. */
 export type Numerics = "ane" | "exact"
 
@@ -67,15 +69,24 @@ export const roundBitsToFp16 = (u: Uint32Array, n: number = u.length): void => {
   }
 }
 
-/** Rounds the first `n` (default all) elements of `a` to fp16 in place (see {@link roundBitsToFp16}). */
-export const roundArrayToFp16 = (a: Float32Array, n: number = a.length): void =>
+// Below this many elements the JS loop costs less than reaching the WebAssembly kernel.
+const KERNEL_MIN = 64
+
+/**
+ * Rounds the first `n` (default all) elements of `a` to fp16 in place (see {@link roundBitsToFp16}): on the
+ * WebAssembly SIMD kernel (fp16round.wat, the same bits) where it runs, else in JS.
+ */
+export const roundArrayToFp16 = (a: Float32Array, n: number = a.length): void => {
+  if (n >= KERNEL_MIN && kernelInPlace("round_fp16", a, n)) return
   roundBitsToFp16(new Uint32Array(a.buffer, a.byteOffset, a.length), n)
+}
 
 /**
  * The matmul overflow cliff: sets every element of `a` (first `n`) with |y| ≥ 32752 to ±Inf, as the engine does
  * for matmul, linear and conv outputs (spec/ane-field-facts.md §4.3). Apply before {@link roundArrayToFp16}.
  */
 export const applyMatmulCliff = (a: Float32Array, n: number = a.length): void => {
+  if (n >= KERNEL_MIN && kernelInPlace("cliff", a, n)) return
   for (let i = 0; i < n; i++) {
     const v = a[i]!
     if (v >= MATMUL_CLIFF) a[i] = Infinity

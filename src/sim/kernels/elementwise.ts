@@ -198,69 +198,126 @@ export const erf = (x: number): number => {
 }
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v))
+
+// Half to even, keeping the sign of a negative value that rounds to zero.
+const roundHalfEven = (v: number): number => {
+  const f = Math.floor(v)
+  const d = v - f
+  const r = d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
+  return r === 0 && v < 0 ? -0 : r
+}
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)
+// Per-element functions of the ops without parameters, each called from a loop of its own.
+const exp2 = (v: number): number => Math.pow(2, v)
+const roundHalfAway = (v: number): number => Math.sign(v) * Math.floor(Math.abs(v) + 0.5)
+const signOf = (v: number): number => (v > 0 ? 1 : v < 0 ? -1 : 0)
+const relu = (v: number): number => (v > 0 || v !== v ? v : 0)
+const relu6 = (v: number): number => Math.min(Math.max(v, 0), 6)
+const silu = (v: number): number => v * sigmoid(v)
+const gelu = (v: number): number => 0.5 * v * (1 + erf(v / Math.SQRT2))
+const geluTanh = (v: number): number => 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)))
+const geluSigmoid = (v: number): number => v * sigmoid(1.702 * v)
+const softplus = (v: number): number => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v)))
+const softsign = (v: number): number => v / (1 + Math.abs(v))
+const square = (v: number): number => v * v
+const logicalNot = (v: number): number => (v === 0 ? 1 : 0)
 
 /** Applies a unary op to the first n elements of x (default all) into out (may be x itself). */
 export const unary = (op: UnaryOp, x: NumArray, out: NumArray, n: number = x.length, p: UnaryParams = {}): void => {
-  const map = (f: (v: number) => number) => { for (let i = 0; i < n; i++) out[i] = f(x[i]!) }
+  // One loop per op, so each loop calls one known function and V8 inlines it.
   switch (op) {
-    case "exp": return map(Math.exp)
-    case "exp2": return map((v) => Math.pow(2, v))
-    case "log": { const e = p.epsilon ?? 1e-45; return map((v) => Math.log(v + e)) }
-    case "sqrt": return map(Math.sqrt)
-    case "rsqrt": { const e = p.epsilon ?? 1e-12; return map((v) => 1 / Math.sqrt(v + e)) }
-    case "inverse": { const e = p.epsilon ?? 1e-4; return map((v) => 1 / (v + e)) }
-    case "abs": return map(Math.abs)
-    case "floor": return map(Math.floor)
-    case "ceil": return map(Math.ceil)
+    case "exp": for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]!); return
+    case "exp2": for (let i = 0; i < n; i++) out[i] = exp2(x[i]!); return
+    case "log": {
+      const e = p.epsilon ?? 1e-45
+      for (let i = 0; i < n; i++) out[i] = Math.log(x[i]! + e)
+      return
+    }
+    case "sqrt": for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]!); return
+    case "rsqrt": {
+      const e = p.epsilon ?? 1e-12
+      for (let i = 0; i < n; i++) out[i] = 1 / Math.sqrt(x[i]! + e)
+      return
+    }
+    case "inverse": {
+      const e = p.epsilon ?? 1e-4
+      for (let i = 0; i < n; i++) out[i] = 1 / (x[i]! + e)
+      return
+    }
+    case "abs": for (let i = 0; i < n; i++) out[i] = Math.abs(x[i]!); return
+    case "floor": for (let i = 0; i < n; i++) out[i] = Math.floor(x[i]!); return
+    case "ceil": for (let i = 0; i < n; i++) out[i] = Math.ceil(x[i]!); return
     // The engine rounds half away from zero (spec/ane-field-facts.md §4.3).
-    case "round": return map((v) => Math.sign(v) * Math.floor(Math.abs(v) + 0.5))
-    case "round_half_even": return map((v) => {
-      const f = Math.floor(v)
-      const d = v - f
-      const r = d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
-      return r === 0 && v < 0 ? -0 : r
-    })
-    case "sign": return map((v) => (v > 0 ? 1 : v < 0 ? -1 : 0))
-    case "sin": return map(Math.sin)
-    case "cos": return map(Math.cos)
-    case "tan": return map(Math.tan)
-    case "asin": return map(Math.asin)
-    case "acos": return map(Math.acos)
-    case "atan": return map(Math.atan)
-    case "sinh": return map(Math.sinh)
-    case "cosh": return map(Math.cosh)
-    case "tanh": return map(Math.tanh)
-    case "asinh": return map(Math.asinh)
-    case "acosh": return map(Math.acosh)
-    case "atanh": return map(Math.atanh)
-    case "sigmoid": return map(sigmoid)
+    case "round": for (let i = 0; i < n; i++) out[i] = roundHalfAway(x[i]!); return
+    case "round_half_even": for (let i = 0; i < n; i++) out[i] = roundHalfEven(x[i]!); return
+    case "sign": for (let i = 0; i < n; i++) out[i] = signOf(x[i]!); return
+    case "sin": for (let i = 0; i < n; i++) out[i] = Math.sin(x[i]!); return
+    case "cos": for (let i = 0; i < n; i++) out[i] = Math.cos(x[i]!); return
+    case "tan": for (let i = 0; i < n; i++) out[i] = Math.tan(x[i]!); return
+    case "asin": for (let i = 0; i < n; i++) out[i] = Math.asin(x[i]!); return
+    case "acos": for (let i = 0; i < n; i++) out[i] = Math.acos(x[i]!); return
+    case "atan": for (let i = 0; i < n; i++) out[i] = Math.atan(x[i]!); return
+    case "sinh": for (let i = 0; i < n; i++) out[i] = Math.sinh(x[i]!); return
+    case "cosh": for (let i = 0; i < n; i++) out[i] = Math.cosh(x[i]!); return
+    case "tanh": for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]!); return
+    case "asinh": for (let i = 0; i < n; i++) out[i] = Math.asinh(x[i]!); return
+    case "acosh": for (let i = 0; i < n; i++) out[i] = Math.acosh(x[i]!); return
+    case "atanh": for (let i = 0; i < n; i++) out[i] = Math.atanh(x[i]!); return
+    case "sigmoid": for (let i = 0; i < n; i++) out[i] = sigmoid(x[i]!); return
     case "hard_sigmoid": {
       const a = p.alpha ?? 0.2, b = p.beta ?? 0.5
-      return map((v) => Math.min(Math.max(a * v + b, 0), 1))
+      for (let i = 0; i < n; i++) out[i] = Math.min(Math.max(a * x[i]! + b, 0), 1)
+      return
     }
     // NaN passes through, as np.maximum(x, 0) keeps it (and clip, sigmoid and add do here).
-    case "relu": return map((v) => (v > 0 || v !== v ? v : 0))
-    case "relu6": return map((v) => Math.min(Math.max(v, 0), 6))
-    case "leaky_relu": { const a = p.alpha ?? 0.01; return map((v) => (v >= 0 ? v : a * v)) }
-    case "elu": { const a = p.alpha ?? 1; return map((v) => (v > 0 ? v : a * (Math.exp(v) - 1))) }
-    case "silu": return map((v) => v * sigmoid(v))
-    case "gelu": return map((v) => 0.5 * v * (1 + erf(v / Math.SQRT2)))
-    case "gelu_tanh": return map((v) => 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v))))
-    case "gelu_sigmoid": return map((v) => v * sigmoid(1.702 * v))
+    case "relu": for (let i = 0; i < n; i++) out[i] = relu(x[i]!); return
+    case "relu6": for (let i = 0; i < n; i++) out[i] = relu6(x[i]!); return
+    case "leaky_relu": {
+      const a = p.alpha ?? 0.01
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!
+        out[i] = (v >= 0 ? v : a * v)
+      }
+      return
+    }
+    case "elu": {
+      const a = p.alpha ?? 1
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!
+        out[i] = (v > 0 ? v : a * (Math.exp(v) - 1))
+      }
+      return
+    }
+    case "silu": for (let i = 0; i < n; i++) out[i] = silu(x[i]!); return
+    case "gelu": for (let i = 0; i < n; i++) out[i] = gelu(x[i]!); return
+    case "gelu_tanh": for (let i = 0; i < n; i++) out[i] = geluTanh(x[i]!); return
+    case "gelu_sigmoid": for (let i = 0; i < n; i++) out[i] = geluSigmoid(x[i]!); return
     // log(1 + e^x) without overflow for large x.
-    case "softplus": return map((v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))))
-    case "softsign": return map((v) => v / (1 + Math.abs(v)))
-    case "erf": return map(erf)
+    case "softplus": for (let i = 0; i < n; i++) out[i] = softplus(x[i]!); return
+    case "softsign": for (let i = 0; i < n; i++) out[i] = softsign(x[i]!); return
+    case "erf": for (let i = 0; i < n; i++) out[i] = erf(x[i]!); return
     case "clip": {
       const lo = p.alpha ?? -Infinity, hi = p.beta ?? Infinity
-      return map((v) => Math.min(Math.max(v, lo), hi))
+      for (let i = 0; i < n; i++) out[i] = Math.min(Math.max(x[i]!, lo), hi)
+      return
     }
-    case "square": return map((v) => v * v)
-    case "threshold": { const a = p.alpha ?? 0; return map((v) => Math.max(v, a)) }
-    case "scaled_tanh": { const a = p.alpha ?? 1, b = p.beta ?? 1; return map((v) => a * Math.tanh(b * v)) }
-    case "linear": { const a = p.alpha ?? 1, b = p.beta ?? 0; return map((v) => a * v + b) }
-    case "logical_not": return map((v) => (v === 0 ? 1 : 0))
-    case "identity": return map((v) => v)
+    case "square": for (let i = 0; i < n; i++) out[i] = square(x[i]!); return
+    case "threshold": {
+      const a = p.alpha ?? 0
+      for (let i = 0; i < n; i++) out[i] = Math.max(x[i]!, a)
+      return
+    }
+    case "scaled_tanh": {
+      const a = p.alpha ?? 1, b = p.beta ?? 1
+      for (let i = 0; i < n; i++) out[i] = a * Math.tanh(b * x[i]!)
+      return
+    }
+    case "linear": {
+      const a = p.alpha ?? 1, b = p.beta ?? 0
+      for (let i = 0; i < n; i++) out[i] = a * x[i]! + b
+      return
+    }
+    case "logical_not": for (let i = 0; i < n; i++) out[i] = logicalNot(x[i]!); return
+    case "identity": for (let i = 0; i < n; i++) out[i] = x[i]!; return
   }
 }

@@ -9,6 +9,7 @@
  */
 import * as Either from "effect/Either"
 import { InvalidArgumentError } from "../../schema/errors.js"
+import { wasmBase64 as roundBase64 } from "./fp16round.wasm.js"
 import { wasmBase64 as fmaTilesBase64 } from "./gemm-tiles-fma.wasm.js"
 import { wasmBase64 as tilesBase64 } from "./gemm-tiles.wasm.js"
 import { wasmBase64 as driverBase64 } from "./gemm.wasm.js"
@@ -83,6 +84,13 @@ interface Wasm {
   readonly fmaModule: object | undefined
   readonly plain: DriverExports
   readonly fused: DriverExports | undefined
+  readonly round: RoundExports | undefined
+}
+
+/** Exports of fp16round.wat. */
+interface RoundExports {
+  readonly round_fp16: (p: number, n: number) => void
+  readonly cliff: (p: number, n: number) => void
 }
 
 const load = (): Wasm | undefined => {
@@ -93,10 +101,12 @@ const load = (): Wasm | undefined => {
     if (driverModule === undefined || tilesModule === undefined) return undefined
     const fmaModule = compile(fmaTilesBase64)
     const memory = sharedMemory()
+    const roundModule = compile(roundBase64)
     return {
       memory, driverModule, tilesModule, fmaModule,
       plain: instantiateDriver(driverModule, tilesModule, memory),
-      fused: fmaModule === undefined ? undefined : instantiateDriver(driverModule, fmaModule, memory)
+      fused: fmaModule === undefined ? undefined : instantiateDriver(driverModule, fmaModule, memory),
+      round: roundModule === undefined ? undefined : new WA!.Instance(roundModule, { env: { memory } }).exports as RoundExports
     }
   } catch {
     return undefined
@@ -327,6 +337,22 @@ export const packB = (
   }
   registry?.register(packed, held, packed)
   return packed
+}
+
+// ---- fp16 storage ---------------------------------------------------------------------------------------------
+
+/**
+ * Runs fp16round.wat's `which` (fp16 rounding, or the matmul cliff) in place over the first `n` elements of `a`
+ * when `a` lives in the kernel memory. False (nothing done) for other arrays (a staging copy would cost about what
+ * the kernel saves), or where the wasm kernels are unavailable or JS is forced: the caller runs its own loop.
+ */
+export const kernelInPlace = (which: "round_fp16" | "cliff", a: Float32Array, n: number): boolean => {
+  const ex = wasm?.round
+  if (backend !== "wasm" || ex === undefined) return false
+  const off = kernelOffset(a)
+  if (off < 0) return false
+  ex[which](off, n)
+  return true
 }
 
 // ---- arrays in the kernel memory -------------------------------------------------------------------------------

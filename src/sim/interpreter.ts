@@ -9,7 +9,7 @@ import { decodeBlob, readBlobAt } from "../mil/blob.js"
 import { Diagnostic } from "../schema/Diagnostic.js"
 import { InvalidArgumentError } from "../schema/errors.js"
 import { type KernelArena, kernelArena } from "./kernels/gemm.js"
-import { roundArrayToFp16 } from "./numerics.js"
+import { fp16Rounder, roundArrayToFp16 } from "./numerics.js"
 import { OpError, ops, statefulOps } from "./ops/index.js"
 import type { OpCtx, OutType, Run, Val } from "./ops/index.js"
 import { sizeOf } from "./ops/util.js"
@@ -494,10 +494,10 @@ const planOrThrow = (program: Program, options: PlanOptions, arena: KernelArena)
     }
     const produced = outs as Array<PVal>
     // fp16 storage between ops: every fp16 output is rounded after its op (aliases already are).
-    const rounders: Array<Float32Array> = []
+    const rounders: Array<() => void> = []
     if (!exact) {
       produced.forEach((o, i) => {
-        if (!aliased.has(i) && o.dtype === "fp16") rounders.push(o.data)
+        if (!aliased.has(i) && o.dtype === "fp16") rounders.push(fp16Rounder(o.data))
       })
     }
     const cliff = !exact && (op.op === "matmul" || op.op === "linear" || op.op === "conv") && produced[0]!.dtype === "fp16"
@@ -515,7 +515,7 @@ const planOrThrow = (program: Program, options: PlanOptions, arena: KernelArena)
       const full: Run = rounders.length === 0 && cliff === undefined ? clear : () => {
         clear()
         if (cliff !== undefined) applyMatmulCliff(cliff)
-        for (let i = 0; i < rounders.length; i++) roundArrayToFp16(rounders[i]!)
+        for (let i = 0; i < rounders.length; i++) rounders[i]!()
       }
       if (foldable) {
         try {

@@ -82,6 +82,18 @@ export const roundArrayToFp16 = (a: Float32Array, n: number = a.length): void =>
 }
 
 /**
+ * A function that rounds all of `a` to fp16 in place (see {@link roundArrayToFp16}), made once so that calling it
+ * allocates nothing: an evaluation runs it for every fp16 op output.
+ */
+export const fp16Rounder = (a: Float32Array): (() => void) => {
+  const bits = new Uint32Array(a.buffer, a.byteOffset, a.length)
+  const n = a.length
+  return () => {
+    if (n < KERNEL_MIN || !kernelInPlace("round_fp16", a, n)) roundBitsToFp16(bits, n)
+  }
+}
+
+/**
  * The matmul overflow cliff: sets every element of `a` (first `n`) with |y| ≥ 32752 to ±Inf, as the engine does
  * for matmul, linear and conv outputs (spec/ane-field-facts.md §4.3). Apply before {@link roundArrayToFp16}.
  */

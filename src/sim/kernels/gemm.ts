@@ -179,6 +179,8 @@ const kernelBuffers = new WeakSet<object>()
 if (wasm !== undefined) kernelBuffers.add(heap.buffer)
 // Free blocks [start, bytes], sorted by start and coalesced.
 const free: Array<[number, number]> = []
+// Nothing at or above this offset has ever been handed out, so it still holds the zeros the memory started with.
+let pristine = HEAP_BASE
 
 const refreshViews = (): Float32Array => {
   if (heap.buffer.byteLength !== wasm!.memory.buffer.byteLength) {
@@ -191,29 +193,37 @@ const refreshViews = (): Float32Array => {
 /** Byte offset of `x`'s first element in the kernel memory, or -1 when `x` lies elsewhere. */
 export const kernelOffset = (x: Float32Array): number => kernelBuffers.has(x.buffer) ? x.byteOffset : -1
 
-// A block of `bytes` (64-byte aligned) in the kernel memory, or undefined past the engine's limit.
-const alloc = (bytes: number): number | undefined => {
+// A block of `bytes` (64-byte aligned) in the kernel memory, or undefined past the engine's limit; with `zero`, all
+// zeros (only what earlier use may have written is cleared: pages never handed out are left alone, so not committed).
+const alloc = (bytes: number, zero = false): number | undefined => {
   const size = Math.max(64, Math.ceil(bytes / 64) * 64)
+  let start = -1
   for (let i = 0; i < free.length; i++) {
-    const [start, n] = free[i]!
+    const [at, n] = free[i]!
     if (n < size) continue
     if (n === size) free.splice(i, 1)
-    else free[i] = [start + size, n - size]
-    return start
+    else free[i] = [at + size, n - size]
+    start = at
+    break
   }
-  const end = top + size
-  const memory = wasm!.memory
-  if (end > memory.buffer.byteLength) {
-    const pages = Math.ceil((end - memory.buffer.byteLength) / 65536)
-    if (memory.buffer.byteLength / 65536 + pages > MAX_PAGES) return undefined
-    try {
-      memory.grow(pages)
-    } catch {
-      return undefined
+  if (start < 0) {
+    const end = top + size
+    const memory = wasm!.memory
+    if (end > memory.buffer.byteLength) {
+      const pages = Math.ceil((end - memory.buffer.byteLength) / 65536)
+      if (memory.buffer.byteLength / 65536 + pages > MAX_PAGES) return undefined
+      try {
+        memory.grow(pages)
+      } catch {
+        return undefined
+      }
     }
+    start = top
+    top = end
   }
-  const start = top
-  top = end
+  const used = Math.min(start + size, pristine)
+  if (zero && used > start) new Uint8Array(refreshViews().buffer, start, used - start).fill(0)
+  pristine = Math.max(pristine, start + size)
   return start
 }
 
@@ -403,13 +413,11 @@ export const kernelArena = (): KernelArena => {
       if (wasm === undefined || held.done || !Number.isSafeInteger(n) || n <= 0) return undefined
       const bytes = Math.max(64, Math.ceil((n * 4) / 64) * 64)
       if (arenaTotal + bytes > ARENA_LIMIT_BYTES) return undefined
-      const ptr = alloc(bytes)
+      const ptr = alloc(bytes, true)
       if (ptr === undefined) return undefined
       arenaTotal += bytes
       held.blocks.push([ptr, bytes])
       const view = new Float32Array(refreshViews().buffer, ptr, n)
-      // A block from the free list holds old data.
-      view.fill(0)
       arenaOf.set(view, arena)
       return view
     },

@@ -383,7 +383,7 @@ export interface KernelArena {
 }
 
 /** Bytes all arenas may hold together; past it, callers use ordinary arrays (and products copy them in and out). */
-export const ARENA_LIMIT_BYTES = 1024 * 1024 * 1024
+export const ARENA_LIMIT_BYTES = 256 * 1024 * 1024
 let arenaTotal = 0
 
 interface ArenaBlocks {

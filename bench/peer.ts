@@ -15,14 +15,11 @@ import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
 import { join, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-import { writeF32 } from "../src/fp16/index.js"
-import { CompileOptions } from "../src/schema/CompileOptions.js"
-import { Backend } from "../src/services/Backend.js"
 import { kernelArena } from "../src/sim/kernels/gemm.js"
 import { fmaActive, fmaAvailable, gemmThreads, matmul, planMatmul, setGemmThreads } from "../src/sim/kernels/index.js"
 import * as Sim from "../src/sim/SimBackend.js"
 import { random, round } from "./harness.js"
-import { SILERO_PACKAGE, warmThreads } from "./sim.js"
+import { SILERO_PACKAGE, sileroEval, warmThreads } from "./sim.js"
 
 // The members of onnxruntime-node used here.
 interface OrtTensor {
@@ -191,14 +188,7 @@ export default async (args: ReadonlyArray<string>): Promise<Record<string, unkno
     sr: new ort.Tensor("int64", BigInt64Array.from([16000n]), [])
   }
   const silero = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const be = yield* Backend
-    const m = yield* be.compile(CompileOptions.package({ path: SILERO_PACKAGE }))
-    m.inputs.forEach((layout, i) => {
-      const x = Float32Array.from({ length: layout.logicalElements }, (_, k) => 0.1 * Math.sin(k * 0.3))
-      writeF32(x, m.request.inputs[i]!, layout)
-    })
-    const evalOnce = m.request.eval
-    yield* elapsed(300, evalOnce)
+    const evalOnce = yield* sileroEval
     return yield* alternate(15, 50, (k) => elapsed(k, evalOnce), (k) => elapsed(k, Effect.promise(() => session.run(ortFeeds))))
   })).pipe(Effect.provide(Sim.layer({ latency: "off", rules: "off" }))))
   return {

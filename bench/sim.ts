@@ -23,19 +23,25 @@ export const SILERO_PACKAGE = corpusPath(
   "FluidInference__mobius/models/vad/silero-vad/coreml/compiled/silero-vad-unified-v6.0.0.mlmodelc"
 )
 
+/** The Silero package compiled on the simulator's backend with a tone in every input; its warmed-up sync eval. */
+export const sileroEval = Effect.gen(function*() {
+  const be = yield* Backend
+  const m = yield* be.compile(CompileOptions.package({ path: SILERO_PACKAGE }))
+  // A tone in every input (audio, and a small recurrent state): the same work as a real frame.
+  m.inputs.forEach((layout, i) => {
+    const x = Float32Array.from({ length: layout.logicalElements }, (_, k) => 0.1 * Math.sin(k * 0.3))
+    writeF32(x, m.request.inputs[i]!, layout)
+  })
+  const evalOnce = m.request.eval
+  for (let i = 0; i < 300; i++) yield* evalOnce
+  return evalOnce
+})
+
 /** Median µs of one synchronous eval of the Silero package on the simulator, or undefined when it is missing. */
 export const sileroEvalUs = async (): Promise<number | undefined> => {
   if (!existsSync(SILERO_PACKAGE)) return undefined
   return Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const be = yield* Backend
-    const m = yield* be.compile(CompileOptions.package({ path: SILERO_PACKAGE }))
-    // A tone in every input (audio, and a small recurrent state): the same work as a real frame.
-    m.inputs.forEach((layout, i) => {
-      const x = Float32Array.from({ length: layout.logicalElements }, (_, k) => 0.1 * Math.sin(k * 0.3))
-      writeF32(x, m.request.inputs[i]!, layout)
-    })
-    const evalOnce = m.request.eval
-    for (let i = 0; i < 300; i++) yield* evalOnce
+    const evalOnce = yield* sileroEval
     const samples: Array<number> = []
     for (let r = 0; r < 15; r++) {
       const t0 = process.hrtime.bigint()

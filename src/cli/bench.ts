@@ -17,7 +17,8 @@ import type { SimulatorOptions } from "../sim/SimBackend.js"
 import { reported } from "./failure.js"
 import * as CommonOptions from "./options.js"
 import { counter, whileRunning } from "./progress.js"
-import { loadProgram, seededRandom } from "./run.js"
+import { seededRandom } from "./random.js"
+import { loadProgram } from "./run.js"
 import { engineTime } from "./timing.js"
 
 /** Parsed options of `ane bench`. */

@@ -32,6 +32,7 @@ import {
 } from "./files.js"
 import { type ImportFlags, importModel, importOptions, isOnnxPath, traceDiagnostic } from "./import.js"
 import { maxNpyBytes, readNpy, sameShape, writeNpy } from "./npy.js"
+import { seededRandom } from "./random.js"
 import { whileRunning } from "./progress.js"
 import { checkPackageWeights } from "./weights.js"
 import { engineTime, formatEngineTime } from "./timing.js"
@@ -67,17 +68,6 @@ const withOp = (e: InvalidArgumentError, op: string): InvalidArgumentError =>
     op, argument: e.argument, expected: e.expected, actual: e.actual, ...(e.hint !== undefined ? { hint: e.hint } : {})
   })
 
-/** Deterministic uniform values in [-1, 1) (mulberry32). */
-export const seededRandom = (seed: number): (() => number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1
-  }
-}
 
 /** The `--input` options, read: files by input name; every other input gets seeded random values. */
 export interface InputSpecs {

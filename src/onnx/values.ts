@@ -121,9 +121,14 @@ export const foldTranspose = (x: Const, perm: ReadonlyArray<number>): Const => {
     }
     return { tag: "const", kind: x.kind, shape, data: out }
   }
+  const is = strides(x.shape)
+  return remap(x, shape, (k, c) => c * is[perm[k]!]!)
+}
+
+/** A constant of `shape` whose element at coordinates (c₀, c₁, …) is x's at offset Σ `offset(k, cₖ)`. */
+const remap = (x: Const, shape: ReadonlyArray<number>, offset: (k: number, c: number) => number): Const => {
   const n = size(shape)
   const out = x.kind === "float" ? new Float32Array(n) : new Float64Array(n)
-  const is = strides(x.shape)
   const os = strides(shape)
   for (let i = 0; i < n; i++) {
     let rem = i
@@ -131,7 +136,7 @@ export const foldTranspose = (x: Const, perm: ReadonlyArray<number>): Const => {
     for (let k = 0; k < shape.length; k++) {
       const c = Math.floor(rem / os[k]!)
       rem -= c * os[k]!
-      src += c * is[perm[k]!]!
+      src += offset(k, c)
     }
     out[i] = x.data[src]!
   }
@@ -161,22 +166,8 @@ export const normaliseSlice = (d: number, start: number, end: number, step: numb
 
 /** Gathers along each axis with the given slices. */
 export const foldSlice = (x: Const, slices: ReadonlyArray<AxisSlice>): Const => {
-  const shape = slices.map((s) => s.count)
-  const n = size(shape)
-  const out = x.kind === "float" ? new Float32Array(n) : new Float64Array(n)
   const is = strides(x.shape)
-  const os = strides(shape)
-  for (let i = 0; i < n; i++) {
-    let rem = i
-    let src = 0
-    for (let k = 0; k < shape.length; k++) {
-      const c = Math.floor(rem / os[k]!)
-      rem -= c * os[k]!
-      src += (slices[k]!.start + c * slices[k]!.step) * is[k]!
-    }
-    out[i] = x.data[src]!
-  }
-  return { tag: "const", kind: x.kind, shape, data: out }
+  return remap(x, slices.map((s) => s.count), (k, c) => (slices[k]!.start + c * slices[k]!.step) * is[k]!)
 }
 
 /** Concatenation along `axis` (normalised). */

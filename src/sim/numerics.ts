@@ -16,7 +16,7 @@
  * pre-A16 width-offset slice clamp at |x| > 4094, and `round`'s errors for |x| ≥ 1024 (no rule is documented).
  */
 
-import { kernelInPlace } from "./kernels/gemm.js"
+import { kernelInPlace, kernelOffset, roundKernelAt } from "./kernels/gemm.js"
 
 /** How the simulator rounds: `"ane"` rounds op outputs to fp16 with the engine's cliffs, `"exact"` keeps fp32. */
 export type Numerics = "ane" | "exact"
@@ -88,8 +88,10 @@ export const roundArrayToFp16 = (a: Float32Array, n: number = a.length): void =>
 export const fp16Rounder = (a: Float32Array): (() => void) => {
   const bits = new Uint32Array(a.buffer, a.byteOffset, a.length)
   const n = a.length
+  // Where `a` lies never changes: looked up once, not per evaluation.
+  const off = n < KERNEL_MIN ? -1 : kernelOffset(a)
   return () => {
-    if (n < KERNEL_MIN || !kernelInPlace("round_fp16", a, n)) roundBitsToFp16(bits, n)
+    if (off < 0 || !roundKernelAt("round_fp16", off, n)) roundBitsToFp16(bits, n)
   }
 }
 

@@ -2,7 +2,8 @@
 import { Effect, Either, Option } from "effect"
 import { describe, expect, it } from "vitest"
 import { readNpy, writeNpy } from "../../src/cli/npy.js"
-import { runCommand, seededRandom } from "../../src/cli/run.js"
+import { seededRandom } from "../../src/cli/random.js"
+import { runCommand } from "../../src/cli/run.js"
 
 describe("npy", () => {
   it("round-trips fp16 and fp32 with numpy's v1.0 header layout", () => {

@@ -7,8 +7,8 @@ import { fileURLToPath } from "node:url"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { compileRequest } from "../../src/cli/run.js"
-import { writeBlobFile } from "../../src/mil/blob.js"
 import { WEIGHT_PATH_OUTSIDE_MODEL } from "../../src/schema/CompileOptions.js"
+import { blob, SECRET_VALUES, scaleBy } from "../weight-path-fixtures.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -16,23 +16,6 @@ const dirs: Array<string> = []
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
-
-const SECRET_VALUES = [1234, 2345, 3456, 4567]
-const blob = (values: ReadonlyArray<number>) => {
-  const b = writeBlobFile([{ dtype: "fp16", data: values }])
-  if (!("bytes" in b)) throw b
-  return b.bytes
-}
-
-const scaleBy = (path: string) => `program(1.3)
-[buildInfo = dict<string, string>({})]
-{
-  func main<ios18>(tensor<fp16, [1, 4, 1, 32]> x) {
-    tensor<fp16, [1, 4, 1, 1]> s = const()[name = string("s"), val = tensor<fp16, [1, 4, 1, 1]>(BLOBFILE(path = string("${path}"), offset = uint64(64)))];
-    tensor<fp16, [1, 4, 1, 32]> y = mul(x = x, y = s)[name = string("y")];
-  } -> (y);
-}
-`
 
 /** `<base>/secret/secret.bin` (a blob of SECRET_VALUES) and `<base>/prog/m.mil` naming `path`. */
 const setup = (path: string) => {

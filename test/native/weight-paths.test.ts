@@ -7,7 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
-import { writeBlobFile } from "../../src/mil/blob.js"
+import { blob as blobOf, scaleBy } from "../weight-path-fixtures.js"
 import { CompileOptions, WEIGHT_PATH_OUTSIDE_MODEL } from "../../src/schema/CompileOptions.js"
 import { Backend } from "../../src/services/Backend.js"
 import * as SimBackend from "../../src/sim/SimBackend.js"
@@ -35,21 +35,7 @@ const setup = () => {
 const listing = (dir: string): Array<string> =>
   (readdirSync(dir, { recursive: true }) as Array<string>).sort()
 
-const blob = (() => {
-  const b = writeBlobFile([{ dtype: "fp16", data: [2, 3, 4, 5] }])
-  if (!("bytes" in b)) throw b
-  return b.bytes
-})()
-
-const scaleBy = (path: string) => `program(1.3)
-[buildInfo = dict<string, string>({})]
-{
-  func main<ios18>(tensor<fp16, [1, 4, 1, 32]> x) {
-    tensor<fp16, [1, 4, 1, 1]> s = const()[name = string("s"), val = tensor<fp16, [1, 4, 1, 1]>(BLOBFILE(path = string("${path}"), offset = uint64(64)))];
-    tensor<fp16, [1, 4, 1, 32]> y = mul(x = x, y = s)[name = string("y")];
-  } -> (y);
-}
-`
+const blob = blobOf([2, 3, 4, 5])
 
 /** The fake's model identifier for `text`: FNV-1a 64 of its bytes, as test/native-fake computes it. */
 const hexOf = (text: string): string => {

@@ -5,32 +5,17 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Effect, Scope } from "effect"
-import { writeBlobFile } from "../../src/mil/blob.js"
 import { CompileOptions, WEIGHT_PATH_OUTSIDE_MODEL } from "../../src/schema/CompileOptions.js"
 import type { CompileError } from "../../src/schema/errors.js"
 import { packSurface, unpackSurface } from "../../src/sim/layout.js"
 import * as Sim from "../../src/sim/SimBackend.js"
-import { program, views } from "./helpers.js"
+import { blob, SECRET_VALUES, scaleBy } from "../weight-path-fixtures.js"
+import { views } from "./helpers.js"
 
 const dirs: Array<string> = []
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
-
-// The secret is a valid weight blob: read, its values would flow into the outputs.
-const SECRET_VALUES = [1234, 2345, 3456, 4567]
-const blob = (values: ReadonlyArray<number>) => {
-  const b = writeBlobFile([{ dtype: "fp16", data: values }])
-  if (!("bytes" in b)) throw b
-  return b.bytes
-}
-
-const scaleBy = (path: string) => program(
-  "tensor<fp16, [1, 4, 1, 32]> x",
-  `    tensor<fp16, [1, 4, 1, 1]> s = const()[name = string("s"), val = tensor<fp16, [1, 4, 1, 1]>(BLOBFILE(path = string("${path}"), offset = uint64(64)))];
-    tensor<fp16, [1, 4, 1, 32]> y = mul(x = x, y = s)[name = string("y")];`,
-  "y"
-)
 
 /** `<base>/secret/secret.bin` (a blob of SECRET_VALUES) and a package `<base>/pkg/m.mlmodelc` naming `path`. */
 const setup = (path: string) => {

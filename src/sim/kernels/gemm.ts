@@ -352,17 +352,24 @@ export const packB = (
 // ---- fp16 storage ---------------------------------------------------------------------------------------------
 
 /**
- * Runs fp16round.wat's `which` (fp16 rounding, or the matmul cliff) in place over the first `n` elements of `a`
- * when `a` lives in the kernel memory. False (nothing done) for other arrays (a staging copy would cost about what
- * the kernel saves), or where the wasm kernels are unavailable or JS is forced: the caller runs its own loop.
+ * Runs fp16round.wat's `which` (fp16 rounding, or the matmul cliff) in place over `n` floats at byte offset `off` of
+ * the kernel memory. False (nothing done) where the wasm kernels are unavailable or JS is forced: the caller runs
+ * its own loop.
  */
-export const kernelInPlace = (which: "round_fp16" | "cliff", a: Float32Array, n: number): boolean => {
+export const roundKernelAt = (which: "round_fp16" | "cliff", off: number, n: number): boolean => {
   const ex = wasm?.round
   if (backend !== "wasm" || ex === undefined) return false
-  const off = kernelOffset(a)
-  if (off < 0) return false
   ex[which](off, n)
   return true
+}
+
+/**
+ * {@link roundKernelAt} over the first `n` elements of `a` when `a` lives in the kernel memory; false for other
+ * arrays (a staging copy would cost about what the kernel saves).
+ */
+export const kernelInPlace = (which: "round_fp16" | "cliff", a: Float32Array, n: number): boolean => {
+  const off = kernelOffset(a)
+  return off >= 0 && roundKernelAt(which, off, n)
 }
 
 // ---- arrays in the kernel memory -------------------------------------------------------------------------------

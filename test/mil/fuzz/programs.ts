@@ -2,18 +2,10 @@
  * Deterministic generator of hostile MIL programs: random shapes with dims near every limit, splats of any size,
  * split counts, and literals past the range of their dtype. Program `i` depends only on `i` (seeded PRNG).
  */
+import { mulberry32 } from "../../../src/cli/random.js"
 
-/** mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
-export const prng = (seed: number): (() => number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seedable PRNG returning floats in [0, 1). */
+export const prng = mulberry32
 
 // Dims as written: mostly small, sometimes at or past a limit (the engine's extents, int32, 2^53, 2^64, 1e400).
 const hostileDims = [
